@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Idempotent setup for a fresh machine: system packages, the Python virtualenv, and the
+# test control plane binaries (built from Go modules once, cached under ~/.cache/syncer).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages (Debian). Only installed when missing, so reruns are instant.
+need=()
+for pkg in git openssh-client; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Python virtualenv with syncer and its test tools.
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -e "$stamp" ]; then
+    echo "setup: installing Python packages"
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e '.[test]'
+    rm -f .venv/.installed-* && touch "$stamp"
+fi
