@@ -15,6 +15,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check syncer tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 test: setup lint
 	$(BIN)/pytest

@@ -8,13 +8,18 @@ errors (click's own), 3 ``plan --exit-code`` found changes.
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from syncer import __version__
-from syncer.problems import UserError
+from syncer.problems import Problem, UserError
+
+if TYPE_CHECKING:
+    from syncer.fleet import FleetModel
 
 
 class _Group(click.Group):
@@ -33,6 +38,97 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="syncer")
 def cli() -> None:
     """GitOps for the Windows nodes of a Kubernetes/OpenShift cluster."""
+
+
+# Issue #4: the apply engine (syncer/cluster/, syncer/reconcile.py).
+from syncer.cli_apply import plan_command, sync_command  # noqa: E402
+
+cli.add_command(plan_command)
+cli.add_command(sync_command)
+
+# Issue #7: the controller (syncer/controller/): run, suspend, resume, reconcile.
+from syncer.controller.commands import COMMANDS as _CONTROLLER_COMMANDS  # noqa: E402
+
+for _command in _CONTROLLER_COMMANDS:
+    cli.add_command(_command)
+
+
+# --- issue #2: the fleet repository (syncer/fleet/) -----------------------------------
+def _check_fleet_for_cli(path: Path) -> FleetModel:
+    """Check the fleet at ``path``: print warnings, raise UserError on errors.
+
+    Problem paths are shown relative to the current directory (``PATH/file:line``), so
+    editors and CI logs can jump to them.
+    """
+    from syncer.fleet import check_fleet
+
+    if not path.exists():
+        raise UserError([Problem(str(path), 0, "no such file or directory")])
+    base = path if path.is_dir() else path.parent
+    prefix = os.path.normpath(base)
+    model, problems = check_fleet(path, display_prefix="" if prefix == "." else prefix)
+    for problem in problems:
+        if not problem.is_error:
+            click.echo(str(problem), err=True)
+    errors = [p for p in problems if p.is_error]
+    if errors or model is None:
+        raise UserError(errors)
+    return model
+
+
+_PATH = click.argument("path", default=".", type=click.Path(path_type=Path))
+
+
+@cli.command()
+@_PATH
+@click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
+def validate(path: Path, strict: bool) -> None:
+    """Check the fleet repository at PATH (default: the current directory).
+
+    Reads every *.yaml/*.yml file under PATH and checks it against the fleet contract.
+    Prints warnings, then either a one-line summary (exit 0) or every error as
+    file:line: message (exit 1).
+    """
+    from syncer.fleet import summary
+
+    model = _check_fleet_for_cli(path)
+    if strict and model.warnings:
+        click.echo(f"{len(model.warnings)} warning(s) and --strict: not valid", err=True)
+        sys.exit(1)
+    click.echo(summary(model))
+
+
+@cli.command("render")
+@_PATH
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    show_default=True,
+    help="Multi-document YAML, or a JSON v1 List with items.",
+)
+def render_command(path: Path, output: str) -> None:
+    """Print the Kubernetes objects the fleet at PATH renders to.
+
+    Validates first: when the fleet has errors, prints them (exit 1) and renders
+    nothing. Output is deterministic: objects sorted by group, kind, namespace and name.
+    """
+    from syncer.fleet import render, to_json, to_yaml
+
+    objects = render(_check_fleet_for_cli(path))
+    click.echo(to_json(objects) if output == "json" else to_yaml(objects), nl=False)
+
+
+# --- issue #6: write-back to Git (syncer/report/, syncer/source/writeback.py) ---------
+from syncer.report.commands import history_command  # noqa: E402
+
+cli.add_command(history_command)
+
+# Issue #8: the node stage (syncer/nodes/): syncer status.
+from syncer.nodes.cli_status import status_command  # noqa: E402
+
+cli.add_command(status_command)
 
 
 def main() -> None:

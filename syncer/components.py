@@ -92,7 +92,7 @@ def start_order(names: list[str] | tuple[str, ...]) -> list[str]:
         seen.add(name)
         for dep in CATALOGUE[name].depends_on:
             dep_name = by_service.get(dep)
-            if dep_name in names:
+            if dep_name is not None and dep_name in names:
                 visit(dep_name)
         ordered.append(name)
 

@@ -22,6 +22,34 @@ PRUNE_DISABLED = "disabled"
 # version, components, rollout and node policy, BYOH extras. Layout: README, "Fleet ConfigMap".
 FLEET_CONFIGMAP = "syncer-fleet"
 
+# --- the controller (syncer run; its namespace is SYSTEM_NAMESPACE below) ---------------
+LEADER_LEASE = "syncer-leader"
+# ConfigMap in the controller namespace an operator (or `syncer suspend/resume/reconcile`)
+# edits: data.suspend "true" stops reconciles; the annotation below asks for one now
+# (Flux: reconcile.fluxcd.io/requestedAt); the controller answers in the handled-at one.
+CONTROL_CONFIGMAP = "syncer-control"
+CONTROL_SUSPEND_KEY = "suspend"
+ANNOTATION_RECONCILE_REQUESTED_AT = "syncer.io/reconcile-requested-at"
+ANNOTATION_RECONCILE_HANDLED_AT = "syncer.io/last-handled-reconcile-at"
+
+# --- apply engine (issue #4, syncer/cluster/) ------------------------------------------
+# The controller's own namespace, and the ConfigMap there that records what syncer applied
+# (inventory, Flux-style ids) and the last applied / attempted revision.
+SYSTEM_NAMESPACE = "syncer-system"
+INVENTORY_CONFIGMAP = "syncer-inventory"
+# Set on the inventory ConfigMap to the SHA of a revision whose prune the guard refused,
+# to let the controller go ahead (the CLI's --confirm-prune).
+ANNOTATION_CONFIRM_PRUNE = "syncer.io/confirm-prune"
+
+# --- write-back to Git (issue #6, syncer/source/writeback.py) ---------------------------
+# The branch only syncer commits to (status.yaml + STATUS.md) and the notes ref on applied
+# source commits. Commits on the status branch carry these trailers.
+STATUS_BRANCH = "syncer/status"
+NOTES_REF = "refs/notes/syncer"
+TRAILER_SOURCE = "Syncer-Source"
+TRAILER_STATE = "Syncer-State"
+TRAILER_ENTRY = "Syncer-Entry"
+
 # --- OpenShift / machine API ---------------------------------------------------------
 MACHINE_API_NAMESPACE = "openshift-machine-api"
 MACHINE_API_GROUP = "machine.openshift.io"
@@ -64,6 +92,34 @@ WINDOWS_BUILDS: dict[str, str] = {
     "2022": "10.0.20348",
     "2025": "10.0.26100",
 }
+
+# --- syncer's node records (issue #8) --------------------------------------------------
+# Node annotations syncer writes next to WMCO's (see syncer/nodes/annotations.py).
+SYNCER_PREFIX = "syncer.io/"
+ANNOTATION_COMPONENTS = SYNCER_PREFIX + "components"  # JSON: name -> {"version", "sha256"}
+ANNOTATION_PHASE = SYNCER_PREFIX + "phase"  # the host state machine's current step
+ANNOTATION_FAILED_STEP = SYNCER_PREFIX + "failed-step"  # present while the host is failed
+ANNOTATION_LAST_ERROR = SYNCER_PREFIX + "last-error"
+ANNOTATION_SINCE = SYNCER_PREFIX + "since"  # RFC 3339 time the phase/failure began
+# The address (windows-instances key or Machine InternalIP) syncer configured the Node from;
+# syncer's own "I configured this Node" marker, used to find removed hosts.
+ANNOTATION_ADDRESS = SYNCER_PREFIX + "address"
+# In the fleet namespace: failure records of hosts that have no Node yet (key = address),
+# the rollout lock (Lease; annotation ANNOTATION_SLOT_HOLDERS holds the slot holders).
+HOST_STATE_CONFIGMAP = "syncer-host-state"
+ROLLOUT_LEASE = "syncer-rollout"
+ANNOTATION_SLOT_HOLDERS = SYNCER_PREFIX + "slot-holders"
+# The host's default shell as the probe detected it (WMCO's Get-Help test): "cmd" or
+# "powershell"; remembered so a no-change pass needs one command per host.
+ANNOTATION_SHELL = SYNCER_PREFIX + "shell"
+# In the fleet namespace: the node stage's last report (one row per host, rollout
+# progress), what `syncer status` prints. Written only when it changes.
+NODE_STATUS_CONFIGMAP = "syncer-node-status"
+# ServiceAccount whose TokenRequest token bootstraps a new host's kubelet.
+NODE_BOOTSTRAPPER_SERVICE_ACCOUNT = "syncer-node-bootstrapper"
+NODE_BOOTSTRAPPER_CLUSTER_ROLE = "system:node-bootstrapper"
+# Mirror pods (static pods) carry this annotation; drain skips them like kubectl does.
+ANNOTATION_MIRROR_POD = "kubernetes.io/config.mirror"
 
 RUNTIME_HANDLER = "runhcs-wcow-process"
 WINDOWS_TAINT_KEY = "os"

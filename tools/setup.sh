@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # System packages (Debian). Only installed when missing, so reruns are instant.
 need=()
-for pkg in git openssh-client; do
+for pkg in git openssh-client openssh-server gnupg; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -26,3 +26,11 @@ if [ ! -e "$stamp" ]; then
     .venv/bin/pip install -q -e '.[test]'
     rm -f .venv/.installed-* && touch "$stamp"
 fi
+
+# Test control plane: kube-apiserver, kubectl and etcd built from Go modules (no registry
+# ships kube-apiserver), cached per version under ~/.cache/syncer/kube/; seconds when cached.
+if ! command -v go >/dev/null 2>&1; then
+    echo "setup: Go is required to build the test control plane (kube-apiserver, etcd)" >&2
+    exit 1
+fi
+./tools/kube/build.sh

@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# syncer controller image: `docker build -t syncer .` (README: "Container image").
+#
+# Two stages: the first builds wheels for syncer and its runtime dependencies (no test
+# tools), the second installs only those wheels into a clean interpreter, with git (GitPython
+# runs it) and openssh-client (ssh:// remotes), and runs as an unprivileged user.
+# Network: PyPI and Debian's package mirrors only.
+#
+# The base is pinned by version *and* digest (reproducible; Renovate/Dependabot update
+# both). To move to a newer patch release:
+#   docker buildx imagetools inspect python:3.11-slim-bookworm   # -> digest of the index
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY syncer ./syncer
+RUN pip wheel --wheel-dir /wheels .
+
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="syncer" \
+      org.opencontainers.image.description="GitOps for the Windows nodes of Kubernetes/OpenShift clusters" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# Debian's versions of git and ssh track the base image's security updates; pinning exact
+# package versions would break the build at every point release (hadolint DL3008).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+# The wheelhouse holds exactly one version of each package, resolved in the build stage.
+# hadolint ignore=DL3013
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links /wheels syncer \
+    && groupadd --gid 65532 syncer \
+    && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /var/lib/syncer \
+       --shell /usr/sbin/nologin syncer
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/var/lib/syncer \
+    SYNCER_WORKDIR=/var/lib/syncer
+WORKDIR /var/lib/syncer
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["syncer"]
+CMD ["run"]

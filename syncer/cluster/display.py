@@ -1,0 +1,126 @@
+"""Text for people: the plan as a table with readable diffs, and one-line summaries.
+
+A JSON patch is exact but hard to read in a terminal or a PR comment, so an update is
+shown one line per operation, with the old value from the live object::
+
+    update  ConfigMap  openshift-windows-machine-config-operator  windows-instances  byoh.yaml:3
+            ~ /data/10.1.2.3: "username=Administrator" -> "username=admin"
+            + /metadata/labels/tier: "canary"
+            - /metadata/annotations/old
+
+Values of Secrets (``/data``, ``/stringData``) are never printed: plans end up in CI logs
+and PR comments. ``-o json`` (:meth:`Plan.to_json`) gives the patches themselves, with the
+same redaction (:func:`syncer.cluster.diff.redact_patch`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jsonpointer import JsonPointerException, resolve_pointer
+
+from syncer.cluster.apply import ApplyResult, Outcome
+from syncer.cluster.diff import REDACTED, is_sensitive
+from syncer.cluster.plan import Action, Plan, PlanEntry
+
+_VALUE_WIDTH = 70
+
+
+def patch_lines(entry: PlanEntry) -> list[str]:
+    """One readable line per patch operation."""
+    before = entry.change.before if entry.change is not None else {}
+    lines = []
+    for op in entry.patch:
+        path, kind = op["path"], entry.ref.kind
+        old = _show(kind, path, _lookup(before, path))
+        if op["op"] == "add":
+            lines.append(f"+ {path}: {_show(kind, path, op['value'])}")
+        elif op["op"] == "remove":
+            lines.append(f"- {path}")
+        elif op["op"] == "replace":
+            lines.append(f"~ {path}: {old} -> {_show(kind, path, op['value'])}")
+        else:  # move/copy/test: make_patch may emit move for renamed keys
+            lines.append(f"{op['op']} {op.get('from', '')} -> {path}")
+    if not lines and entry.change is not None and entry.change.adopt:
+        lines.append("(values match; syncer takes ownership of the fields)")
+    return lines
+
+
+def plan_table(plan: Plan, *, show_unchanged: bool = True) -> str:
+    """The plan, one row per object, diffs under updates, a summary line last."""
+    rows = [("ACTION", "KIND", "NAMESPACE", "NAME", "SOURCE")]
+    details: dict[int, list[str]] = {}
+    for entry in plan.entries:
+        if entry.action is Action.UNCHANGED and not show_unchanged:
+            continue
+        source = f"{entry.source[0]}:{entry.source[1]}" if entry.source else ""
+        kind = f"{entry.ref.kind}.{entry.ref.group}" if entry.ref.group else entry.ref.kind
+        rows.append((str(entry.action), kind, entry.ref.namespace or "-", entry.ref.name, source))
+        extra = patch_lines(entry) if entry.action is Action.UPDATE else []
+        if entry.reason and entry.action is Action.PRUNE_SKIPPED:
+            extra.append(f"({entry.reason})")
+        if entry.error:
+            extra.append(f"error: {entry.error}")
+        if extra:
+            details[len(rows) - 1] = extra
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for index, row in enumerate(rows):
+        out.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        out.extend(" " * (widths[0] + 2) + line for line in details.get(index, []))
+    out.append("")
+    out.append(plan_summary(plan))
+    if plan.refusal:
+        out.append(f"REFUSED: {plan.refusal}")
+    return "\n".join(out)
+
+
+def plan_summary(plan: Plan) -> str:
+    if plan.offline:
+        return (f"Plan (no cluster configured): {plan.count(Action.CREATE)} objects "
+                "would be created.")
+    return (
+        f"Plan: {plan.count(Action.CREATE)} to create, {plan.count(Action.UPDATE)} to update, "
+        f"{plan.count(Action.PRUNE)} to prune, {plan.count(Action.UNCHANGED)} unchanged"
+        + (f", {plan.count(Action.PRUNE_SKIPPED)} not pruned"
+           if plan.count(Action.PRUNE_SKIPPED) else "")
+        + "."
+    )
+
+
+def apply_summary(revision: str, result: ApplyResult) -> str:
+    """``Applied <rev>: 12 objects (3 created, 1 updated, 8 unchanged), 1 pruned``."""
+    applied = [r for r in result.results if not r.prune]
+    failed = sum(1 for r in applied if r.outcome is Outcome.FAILED)
+    not_pruned = sum(1 for r in result.results if r.prune and r.outcome is Outcome.FAILED)
+    parts = [
+        f"{result.count(Outcome.CREATED)} created",
+        f"{result.count(Outcome.CONFIGURED)} updated",
+        f"{result.count(Outcome.UNCHANGED)} unchanged",
+    ]
+    if failed:
+        parts.append(f"{failed} failed")
+    if result.dry_run:
+        verb = "Dry run of"
+    else:
+        verb = "Failed to apply" if failed or not_pruned else "Applied"
+    text = (f"{verb} {revision}: {len(applied)} objects ({', '.join(parts)}), "
+            f"{result.count(Outcome.PRUNED)} pruned")
+    if not_pruned:
+        text += f", {not_pruned} failed to prune"
+    return text + (" (nothing written)" if result.dry_run else "")
+
+
+def _lookup(doc: Any, path: str) -> Any:
+    try:
+        return resolve_pointer(doc, path)
+    except JsonPointerException:
+        return None
+
+
+def _show(kind: str, path: str, value: Any) -> str:
+    if is_sensitive(kind, path):
+        return REDACTED
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 3] + "..."

@@ -1,0 +1,343 @@
+"""The plan: per object create / update / unchanged / prune / prune-skipped.
+
+:func:`compute_plan` reads the live state with as few requests as the API allows: one
+LIST per resource type and namespace (or one cluster-wide LIST when the objects spread
+over many namespaces) with the selector of syncer's labels for this fleet, instead of one
+GET per object. Objects Git wants that the LIST did not return are checked with a
+metadata-only LIST of the same scope (names only, cheap), and only those that exist
+without syncer's labels (to be adopted) are fetched one by one. Each desired object that
+exists is compared by :func:`syncer.cluster.diff.diff`; only objects whose patch is not
+empty are applied, so a resync without changes sends no write at all.
+
+Kinds served only once a CRD of the same revision is applied are resolved from that CRD
+(its group, plural and scope), so the plan can show them before the cluster knows them.
+
+The plan also applies the prune guard (:mod:`syncer.cluster.prune`): ``Plan.refusal``
+says why the revision must not be applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from syncer.cluster import ordering
+from syncer.cluster.client import ApiError, KubeClient, Resource, UnknownKind
+from syncer.cluster.diff import Change, diff, redact_patch
+from syncer.cluster.inventory import Inventory
+from syncer.cluster.objects import ObjectRef
+from syncer.cluster.prune import Confirmation, PolicyLike, Skip, guard, selector, skip_reason
+
+SourceOf = Callable[[ObjectRef], "tuple[str, int] | None"]
+# Namespaces of one kind beyond which one cluster-wide LIST replaces per-namespace LISTs.
+PER_NAMESPACE_LISTS = 3
+
+
+class FleetLike(Protocol):
+    """What the plan needs of ``syncer.fleet.model.Fleet``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def prune(self) -> PolicyLike: ...
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    PRUNE = "prune"
+    PRUNE_SKIPPED = "prune-skipped"
+
+    @property
+    def applies(self) -> bool:
+        return self in (Action.CREATE, Action.UPDATE)
+
+    @property
+    def desired(self) -> bool:
+        return self in (Action.CREATE, Action.UPDATE, Action.UNCHANGED)
+
+
+@dataclass
+class PlanEntry:
+    ref: ObjectRef
+    action: Action
+    resource: Resource | None = None
+    desired: dict[str, Any] | None = None
+    live: dict[str, Any] | None = None
+    change: Change | None = None
+    source: tuple[str, int] | None = None
+    reason: str = ""  # why: "drift", "adopt", a prune-skip reason
+    skip: Skip | None = None
+    error: str = ""  # known before applying (unknown kind); the apply fails this object
+    awaits_crd: bool = False  # its kind is served only once a CRD of this revision is
+
+    @property
+    def patch(self) -> list[dict[str, Any]]:
+        return self.change.patch if self.change is not None else []
+
+    @property
+    def stage(self) -> int:
+        return ordering.stage_of(self.ref)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "action": str(self.action),
+            "apiVersion": self.ref.api_version,
+            "kind": self.ref.kind,
+            "namespace": self.ref.namespace,
+            "name": self.ref.name,
+            "id": self.ref.id,
+        }
+        if self.source:
+            out["source"] = f"{self.source[0]}:{self.source[1]}"
+        if self.action is Action.UPDATE:
+            out["patch"] = redact_patch(self.ref.kind, self.patch)
+        if self.reason:
+            out["reason"] = self.reason
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class Plan:
+    fleet: str
+    entries: list[PlanEntry]
+    inventory: Inventory = field(default_factory=Inventory)
+    revision: str = ""
+    refusal: str | None = None  # the prune guard's reason to refuse the revision
+    offline: bool = False  # computed without a cluster: everything is "create"
+
+    def count(self, action: Action) -> int:
+        return sum(1 for e in self.entries if e.action is action)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(e.action in (Action.CREATE, Action.UPDATE, Action.PRUNE) for e in self.entries)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fleet": self.fleet,
+            "revision": self.revision,
+            "offline": self.offline,
+            "refused": self.refusal,
+            "summary": {str(a): self.count(a) for a in Action},
+            "objects": [e.to_json() for e in self.entries],
+        }
+
+
+def offline_plan(
+    objects: Iterable[dict[str, Any]], fleet: str, source_of: SourceOf | None = None,
+    revision: str = "",
+) -> Plan:
+    """Without a cluster: every object would be created."""
+    entries = []
+    for obj in objects:
+        ref = ObjectRef.of(obj)
+        entries.append(PlanEntry(ref, Action.CREATE, desired=obj,
+                                 source=source_of(ref) if source_of else None))
+    return Plan(fleet, _sorted(entries), revision=revision, offline=True)
+
+
+def compute_plan(
+    objects: Iterable[dict[str, Any]],
+    fleet: FleetLike,
+    client: KubeClient,
+    inventory: Inventory,
+    *,
+    source_of: SourceOf | None = None,
+    revision: str = "",
+    confirm: Confirmation | None = None,
+    workers: int = 8,
+) -> Plan:
+    """Compare the rendered ``objects`` with the cluster and the ``inventory``."""
+    objects = list(objects)
+    desired: dict[ObjectRef, dict[str, Any]] = {}
+    resources: dict[ObjectRef, Resource] = {}
+    errors: dict[ObjectRef, str] = {}
+    from_crds = _resources_of_crds(objects)
+    unserved: set[Resource] = set()  # resolved from a CRD of this revision, not served yet
+    for obj in objects:
+        ref = ObjectRef.of(obj)
+        res, error = _resolve(client, ref, from_crds, unserved)
+        if res is not None and not res.namespaced and ref.namespace:
+            ref = ObjectRef(ref.group, ref.kind, "", ref.name, ref.version)
+        if res is not None and res.namespaced and not ref.namespace:
+            error = f"{ref.kind} {ref.name}: a namespaced kind needs metadata.namespace"
+        if ref in desired:
+            continue
+        desired[ref] = obj
+        if res is not None and not error:
+            resources[ref] = res
+        if error:
+            errors[ref] = error
+    prunable: dict[ObjectRef, Resource | None] = {}
+    for ref in sorted(inventory.entries - desired.keys()):
+        prunable[ref] = _resolve(client, ref, {}, unserved)[0]
+
+    # One LIST per resource type and scope, with syncer's labels for this fleet.
+    wanted: dict[Resource, set[str]] = {}
+    for ref, res in [*resources.items(), *prunable.items()]:
+        if res is not None and res not in unserved:
+            wanted.setdefault(res, set()).add(ref.namespace)
+    live = _list_live(client, wanted, selector(fleet.name), workers)
+
+    # Desired objects without syncer's labels that exist anyway: adopt (fetch those only).
+    missing = {ref: resources[ref] for ref in desired if ref not in live and ref in resources}
+    live.update(_find_unlabelled(client, missing, unserved, workers))
+
+    entries: list[PlanEntry] = []
+    for ref, obj in desired.items():
+        res = resources.get(ref)
+        current = live.get(ref)
+        entry = PlanEntry(ref, Action.CREATE, resource=res, desired=obj, live=current,
+                          source=source_of(ref) if source_of else None, error=errors.get(ref, ""),
+                          awaits_crd=res is not None and res in unserved)
+        if current is not None and res is not None:
+            change = diff(obj, current, namespaced=res.namespaced)
+            entry.change = change
+            if change.adopt:
+                entry.action, entry.reason = Action.UPDATE, "not yet applied by syncer"
+            elif change.patch:
+                entry.action, entry.reason = Action.UPDATE, "differs from Git"
+            else:
+                entry.action = Action.UNCHANGED
+        entries.append(entry)
+    policy = fleet.prune
+    for ref, res in prunable.items():
+        current = live.get(ref)
+        skip = Skip.UNKNOWN_KIND if res is None else skip_reason(current, fleet.name,
+                                                                  policy.enabled)
+        entry = PlanEntry(ref, Action.PRUNE, resource=res, live=current)
+        if skip is not None:
+            entry.action, entry.skip, entry.reason = Action.PRUNE_SKIPPED, skip, str(skip)
+        entries.append(entry)
+
+    plan = Plan(fleet.name, _sorted(entries), inventory=inventory, revision=revision)
+    deletions = plan.count(Action.PRUNE)
+    refusal = guard(policy, deletions, len(inventory.entries))
+    if refusal and not (confirm or Confirmation()).covers(revision):
+        plan.refusal = refusal
+    return plan
+
+
+def _sorted(entries: list[PlanEntry]) -> list[PlanEntry]:
+    return sorted(entries, key=lambda e: (e.action.desired is False, e.stage, e.ref))
+
+
+# --- resolving kinds ------------------------------------------------------------------
+
+
+def _resolve(
+    client: KubeClient,
+    ref: ObjectRef,
+    from_crds: dict[tuple[str, str, str], Resource],
+    unserved: set[Resource],
+) -> tuple[Resource | None, str]:
+    try:
+        return client.resource(ref.api_version, ref.kind), ""
+    except UnknownKind as err:
+        res = from_crds.get((ref.group, ref.version, ref.kind))
+        if res is not None:
+            unserved.add(res)
+            return res, ""
+        return None, str(err)
+
+
+def _resources_of_crds(objects: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], Resource]:
+    """Resources that CRDs in this revision will serve, by (group, version, kind)."""
+    found: dict[tuple[str, str, str], Resource] = {}
+    for obj in objects:
+        if obj.get("kind") != "CustomResourceDefinition" or not str(
+            obj.get("apiVersion", "")
+        ).startswith("apiextensions.k8s.io/"):
+            continue
+        spec = obj.get("spec") or {}
+        names = spec.get("names") or {}
+        group, kind, plural = spec.get("group"), names.get("kind"), names.get("plural")
+        if not (group and kind and plural):
+            continue
+        for version in spec.get("versions") or []:
+            name = (version or {}).get("name")
+            if name and version.get("served", True):
+                found[(group, name, kind)] = Resource(
+                    group, name, kind, plural, spec.get("scope") != "Cluster"
+                )
+    return found
+
+
+# --- reading live state ---------------------------------------------------------------
+
+
+def _scopes(res: Resource, namespaces: set[str]) -> list[str]:
+    """Namespaces to LIST in ("" = cluster-wide)."""
+    if not res.namespaced or len(namespaces) > PER_NAMESPACE_LISTS or "" in namespaces:
+        return [""]
+    return sorted(namespaces)
+
+
+def _list_live(
+    client: KubeClient, wanted: dict[Resource, set[str]], labels: str, workers: int
+) -> dict[ObjectRef, dict[str, Any]]:
+    def list_scope(job: tuple[Resource, str, set[str]]) -> list[dict[str, Any]]:
+        res, namespace, namespaces = job
+        try:
+            return list(client.list(res, namespace, labels))
+        except ApiError as err:
+            if err.status == 403 and namespace == "" and res.namespaced:
+                # No cluster-wide list permission: fall back to one LIST per namespace.
+                return [o for ns in sorted(namespaces) for o in client.list(res, ns, labels)]
+            raise
+
+    jobs = [(res, ns, nss) for res, nss in wanted.items() for ns in _scopes(res, nss)]
+    return _index(_run(list_scope, jobs, workers))
+
+
+def _find_unlabelled(
+    client: KubeClient,
+    missing: dict[ObjectRef, Resource],
+    unserved: set[Resource],
+    workers: int,
+) -> dict[ObjectRef, dict[str, Any]]:
+    """Live objects among ``missing`` (desired, not listed with syncer's labels)."""
+    scopes: dict[tuple[Resource, str], None] = {}
+    for ref, res in missing.items():
+        if res not in unserved:
+            scopes[(res, ref.namespace if res.namespaced else "")] = None
+
+    def names(job: tuple[Resource, str]) -> list[dict[str, Any]]:
+        res, namespace = job
+        try:
+            return list(client.list(res, namespace, metadata_only=True))
+        except ApiError as err:
+            if err.status in (403, 404):
+                return []
+            raise
+
+    exists = [ref for ref in _index(_run(names, list(scopes), workers)) if ref in missing]
+
+    def fetch(ref: ObjectRef) -> list[dict[str, Any]]:
+        obj = client.get(missing[ref], ref.namespace, ref.name)
+        return [obj] if obj is not None else []
+
+    return _index(_run(fetch, exists, workers))
+
+
+def _run(fn: Callable[[Any], list[dict[str, Any]]], jobs: list[Any], workers: int) -> list[
+    dict[str, Any]
+]:
+    if not jobs:
+        return []
+    if len(jobs) == 1:
+        return fn(jobs[0])
+    with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        return [obj for chunk in pool.map(fn, jobs) for obj in chunk]
+
+
+def _index(objects: Iterable[dict[str, Any]]) -> dict[ObjectRef, dict[str, Any]]:
+    return {ObjectRef.of(obj): obj for obj in objects}

@@ -1,0 +1,196 @@
+"""``syncer run``: put the controller together, run it, shut it down gracefully.
+
+Threads: the HTTP server (waitress), the leader elector, the reconcile loop, watchdog's
+observer for the credential files; the main thread only waits for a signal.
+
+Shutdown on SIGTERM (or SIGINT), in this order:
+
+1. ``/readyz`` turns 503, so the Service stops sending webhooks here;
+2. the loop stops taking work and sets the park token of the running reconcile;
+3. the main thread waits up to ``--shutdown-grace`` for the reconcile to finish or park
+   (``terminationGracePeriodSeconds`` in the Deployment is longer, so the kubelet does not
+   kill a host step half done);
+4. the Lease is released — only if the reconcile has returned: releasing earlier would let
+   the other replica start while this one still works on a host — so the other replica
+   takes over at its next retry instead of after the lease duration;
+5. the HTTP server and the watchers stop; exit 0 (1 when the reconcile did not return in
+   the grace period: the Lease is then left to expire).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from syncer.controller import credentials as cred
+from syncer.controller import logs
+from syncer.controller.config import ControllerConfig, default_identity, format_duration
+from syncer.controller.control import Control
+from syncer.controller.credentials import CredentialFiles
+from syncer.controller.events import EventRecorder
+from syncer.controller.kubeapi import Kube, KubeError
+from syncer.controller.leader import AlwaysLeader, LeaderElector, LeaseSettings
+from syncer.controller.loop import WEBHOOK, Loop, Trigger
+from syncer.controller.metrics import Metrics
+from syncer.controller.server import App, CachedCheck, HTTPServer
+from syncer.controller.webhooks import HookEvent
+from syncer.controller.wiring import ReconcilerContext, load_factory
+
+log = logging.getLogger("syncer.controller")
+
+
+def run_controller(config: ControllerConfig, stop: threading.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set); return the exit code."""
+    from syncer.cluster.client import connect
+
+    config.check()
+    logs.setup(config.log_format, config.log_level)
+    identity = config.identity or default_identity()
+    stop = stop or threading.Event()
+
+    api_client = connect(
+        str(config.kubeconfig) if config.kubeconfig else None, config.context
+    ).api_client
+    config.workdir.mkdir(parents=True, exist_ok=True)
+    files = CredentialFiles.from_config(config, runtime_dir=config.workdir / ".credentials")
+    files.start()
+    kube = Kube(api_client)
+    metrics = Metrics()
+    events = EventRecorder(kube, config.namespace, identity)
+    control = Control(kube, config.namespace)
+    factory = load_factory(config.reconciler)
+    reconcile = factory(ReconcilerContext(config, api_client, files, identity))
+
+    loop = Loop(
+        reconcile,
+        metrics=metrics,
+        events=events,
+        control=control,
+        interval=config.interval,
+        jitter=config.jitter,
+        control_poll_interval=config.control_poll_interval,
+        stuck_timeout=config.stuck_timeout,
+        identity=identity,
+        ref=config.ref,
+    )
+    elector: LeaderElector | AlwaysLeader
+    if config.leader_elect:
+        elector = LeaderElector(
+            kube,
+            LeaseSettings(
+                name=config.lease_name,
+                namespace=config.effective_lease_namespace,
+                identity=identity,
+                lease_duration=config.lease_duration,
+                renew_deadline=config.renew_deadline,
+                retry_period=config.retry_period,
+            ),
+            on_started_leading=lambda: loop.leadership_changed(True),
+            on_stopped_leading=lambda: loop.leadership_changed(False),
+        )
+    else:
+        elector = AlwaysLeader(
+            identity,
+            on_started_leading=lambda: loop.leadership_changed(True),
+            on_stopped_leading=lambda: loop.leadership_changed(False),
+        )
+
+    shutting_down = threading.Event()
+    election_thread: list[threading.Thread] = []
+
+    def api_reachable() -> tuple[bool, str]:
+        try:
+            kube.get("/version", timeout=3)
+        except KubeError as err:
+            return False, f"API server unreachable: {err}"
+        return True, ""
+
+    api_check = CachedCheck(api_reachable, ttl=10.0)
+
+    def healthy() -> tuple[bool, str]:
+        if not shutting_down.is_set() and loop.finished.is_set():
+            return False, "reconcile loop ended"
+        if election_thread and not election_thread[0].is_alive() and not stop.is_set():
+            return False, "leader election stopped"
+        return True, "leader" if elector.is_leader else "follower"
+
+    def ready() -> tuple[bool, str]:
+        if shutting_down.is_set():
+            return False, "shutting down"
+        ok, detail = api_check()
+        if not ok:
+            return False, detail
+        if elector.is_leader and loop.stuck():
+            limit = format_duration(config.stuck_timeout)
+            return False, f"reconcile without progress for over {limit}"
+        role = "leader" if elector.is_leader else "follower"
+        return True, role + (", suspended" if loop.status.suspended else "")
+
+    def on_webhook(event: HookEvent) -> str:
+        detail = f"{event.provider} {event.kind}"
+        if event.pull_request is not None:
+            detail += f" #{event.pull_request}"
+        return loop.trigger(Trigger(WEBHOOK, detail, event=event))
+
+    app = App(
+        metrics=metrics,
+        healthy=healthy,
+        ready=ready,
+        on_webhook=on_webhook,
+        webhook_secret=lambda: files.get_bytes(cred.WEBHOOK_SECRET),
+        branch=config.ref,
+        max_body=config.webhook_max_body,
+    )
+    host, port = config.listen_address
+    server = HTTPServer(app, host, port, config.webhook_max_body)
+    server.start()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    log.info(
+        "syncer run started",
+        extra={
+            "identity": identity,
+            "repo": config.repo,
+            "ref": config.ref,
+            "listen": f"{server.host}:{server.port}",
+            "leader_election": config.leader_elect,
+            "interval": format_duration(config.interval),
+        },
+    )
+    loop.start()
+    started = elector.start()
+    if isinstance(started, threading.Thread):
+        election_thread.append(started)
+
+    clean = True
+    try:
+        while not stop.wait(0.5):
+            if loop.finished.is_set():
+                log.error("reconcile loop ended unexpectedly")
+                clean = False
+                break
+    finally:
+        shutting_down.set()
+        loop.shutdown()
+        finished = loop.join(config.shutdown_grace)
+        if not finished:
+            log.error(
+                "the running reconcile did not finish or park within the shutdown grace "
+                "period; leaving the Lease to expire",
+                extra={"grace": format_duration(config.shutdown_grace)},
+            )
+        elector.stop(release=finished)
+        server.stop()
+        files.stop()
+        api_client.close()
+        log.info("syncer run stopped", extra={"clean": finished and clean})
+    return 0 if finished and clean else 1

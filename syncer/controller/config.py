@@ -1,0 +1,418 @@
+"""Configuration of ``syncer run``: flags, environment, an optional YAML file, defaults.
+
+One :class:`ControllerConfig` dataclass holds everything the controller reads at start.
+It is filled by click, with one option per field (:func:`run_options`); each option also
+reads an environment variable ``SYNCER_<NAME>`` (``SYNCER_REPO``, ``SYNCER_INTERVAL``, ...)
+and the file given by ``--config`` (or ``SYNCER_CONFIG``) supplies click's
+``default_map``. Precedence is therefore click's own: flags > environment > file >
+built-in defaults, and ``syncer run --help`` shows every variable.
+
+The file is YAML, one mapping whose keys are the long option names (``git-ssh-key-file``;
+``git_ssh_key_file`` is accepted too). Durations are written like Go's (``90s``, ``1m``,
+``1h30m``, ``250ms``) or as plain seconds.
+
+Mistakes are reported as :class:`~syncer.problems.Problem` lines (exit 1): a wrong key in
+the file names ``file:line``; an impossible combination (a renew deadline longer than the
+lease) names the option, or the file line when the value came from the file. Click's own
+type errors (``--interval abc``) remain usage errors (exit 2). Credentials are never in
+this object, only the paths of the files that hold them (see ``credentials.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import socket
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+from click.core import ParameterSource
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from syncer.problems import Problem, UserError
+
+ENV_PREFIX = "SYNCER_"
+F = TypeVar("F", bound=Callable[..., Any])
+
+# --- durations -------------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go-style duration (``1m30s``, ``250ms``) or a plain number."""
+    value = text.strip()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(value):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(value) or not value:
+        raise ValueError(f"not a duration: {text!r} (examples: 30s, 1m, 1h30m, 250ms)")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """The Go-style spelling of ``seconds``: ``1m``, ``4m30s``, ``250ms``."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = (f"{int(hours)}h" if hours else "") + (f"{int(minutes)}m" if minutes else "")
+    return text + (f"{secs:g}s" if secs or not text else "")
+
+
+if TYPE_CHECKING:  # click >= 8.2 types ParamType as a generic; older releases do not
+    _ParamType = click.ParamType[float, Any]
+else:
+    _ParamType = click.ParamType
+
+
+class Duration(_ParamType):
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return parse_duration(str(value))
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
+DURATION = Duration()
+
+
+# --- the configuration -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """Everything ``syncer run`` needs; built from options, validated by :meth:`problems`."""
+
+    repo: str
+    ref: str = "main"
+    path: str = "."
+    workdir: Path = Path(tempfile.gettempdir()) / "syncer"
+    # Credential files (mounted Secrets); read through CredentialFiles, never stored here.
+    git_ssh_key_file: Path | None = None
+    git_known_hosts_file: Path | None = None
+    git_token_file: Path | None = None
+    ssh_private_key_file: Path | None = None
+    forge_token_file: Path | None = None
+    webhook_secret_file: Path | None = None
+    # Cluster access.
+    kubeconfig: Path | None = None
+    context: str | None = None
+    namespace: str = "syncer-system"
+    # The loop.
+    interval: float = 60.0
+    jitter: float = 0.1
+    control_poll_interval: float = 5.0
+    shutdown_grace: float = 270.0
+    stuck_timeout: float = 1800.0
+    # HTTP server.
+    listen: str = "0.0.0.0:8080"
+    webhook_max_body: int = 1024 * 1024
+    # Leader election (client-go's defaults).
+    leader_elect: bool = True
+    lease_name: str = "syncer-leader"
+    lease_namespace: str | None = None
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    identity: str | None = None
+    # Logs.
+    log_format: str = "text"
+    log_level: str = "info"
+    # Write-back (used by the report stage once wired).
+    status_branch: str = "syncer/status"
+    status_write: bool = True
+    forge: str = "none"
+    forge_url: str | None = None
+    # Python import path of the reconcile callable (tests, embedding); None = built in.
+    reconciler: str | None = None
+    # Where the values came from, for messages: option name -> "file:line" or "--flag".
+    origins: dict[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
+
+    @property
+    def effective_lease_namespace(self) -> str:
+        return self.lease_namespace or self.namespace
+
+    def problems(self) -> list[Problem]:
+        """Everything wrong with this configuration, one problem per mistake."""
+        found: list[Problem] = []
+
+        def bad(field: str, message: str) -> None:
+            where = self.origins.get(field, "--" + field.replace("_", "-"))
+            file, _, line = where.rpartition(":")
+            if file and line.isdigit():
+                found.append(Problem(file, int(line), message))
+            else:
+                found.append(Problem(where, 0, message))
+
+        if not self.repo:
+            bad("repo", "the Git repository URL is required (--repo or SYNCER_REPO)")
+        if not self.ref:
+            bad("ref", "must not be empty")
+        if self.interval <= 0:
+            bad("interval", "must be positive")
+        if not 0 <= self.jitter < 1:
+            bad("jitter", "must be a fraction in [0, 1), e.g. 0.1 for ±10%")
+        if self.control_poll_interval <= 0:
+            bad("control_poll_interval", "must be positive")
+        if self.webhook_max_body < 1024:
+            bad("webhook_max_body", "must be at least 1024 bytes")
+        try:
+            parse_listen(self.listen)
+        except ValueError as err:
+            bad("listen", str(err))
+        if self.leader_elect:
+            if self.retry_period <= 0:
+                bad("retry_period", "must be positive")
+            if self.renew_deadline <= self.retry_period:
+                bad("renew_deadline", "must be longer than --retry-period")
+            if self.lease_duration <= self.renew_deadline:
+                bad("renew_deadline", "must be shorter than --lease-duration")
+        for name in (
+            "git_ssh_key_file",
+            "git_known_hosts_file",
+            "git_token_file",
+            "ssh_private_key_file",
+            "forge_token_file",
+            "webhook_secret_file",
+            "kubeconfig",
+        ):
+            value = getattr(self, name)
+            if value is not None and not Path(value).is_file():
+                bad(name, f"no such file: {value}")
+        if self.git_ssh_key_file and self.git_token_file:
+            bad("git_token_file", "give either --git-ssh-key-file or --git-token-file, not both")
+        if self.forge != "none" and self.forge_token_file is None:
+            bad("forge_token_file", f"--forge {self.forge} needs a token file")
+        return found
+
+    def check(self) -> ControllerConfig:
+        """Raise :class:`UserError` with every problem, or return self."""
+        problems = self.problems()
+        if problems:
+            raise UserError(problems)
+        return self
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port``, ``:port`` (all interfaces) or ``[::1]:port``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"not a listen address: {text!r} (expected host:port or :port)")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def default_identity() -> str:
+    """Pod name (``POD_NAME`` from the downward API, else the hostname) + random suffix, so
+    a restarted container never mistakes its predecessor's Lease for its own."""
+    import os
+    import secrets
+
+    base = os.environ.get("POD_NAME") or socket.gethostname()
+    return f"{base}_{secrets.token_hex(4)}"
+
+
+# --- click options -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Opt:
+    field: str
+    help: str
+    type: Any = None
+    flag: str | None = None  # a "--x/--no-x" boolean switch
+    default: Any = None
+    hidden: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.field.replace("_", "-")
+
+    @property
+    def envvar(self) -> str:
+        return ENV_PREFIX + self.field.upper()
+
+
+_D = ControllerConfig.__dataclass_fields__
+_PATH = click.Path(dir_okay=False, path_type=Path)
+
+
+def _default(field: str) -> Any:
+    value = _D[field].default
+    return None if value is dataclasses.MISSING else value
+
+
+OPTIONS: list[_Opt] = [
+    _Opt("repo", "Git repository URL of the fleet (ssh://, https://, file://).", str),
+    _Opt("ref", "Branch to follow.", str),
+    _Opt("path", "Directory of the fleet inside the repository.", str),
+    _Opt("workdir", "Working directory for clones (an emptyDir in the cluster).",
+         click.Path(file_okay=False, path_type=Path)),
+    _Opt("git_ssh_key_file", "Private key for ssh:// Git remotes.", _PATH),
+    _Opt("git_known_hosts_file", "known_hosts for ssh:// Git remotes.", _PATH),
+    _Opt("git_token_file", "Token (HTTPS password) for https:// Git remotes.", _PATH),
+    _Opt("ssh_private_key_file",
+         "SSH key for Windows hosts; default: the cloud-private-key Secret.", _PATH),
+    _Opt("forge_token_file", "API token for PR comments and commit statuses.", _PATH),
+    _Opt("webhook_secret_file",
+         "Shared secret of the forge webhooks; webhooks are refused without it.", _PATH),
+    _Opt("kubeconfig", "kubeconfig file; default: in-cluster, else $KUBECONFIG.", _PATH),
+    _Opt("context", "kubeconfig context.", str),
+    _Opt("namespace", "Namespace of the controller (Lease, syncer-control, Events).", str),
+    _Opt("interval", "Poll interval.", DURATION),
+    _Opt("jitter", "Random fraction added to or taken from each interval.",
+         click.FloatRange(0, 1, max_open=True)),
+    _Opt("control_poll_interval",
+         "How often the leader reads syncer-control (suspend, reconcile now).", DURATION),
+    _Opt("shutdown_grace",
+         "On SIGTERM, how long the current host step may take to finish or park.",
+         DURATION),
+    _Opt("stuck_timeout",
+         "A reconcile without progress for this long makes /readyz fail.", DURATION),
+    _Opt("listen", "Address of the HTTP server (probes, metrics, webhooks).", str),
+    _Opt("webhook_max_body", "Largest webhook body accepted, in bytes.",
+         click.IntRange(min=0)),
+    _Opt("leader_elect", "Elect one leader among replicas with a Lease.", flag="leader-elect"),
+    _Opt("lease_name", "Name of the leader election Lease.", str),
+    _Opt("lease_namespace", "Namespace of the Lease; default: --namespace.", str),
+    _Opt("lease_duration", "How long followers wait before taking an unrenewed Lease.",
+         DURATION),
+    _Opt("renew_deadline", "How long the leader retries renewing before it steps down.",
+         DURATION),
+    _Opt("retry_period", "Time between election attempts.", DURATION),
+    _Opt("identity", "Leader election identity; default: pod name + random suffix.", str),
+    _Opt("log_format", "Log format.", click.Choice(["text", "json"])),
+    _Opt("log_level", "Log level.",
+         click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)),
+    _Opt("status_branch", "Branch that receives status commits.", str),
+    _Opt("status_write", "Write status commits and notes back to Git.", flag="status-write"),
+    _Opt("forge", "Forge API for PR previews and commit statuses.",
+         click.Choice(["none", "github", "gitlab", "gitea"])),
+    _Opt("forge_url", "Forge API base URL (self-hosted GitLab/Gitea/GHE).", str),
+    _Opt("reconciler", "Import path module:function of the reconcile callable.", str,
+         hidden=True),
+]
+FIELDS = {o.field for o in OPTIONS}
+
+
+def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is None:
+        return
+    defaults, origins = read_config_file(value)
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    ctx.meta["syncer.config.origins"] = origins
+
+
+def read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The option values in a YAML config file and the ``file:line`` of each."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        problem = Problem(str(path), 0, f"cannot read config file: {err.strerror}")
+        raise UserError([problem]) from err
+    try:
+        data = YAML(typ="rt").load(text)
+    except YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 0
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError([Problem(str(path), line, f"invalid YAML: {what}")]) from err
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise UserError([Problem(str(path), 1, "a config file is a mapping of option: value")])
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    problems: list[Problem] = []
+    for key, value in data.items():
+        line = data.lc.key(key)[0] + 1 if hasattr(data, "lc") else 0
+        field = str(key).replace("-", "_")
+        if field not in FIELDS:
+            problems.append(Problem(str(path), line, f"unknown key {key!r}"))
+            continue
+        if isinstance(value, dict | list):
+            problems.append(Problem(str(path), line, f"{key}: expected a single value"))
+            continue
+        values[field] = None if value is None else value
+        origins[field] = f"{path}:{line}"
+    if problems:
+        raise UserError(problems)
+    return values, origins
+
+
+def run_options(func: F) -> F:
+    """Decorate a click command with every ControllerConfig option plus ``--config``."""
+    for opt in reversed(OPTIONS):
+        kwargs: dict[str, Any] = {
+            "help": opt.help,
+            "envvar": opt.envvar,
+            "show_envvar": True,
+            "hidden": opt.hidden,
+        }
+        if opt.flag:
+            decls = [f"--{opt.flag}/--no-{opt.flag}"]
+            kwargs["default"] = _default(opt.field)
+            kwargs["show_default"] = True
+        else:
+            decls = ["--" + opt.name]
+            kwargs["type"] = opt.type
+            default = _default(opt.field)
+            if opt.type is DURATION and default is not None:
+                default = format_duration(default)
+            kwargs["default"] = default
+            kwargs["show_default"] = default is not None
+        func = click.option(*decls, opt.field, **kwargs)(func)
+    func = click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        envvar=ENV_PREFIX + "CONFIG",
+        show_envvar=True,
+        is_eager=True,
+        expose_value=False,
+        callback=_load_config_file,
+        help="YAML file with option values (keys: the long option names).",
+    )(func)
+    return func
+
+
+def config_from_context(ctx: click.Context, values: dict[str, Any]) -> ControllerConfig:
+    """Build the config from the command's parameter values, remembering where each value
+    came from so problems point at the flag or the config file line."""
+    file_origins: dict[str, str] = ctx.meta.get("syncer.config.origins", {})
+    origins: dict[str, str] = {}
+    for field in FIELDS:
+        source = ctx.get_parameter_source(field)
+        if source is ParameterSource.DEFAULT_MAP and field in file_origins:
+            origins[field] = file_origins[field]
+        elif source is ParameterSource.ENVIRONMENT:
+            origins[field] = ENV_PREFIX + field.upper()
+    kwargs = {k: v for k, v in values.items() if k in FIELDS and v is not None}
+    kwargs.setdefault("repo", "")
+    if isinstance(kwargs.get("log_level"), str):
+        kwargs["log_level"] = kwargs["log_level"].lower()
+    return ControllerConfig(**kwargs, origins=origins)

@@ -1,0 +1,213 @@
+"""The one HTTP server of ``syncer run``: probes, metrics and webhooks.
+
+======================  ====  ============================================================
+``GET /healthz``        200   the process works: its loop and election threads are alive
+                              (liveness; a failure means "restart me")
+``GET /readyz``         200   configuration loaded, the API server reachable and, on the
+                              leader, the current reconcile not stuck; 503 otherwise and
+                              while shutting down. Followers are ready too: they receive
+                              webhooks and relay them to the leader.
+``GET /metrics``        200   Prometheus text format (``metrics.py``)
+``POST /hooks/<forge>`` 202   webhook deliveries from GitHub, GitLab, Gitea
+                              (``webhooks.py`` decides the answer)
+======================  ====  ============================================================
+
+The server is :mod:`waitress` serving a small WSGI app: a maintained, dependency-free,
+pure-Python server with a bounded thread pool, request-size limits and sane timeouts,
+rather than :mod:`http.server`, whose threading server has none of those. Bodies larger
+than the webhook limit are refused from ``Content-Length`` before they are read. The
+webhook secret is read on each delivery through the credential files, so a rotated
+secret applies at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from waitress import wasyncore
+from waitress.server import create_server
+
+from syncer.controller.metrics import CONTENT_TYPE, Metrics
+from syncer.controller.webhooks import PROVIDERS, HookEvent, receive
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+Check = Callable[[], tuple[bool, str]]
+
+_STATUS_TEXT = {
+    200: "200 OK",
+    202: "202 Accepted",
+    400: "400 Bad Request",
+    401: "401 Unauthorized",
+    403: "403 Forbidden",
+    404: "404 Not Found",
+    405: "405 Method Not Allowed",
+    413: "413 Payload Too Large",
+    415: "415 Unsupported Media Type",
+    500: "500 Internal Server Error",
+    503: "503 Service Unavailable",
+}
+
+
+@dataclass
+class App:
+    """The WSGI application; every dependency is a callable so tests can stub it."""
+
+    metrics: Metrics
+    healthy: Check
+    ready: Check
+    on_webhook: Callable[[HookEvent], str]
+    webhook_secret: Callable[[], bytes | None]
+    branch: str
+    max_body: int = 1024 * 1024
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            if path.startswith("/hooks/"):
+                if method != "POST":
+                    return _reply(start_response, 405, {"reason": "use POST"}, allow="POST")
+                return self._hook(path[len("/hooks/"):], environ, start_response)
+            if method not in ("GET", "HEAD"):
+                return _reply(start_response, 405, {"reason": "use GET"}, allow="GET, HEAD")
+            if path == "/healthz":
+                return _probe(start_response, self.healthy)
+            if path == "/readyz":
+                return _probe(start_response, self.ready)
+            if path == "/metrics":
+                body = self.metrics.exposition()
+                start_response("200 OK", [("Content-Type", CONTENT_TYPE),
+                                          ("Content-Length", str(len(body)))])
+                return [body]
+            return _reply(start_response, 404, {"reason": f"no such path {path}"})
+        except Exception:
+            log.exception("HTTP handler failed", extra={"path": path})
+            return _reply(start_response, 500, {"reason": "internal error"})
+
+    def _hook(
+        self, provider: str, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > self.max_body:
+            body = b""
+            code, reason, event = 413, f"body larger than {self.max_body} bytes", None
+        else:
+            body = environ["wsgi.input"].read(min(length, self.max_body + 1) if length else
+                                              self.max_body + 1)
+            headers = {
+                key[5:].replace("_", "-").lower(): value
+                for key, value in environ.items()
+                if key.startswith("HTTP_")
+            }
+            if environ.get("CONTENT_TYPE"):
+                headers["content-type"] = environ["CONTENT_TYPE"]
+            result = receive(provider, headers, body, self.webhook_secret(), self.branch,
+                             self.max_body)
+            code, reason, event = result.status, result.reason, result.event
+        label = provider if provider in PROVIDERS else "unknown"
+        self.metrics.webhooks.labels(label, str(code)).inc()
+        fields = {"provider": label, "code": code, "reason": reason}
+        if event is not None:
+            fields["handling"] = self.on_webhook(event)
+            fields["delivery"] = event.delivery or ""
+        log.log(logging.INFO if code < 400 else logging.WARNING, "webhook", extra=fields)
+        status = "accepted" if event else ("ok" if code < 300 else "rejected")
+        return _reply(start_response, code, {"status": status, "reason": reason})
+
+
+def _reply(
+    start_response: StartResponse, code: int, doc: dict[str, Any], allow: str | None = None
+) -> list[bytes]:
+    body = json.dumps(doc).encode() + b"\n"
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    if allow:
+        headers.append(("Allow", allow))
+    start_response(_STATUS_TEXT.get(code, f"{code} Error"), headers)
+    return [body]
+
+
+def _probe(start_response: StartResponse, check: Check) -> list[bytes]:
+    ok, detail = check()
+    body = (("ok" if ok else "not ok") + (f": {detail}" if detail else "") + "\n").encode()
+    start_response("200 OK" if ok else "503 Service Unavailable",
+                   [("Content-Type", "text/plain; charset=utf-8"),
+                    ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class HTTPServer:
+    """waitress in a background thread; ``port`` is the bound port (``:0`` in tests)."""
+
+    def __init__(self, app: Any, host: str, port: int, max_body: int, threads: int = 4) -> None:
+        self._map: dict[int, Any] = {}
+        self._server: Any = create_server(
+            app,
+            map=self._map,
+            host=host,
+            port=port,
+            threads=threads,
+            # waitress enforces its own cap too; ours (in App) answers with a reason first.
+            max_request_body_size=max_body + 64 * 1024,
+            channel_timeout=30,
+            ident="syncer",
+            clear_untrusted_proxy_headers=True,
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.getsockname()[1])
+
+    @property
+    def host(self) -> str:
+        return str(self._server.getsockname()[0])
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        # Our own loop around waitress's asyncore loop so that stop() ends it cleanly.
+        while not self._stop.is_set():
+            wasyncore.loop(timeout=0.2, map=self._map, count=1)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._server.task_dispatcher.shutdown(timeout=timeout)
+        wasyncore.close_all(self._map)
+
+
+class CachedCheck:
+    """Runs an expensive check (an API server round trip) at most every ``ttl`` seconds."""
+
+    def __init__(self, check: Check, ttl: float = 10.0) -> None:
+        self._check = check
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._at = -ttl
+        self._value: tuple[bool, str] = (False, "not checked yet")
+
+    def __call__(self) -> tuple[bool, str]:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._at >= self._ttl:
+                try:
+                    self._value = self._check()
+                except Exception as err:
+                    self._value = (False, f"{type(err).__name__}: {err}")
+                self._at = now
+            return self._value

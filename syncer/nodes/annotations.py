@@ -1,0 +1,378 @@
+"""Node labels and annotations: what WMCO and syncer record on a Windows Node.
+
+The Node object *is* the durable state of a configured host (like WMCO, syncer keeps no
+database): a controller that restarts reads everything it needs back from here.
+
+WMCO's names (prefix ``windowsmachineconfig.openshift.io/``) keep WMCO's meaning, so a
+user moving between WMCO and syncer sees the same thing:
+
+- ``version`` (set once the host is configured and Ready), ``desired-version``,
+  ``pub-key-hash``, ``username``, ``ssh-host-key`` / ``ssh-host-key-type``;
+- labels ``byoh=true`` (BYOH hosts) and ``upgrading=true`` (the host is out for an
+  upgrade; see :mod:`syncer.nodes.slots`).
+
+syncer's own record (prefix ``syncer.io/``): ``components`` (JSON ``name -> {"version",
+"sha256", "url"}`` of what is installed; ``url`` optional), ``phase`` (the host state
+machine's step), ``failed-step`` / ``last-error`` (present only while the host is
+failed), ``since`` (when the phase or failure began) and ``address`` (the address syncer configured the Node from;
+syncer's "I configured this" marker).
+
+Every write is a JSON merge patch of ``metadata.labels`` / ``metadata.annotations`` that
+names only the keys it changes (``None`` deletes a key), so other writers' keys — the
+kubelet's, WMCO's, a user's — are never touched and no read-modify-write race exists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from syncer import names
+from syncer.cluster.client import ApiError, KubeClient
+
+# Cap on what a Node annotation may carry for one error (annotations total 256 KiB).
+MAX_ERROR_LENGTH = 4000
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ComponentRecord:
+    """One installed component as syncer recorded it on the Node."""
+
+    version: str
+    sha256: str = ""
+    # Where the payload came from; lets a restarted controller fetch it again to roll back.
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """The parts of a Node the node stage reads. Build with :meth:`from_node`."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    annotations: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # (type, address) pairs from status.addresses, in the order the kubelet reports them.
+    addresses: tuple[tuple[str, str], ...] = ()
+    unschedulable: bool = False
+    ready: bool = False
+    kubelet_version: str = ""
+    uid: str = ""
+
+    @classmethod
+    def from_node(cls, node: Mapping[str, Any]) -> NodeRecord:
+        meta = node.get("metadata") or {}
+        spec = node.get("spec") or {}
+        status = node.get("status") or {}
+        addresses = tuple(
+            (str(a.get("type", "")), str(a.get("address", "")))
+            for a in status.get("addresses") or []
+        )
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        return cls(
+            name=str(meta.get("name", "")),
+            labels=dict(meta.get("labels") or {}),
+            annotations=dict(meta.get("annotations") or {}),
+            addresses=addresses,
+            unschedulable=bool(spec.get("unschedulable", False)),
+            ready=ready,
+            kubelet_version=str((status.get("nodeInfo") or {}).get("kubeletVersion", "")),
+            uid=str(meta.get("uid", "")),
+        )
+
+    # -- addresses ---------------------------------------------------------------------
+
+    @property
+    def internal_ip(self) -> str | None:
+        for kind, address in self.addresses:
+            if kind == "InternalIP":
+                return address
+        return None
+
+    def has_address(self, address: str) -> bool:
+        """True if any status address (InternalIP, ExternalIP, Hostname, DNS) equals it."""
+        wanted = address.lower().rstrip(".")
+        return any(a.lower().rstrip(".") == wanted for _, a in self.addresses)
+
+    # -- WMCO's record -----------------------------------------------------------------
+
+    @property
+    def version(self) -> str | None:
+        return self.annotations.get(names.ANNOTATION_VERSION)
+
+    @property
+    def desired_version(self) -> str | None:
+        return self.annotations.get(names.ANNOTATION_DESIRED_VERSION)
+
+    @property
+    def pub_key_hash(self) -> str | None:
+        return self.annotations.get(names.ANNOTATION_PUB_KEY_HASH)
+
+    @property
+    def username(self) -> str | None:
+        return self.annotations.get(names.ANNOTATION_USERNAME)
+
+    @property
+    def ssh_host_key(self) -> tuple[str, str] | None:
+        """(key type, base64 wire blob) pinned on this Node, or None."""
+        blob = self.annotations.get(names.ANNOTATION_SSH_HOST_KEY)
+        kind = self.annotations.get(names.ANNOTATION_SSH_HOST_KEY_TYPE)
+        if not blob:
+            return None
+        return (kind or "", blob)
+
+    @property
+    def byoh(self) -> bool:
+        return self.labels.get(names.LABEL_BYOH) == "true"
+
+    @property
+    def upgrading(self) -> bool:
+        return self.labels.get(names.LABEL_UPGRADING) == "true"
+
+    # -- syncer's record ---------------------------------------------------------------
+
+    @property
+    def address(self) -> str | None:
+        """The address syncer configured this Node from (syncer's own marker)."""
+        return self.annotations.get(names.ANNOTATION_ADDRESS)
+
+    @property
+    def components(self) -> dict[str, ComponentRecord]:
+        """Installed components as recorded; {} when absent or unreadable."""
+        return parse_components(self.annotations.get(names.ANNOTATION_COMPONENTS))
+
+    @property
+    def phase(self) -> str | None:
+        return self.annotations.get(names.ANNOTATION_PHASE)
+
+    @property
+    def failed_step(self) -> str | None:
+        return self.annotations.get(names.ANNOTATION_FAILED_STEP)
+
+    @property
+    def last_error(self) -> str | None:
+        return self.annotations.get(names.ANNOTATION_LAST_ERROR)
+
+    @property
+    def since(self) -> str | None:
+        return self.annotations.get(names.ANNOTATION_SINCE)
+
+    @property
+    def failed(self) -> bool:
+        return self.failed_step is not None
+
+    @property
+    def configured(self) -> bool:
+        """Configured by WMCO or syncer: has WMCO's ``version`` or syncer's marker."""
+        return self.version is not None or self.address is not None
+
+
+def parse_components(text: str | None) -> dict[str, ComponentRecord]:
+    if not text:
+        return {}
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    out: dict[str, ComponentRecord] = {}
+    for name, value in doc.items():
+        if isinstance(value, dict) and isinstance(value.get("version"), str):
+            out[str(name)] = ComponentRecord(
+                value["version"], str(value.get("sha256", "")), str(value.get("url", ""))
+            )
+    return out
+
+
+def format_components(components: Mapping[str, ComponentRecord]) -> str:
+    """Deterministic JSON (sorted keys, compact) for ``syncer.io/components``."""
+    doc = {
+        name: {"version": c.version, "sha256": c.sha256, **({"url": c.url} if c.url else {})}
+        for name, c in sorted(components.items())
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def node_path(name: str) -> str:
+    return f"/api/v1/nodes/{quote(name, safe='')}"
+
+
+def read_node(api: KubeClient, name: str) -> NodeRecord | None:
+    """The Node, or None if it does not exist."""
+    node = get_node(api, name)
+    return None if node is None else NodeRecord.from_node(node)
+
+
+def get_node(api: KubeClient, name: str) -> dict[str, Any] | None:
+    try:
+        node: dict[str, Any] = api.request("GET", node_path(name))
+    except ApiError as err:
+        if err.not_found:
+            return None
+        raise
+    return node
+
+
+WINDOWS_NODES = f"{names.LABEL_OS}=windows"
+
+
+def list_windows_nodes(api: KubeClient, selector: str = WINDOWS_NODES) -> list[NodeRecord]:
+    """Every Node labelled ``kubernetes.io/os=windows`` (or matching ``selector``, which
+    tests narrow to their own Nodes), sorted by name."""
+    doc = api.request("GET", "/api/v1/nodes", query=[("labelSelector", selector)])
+    nodes = [NodeRecord.from_node(n) for n in doc.get("items") or []]
+    return sorted(nodes, key=lambda n: n.name)
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def patch_node_metadata(
+    api: KubeClient,
+    name: str,
+    *,
+    annotations: Mapping[str, str | None] | None = None,
+    labels: Mapping[str, str | None] | None = None,
+) -> NodeRecord:
+    """Set (str) or remove (None) exactly the given annotation and label keys."""
+    meta: dict[str, Any] = {}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    if labels:
+        meta["labels"] = dict(labels)
+    node = api.request("PATCH", node_path(name), body={"metadata": meta}, content_type=MERGE_PATCH)
+    return NodeRecord.from_node(node)
+
+
+def set_upgrading(api: KubeClient, name: str, upgrading: bool) -> NodeRecord:
+    """Add or remove the ``upgrading=true`` label."""
+    return patch_node_metadata(
+        api, name, labels={names.LABEL_UPGRADING: "true" if upgrading else None}
+    )
+
+
+def set_desired_version(api: KubeClient, name: str, version: str) -> NodeRecord:
+    return patch_node_metadata(api, name, annotations={names.ANNOTATION_DESIRED_VERSION: version})
+
+
+def set_phase(api: KubeClient, name: str, phase: str, *, since: str | None = None) -> NodeRecord:
+    """Record the state machine's step and when it began."""
+    return patch_node_metadata(
+        api,
+        name,
+        annotations={
+            names.ANNOTATION_PHASE: phase,
+            names.ANNOTATION_SINCE: since or now_rfc3339(),
+        },
+    )
+
+
+def record_failure(
+    api: KubeClient, name: str, step: str, error: str, *, since: str | None = None
+) -> NodeRecord:
+    """Mark the host failed at ``step``. The failure counts against maxUnavailable until
+    :func:`clear_failure` (see :mod:`syncer.nodes.slots`)."""
+    return patch_node_metadata(
+        api,
+        name,
+        annotations={
+            names.ANNOTATION_FAILED_STEP: step,
+            names.ANNOTATION_LAST_ERROR: truncate_error(error),
+            names.ANNOTATION_PHASE: "failed",
+            names.ANNOTATION_SINCE: since or now_rfc3339(),
+        },
+    )
+
+
+def clear_failure(api: KubeClient, name: str) -> NodeRecord:
+    return patch_node_metadata(
+        api,
+        name,
+        annotations={names.ANNOTATION_FAILED_STEP: None, names.ANNOTATION_LAST_ERROR: None},
+    )
+
+
+def set_ssh_host_key(api: KubeClient, name: str, key_type: str, key_base64: str) -> NodeRecord:
+    """Pin the host key on the Node, in WMCO's two annotations."""
+    return patch_node_metadata(
+        api,
+        name,
+        annotations={
+            names.ANNOTATION_SSH_HOST_KEY: key_base64,
+            names.ANNOTATION_SSH_HOST_KEY_TYPE: key_type,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class ConfiguredRecord:
+    """What the annotate step writes once a host is configured, Ready and verified."""
+
+    version: str  # the fleet version (WMCO's ``version`` and ``desired-version``)
+    pub_key_hash: str
+    username: str
+    address: str
+    components: Mapping[str, ComponentRecord] = field(default_factory=dict, hash=False)
+    byoh: bool = False
+
+
+def mark_configured(api: KubeClient, name: str, record: ConfiguredRecord) -> NodeRecord:
+    """Write the configured record: WMCO's ``version``/``desired-version``/
+    ``pub-key-hash``/``username``, ``byoh=true`` for BYOH, syncer's components, address
+    and phase ``configured``; clears any failure record. Does not touch ``upgrading`` or
+    ``unschedulable`` (the rollout uncordons, then releases)."""
+    annotations: dict[str, str | None] = {
+        names.ANNOTATION_VERSION: record.version,
+        names.ANNOTATION_DESIRED_VERSION: record.version,
+        names.ANNOTATION_PUB_KEY_HASH: record.pub_key_hash,
+        names.ANNOTATION_USERNAME: record.username,
+        names.ANNOTATION_ADDRESS: record.address,
+        names.ANNOTATION_COMPONENTS: format_components(record.components),
+        names.ANNOTATION_PHASE: "configured",
+        names.ANNOTATION_SINCE: now_rfc3339(),
+        names.ANNOTATION_FAILED_STEP: None,
+        names.ANNOTATION_LAST_ERROR: None,
+    }
+    labels: dict[str, str | None] = {}
+    if record.byoh:
+        labels[names.LABEL_BYOH] = "true"
+    return patch_node_metadata(api, name, annotations=annotations, labels=labels or None)
+
+
+def mark_deconfigured(api: KubeClient, name: str) -> NodeRecord:
+    """Remove WMCO's ``version`` (the host is no longer configured) and syncer's record,
+    as the deconfigure flow does before deleting the Node."""
+    return patch_node_metadata(
+        api,
+        name,
+        annotations={
+            names.ANNOTATION_VERSION: None,
+            names.ANNOTATION_COMPONENTS: None,
+            names.ANNOTATION_PHASE: "deconfigured",
+            names.ANNOTATION_SINCE: now_rfc3339(),
+        },
+    )
+
+
+def truncate_error(error: str) -> str:
+    error = error.strip()
+    if len(error) <= MAX_ERROR_LENGTH:
+        return error
+    marker = " ... (truncated)"
+    return error[: MAX_ERROR_LENGTH - len(marker)] + marker

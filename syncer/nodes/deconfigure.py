@@ -1,0 +1,203 @@
+"""Removal: deconfigure a host that left the fleet, then delete its Node.
+
+A host is removed when its address left ``windows-instances`` or its Machine is gone
+(:attr:`NodeInputs.removed`, see :mod:`syncer.nodes.inputs`). Never in a round where any
+BYOH address failed to resolve: :func:`read_node_inputs` returns no removals then, and
+:func:`syncer.nodes.stage.run_node_stage` does not call this module at all (a DNS blip is
+not a removal).
+
+Steps, recorded in ``syncer.io/phase`` like the configure flow:
+
+1. **cordon** and **drain** the Node (Eviction API, as for an upgrade);
+2. over SSH: find every managed service — the union of the current catalogue, the
+   services of the components recorded on the Node (``syncer.io/components``, the old
+   list), and every service whose description starts with ``OpenShift managed`` (WMCO's
+   and syncer's markers; the ``managed-services`` vocabulary entry) — stop them in reverse
+   dependency order, wait for their processes to exit, delete them;
+3. delete ``C:\\k`` and ``C:\\var\\lib\\cni`` (stale IPAM state must not survive a re-join);
+4. remove WMCO's ``version`` and syncer's record, delete the Node, forget the host's
+   ConfigMap host-key pin and any failure record.
+
+A Machine whose instance is gone cannot be reached: its host cleanup is skipped (the
+instance is being deleted with the Machine) and the Node is deleted. A BYOH host that
+cannot be reached keeps its Node (cordoned, with the error in ``syncer.io/last-error``)
+and is retried next round: its disk still holds the services.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from syncer import names
+from syncer.cluster import drain as draining
+from syncer.cluster.client import ApiError
+from syncer.components import CATALOGUE, start_order
+from syncer.nodes import annotations as node_meta
+from syncer.nodes import commands
+from syncer.nodes.commands import CommandFailed, ServiceState
+from syncer.nodes.configure import StageContext, _message
+from syncer.nodes.hostkeys import HostKeyMismatch
+from syncer.nodes.inputs import Host, HostKind, RemovedHost
+from syncer.nodes.layout import MANAGED_PREFIX, ROOT
+from syncer.nodes.ssh import HostSession, SshError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RemovalOutcome:
+    node_name: str
+    address: str | None
+    ok: bool
+    step: str = ""
+    error: str | None = None
+    services_deleted: tuple[str, ...] = ()
+
+
+def deconfigure(ctx: StageContext, removed: RemovedHost) -> RemovalOutcome:
+    """Deconfigure one removed host (see the module docstring)."""
+    out = RemovalOutcome(removed.node_name, removed.address, False)
+    api = ctx.api
+    node = node_meta.read_node(api, removed.node_name)
+    try:
+        if node is not None:
+            out.step = "cordon"
+            node_meta.set_phase(api, removed.node_name, "deconfigure")
+            draining.cordon(api, removed.node_name)
+            out.step = "drain"
+            options = ctx.drain or draining.DrainOptions()
+            result = draining.drain(api, removed.node_name, options)
+            if not result.ok:
+                raise RuntimeError(result.message)
+        out.step = "cleanup"
+        if removed.address and removed.username:
+            try:
+                out.services_deleted = tuple(_clean_host(ctx, removed, node))
+            except (SshError, HostKeyMismatch, OSError) as err:
+                if removed.kind is HostKind.BYOH:
+                    raise
+                log.info("%s: Machine host unreachable, skipping its cleanup: %s",
+                         removed.node_name, err)
+        elif removed.kind is HostKind.BYOH:
+            raise RuntimeError("no address or username recorded: cannot clean the host")
+        out.step = "delete-node"
+        if node is not None:
+            node_meta.mark_deconfigured(api, removed.node_name)
+            try:
+                api.request("DELETE", node_meta.node_path(removed.node_name))
+            except ApiError as err:
+                if not err.not_found:
+                    raise
+        if removed.address:
+            ctx.store.forget(removed.address)
+            ctx.lock.clear_failure(removed.address)
+            ctx.lock.release(removed.address)
+        out.ok = True
+        out.step = "deconfigured"
+    except Exception as err:
+        out.error = _message(err)
+        log.warning("%s: deconfigure failed at %s: %s", removed.node_name, out.step, out.error)
+        if node is not None:
+            with contextlib.suppress(ApiError):
+                node_meta.patch_node_metadata(
+                    api,
+                    removed.node_name,
+                    annotations={
+                        names.ANNOTATION_LAST_ERROR: node_meta.truncate_error(
+                            f"deconfigure: {out.step}: {out.error}"
+                        ),
+                        names.ANNOTATION_PHASE: "deconfigure-failed",
+                    },
+                )
+    return out
+
+
+def _clean_host(
+    ctx: StageContext, removed: RemovedHost, node: node_meta.NodeRecord | None
+) -> list[str]:
+    assert removed.address is not None and removed.username is not None
+    extras = ctx.desired.extras.get(removed.address)
+    host = Host(
+        address=removed.address,
+        username=removed.username,
+        kind=removed.kind,
+        ip=removed.address if _looks_ipv4(removed.address) else None,
+        node_name=removed.node_name,
+        pinned_host_key=extras.host_key if extras is not None else None,
+    )
+    with ctx.open_session(host, removed.node_name if node is not None else None) as session:
+        services = _managed_services(session, node)
+        for service in services:
+            _stop(session, ctx, service)
+        for service in services:
+            result = session.run(commands.sc_delete(service))
+            if result.exit_code not in (
+                0,
+                commands.ERROR_SERVICE_DOES_NOT_EXIST,
+                commands.ERROR_SERVICE_MARKED_FOR_DELETE,
+            ):
+                raise CommandFailed(f"sc delete {service}", result)
+        commands.check_done(session.run(commands.remove_path(ROOT)), "remove-path")
+        commands.check_done(session.run(commands.remove_cni_state()), "remove-cni-state")
+        return services
+
+
+def _managed_services(session: HostSession, node: node_meta.NodeRecord | None) -> list[str]:
+    """Every managed service on the host, in stop order (dependents first)."""
+    wanted: set[str] = {c.service for c in CATALOGUE.values() if c.service}
+    if node is not None:
+        wanted |= {
+            svc for name in node.components if name in CATALOGUE
+            if (svc := CATALOGUE[name].service) is not None
+        }
+    found = commands.parse_managed_services(
+        session.run(commands.managed_services(MANAGED_PREFIX))
+    )
+    inv = commands.parse_inventory(session.run(commands.inventory(services=sorted(wanted))))
+    present = {name for name, info in inv.services.items() if info is not None}
+    present |= set(found)
+    by_service = {c.service: c.name for c in CATALOGUE.values() if c.service}
+    known = [by_service[s] for s in present if s in by_service]
+    ordered = [CATALOGUE[c].service for c in reversed(start_order(known))]
+    unknown = sorted(s for s in present if s not in by_service)
+    # Services syncer does not know (older versions) may depend on known ones: stop first.
+    return unknown + [s for s in ordered if s is not None]
+
+
+def _stop(session: HostSession, ctx: StageContext, service: str) -> None:
+    result = session.run(commands.sc_stop(service))
+    gone = (commands.ERROR_SERVICE_NOT_ACTIVE, commands.ERROR_SERVICE_DOES_NOT_EXIST)
+    if result.exit_code in gone:
+        return
+    if result.exit_code not in (0, commands.ERROR_SERVICE_CANNOT_ACCEPT_CTRL):
+        raise CommandFailed(f"sc stop {service}", result)
+    deadline = time.monotonic() + ctx.timeouts.service_wait
+    while True:
+        status_result = session.run(commands.sc_query(service))
+        if status_result.exit_code == commands.ERROR_SERVICE_DOES_NOT_EXIST:
+            return
+        status = commands.parse_sc_status(status_result)
+        if status.state is ServiceState.STOPPED:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"service {service} did not stop")
+        time.sleep(min(0.1, ctx.timeouts.poll))
+    component = next((c for c in CATALOGUE.values() if c.service == service), None)
+    if component is not None:
+        from syncer.nodes.layout import process_name
+
+        process = process_name(component)
+        if process:
+            session.run(
+                commands.wait_process_exit(process, ctx.timeouts.process_exit),
+                timeout=ctx.timeouts.process_exit + ctx.ssh.command_timeout,
+            )
+
+
+def _looks_ipv4(address: str) -> bool:
+    from syncer.nodes.resolving import is_ipv4
+
+    return is_ipv4(address)

@@ -1,0 +1,607 @@
+"""Read the node stage's inputs from the cluster (never from Git).
+
+Like WMCO, the node stage works from what is *applied*, so it also works when another
+tool applies the manifests. One call, :func:`read_node_inputs`, reads:
+
+- the Fleet ConfigMap ``syncer-fleet`` -> :class:`DesiredState` (fleet version, component
+  versions, rollout and node policy, BYOH extras from ``hosts.json``);
+- the BYOH list ``windows-instances``: key = address (IPv4 or DNS name), value exactly
+  ``username=<user>``. A malformed entry is reported as a :class:`~syncer.problems.Problem`
+  and that host skipped — the stage never crashes on it, and never treats a skipped
+  host's Node as removed (a typo must not deconfigure a node);
+- Machines labelled ``machine.openshift.io/os-id=Windows`` (skipping
+  ``windowsmachineconfig.openshift.io/ignore=true``, Machines being deleted, and Machines
+  without an InternalIP yet); SSH user ``Administrator``, ``capi`` on Azure;
+- Windows Nodes (``kubernetes.io/os=windows``) with their annotations;
+- the private key (Secret ``cloud-private-key``, ``private-key.pem``).
+
+BYOH addresses are resolved with :mod:`syncer.nodes.resolving`. If any fails to resolve,
+:attr:`NodeInputs.blocked` says why and :attr:`NodeInputs.removed` is empty: the round
+must configure and remove nothing (WMCO's rule).
+
+A host's Node is found by, in order: syncer's ``syncer.io/address`` annotation, the
+Machine's ``status.nodeRef``, then any Node status address equal to the host's address
+or resolved IP. A Node is *removed* when syncer or WMCO configured it (WMCO's ``version``
+annotation or syncer's address marker), no current host maps to it, and — for a Machine
+node (no ``byoh=true`` label) — no Windows Machine (ignored ones included) maps to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote
+
+from syncer import names
+from syncer.cluster.client import ApiError, KubeClient
+from syncer.nodes.annotations import WINDOWS_NODES, NodeRecord, list_windows_nodes
+from syncer.nodes.keys import PrivateKey, PrivateKeyError, parse_private_key
+from syncer.nodes.resolving import Resolution, Resolver, is_ipv4, is_ipv6, resolve_all, resolve_ipv4
+from syncer.problems import Problem
+
+MACHINE_USER = "Administrator"
+AZURE_MACHINE_USER = "capi"
+
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"{_LABEL}(\.{_LABEL})*", re.IGNORECASE)
+# "username=<user>": no '=', no control characters, no whitespace at either end.
+_USER_EDGE = r"[^=\s\x00-\x1f\x7f]"
+_USER_MID = r"[^=\x00-\x1f\x7f]"
+_USERNAME_RE = re.compile(rf"username=(?P<user>{_USER_EDGE}(?:{_USER_MID}*{_USER_EDGE})?)")
+_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class HostKind(StrEnum):
+    BYOH = "byoh"
+    MACHINE = "machine"
+
+
+# --- desired state (the Fleet ConfigMap) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComponentVersion:
+    name: str
+    version: str
+    url: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RolloutPolicy:
+    max_unavailable: int = 1
+    drain_timeout: float = 600.0  # seconds
+    on_failure: str = "halt"  # "halt" | "rollback"
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class NodePolicy:
+    ssh_port: int = 22
+    host_key_policy: str = "tofu"  # "tofu" | "pinned"
+    user_data: str = "syncer"  # "syncer" | "wmco"
+    api_server: str | None = None
+    platform: str | None = None  # aws | azure | gcp | vsphere | nutanix | none
+
+
+@dataclass(frozen=True)
+class HostExtras:
+    """What Git says about a BYOH host beyond ``windows-instances`` (``hosts.json``)."""
+
+    host_key: str | None = None  # OpenSSH "<type> <base64> [comment]" line
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """The Fleet ConfigMap ``syncer-fleet``, parsed."""
+
+    fleet: str
+    version: str
+    components: Mapping[str, ComponentVersion] = field(default_factory=dict, hash=False)
+    rollout: RolloutPolicy = field(default_factory=RolloutPolicy)
+    nodes: NodePolicy = field(default_factory=NodePolicy)
+    extras: Mapping[str, HostExtras] = field(default_factory=dict, hash=False)
+
+    @property
+    def kubelet_version(self) -> str | None:
+        kubelet = self.components.get("kubelet")
+        return kubelet.version if kubelet else None
+
+
+# --- hosts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Host:
+    """One Windows host to configure."""
+
+    address: str  # windows-instances key (IPv4 or DNS name) or the Machine's InternalIP
+    username: str
+    kind: HostKind
+    ip: str | None = None  # resolved IPv4 (None only when resolution failed)
+    machine_name: str | None = None
+    node_name: str | None = None  # existing Node, if any
+    pinned_host_key: str | None = None  # from Git (hosts.json), OpenSSH line
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=True)
+
+    @property
+    def connect_address(self) -> str:
+        """Where to open SSH: the resolved IPv4, else the address as written."""
+        return self.ip or self.address
+
+
+@dataclass(frozen=True)
+class RemovedHost:
+    """A Node syncer or WMCO configured whose host is no longer wanted."""
+
+    node_name: str
+    address: str | None  # best known address to reach it for cleanup
+    kind: HostKind
+    username: str | None  # from the Node's ``username`` annotation
+    reason: str
+
+
+@dataclass(frozen=True)
+class NodeInputs:
+    desired: DesiredState | None  # None when the Fleet ConfigMap is missing
+    hosts: list[Host]
+    removed: list[RemovedHost]
+    nodes: dict[str, NodeRecord]  # every Windows Node, by name
+    private_key: PrivateKey | None
+    resolution: Resolution
+    problems: list[Problem] = field(default_factory=list)
+    # Machines that will become hosts once provisioned (no InternalIP yet), by name.
+    waiting_machines: list[str] = field(default_factory=list)
+
+    @property
+    def blocked(self) -> str | None:
+        """Why this round must configure and remove nothing, or None."""
+        if not self.resolution.ok:
+            return self.resolution.reason
+        return None
+
+    def host(self, address: str) -> Host | None:
+        for h in self.hosts:
+            if h.address == address:
+                return h
+        return None
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def read_node_inputs(
+    api: KubeClient,
+    namespace: str = names.WMCO_NAMESPACE,
+    *,
+    machine_namespace: str = names.MACHINE_API_NAMESPACE,
+    resolver: Resolver = resolve_ipv4,
+    node_selector: str = WINDOWS_NODES,
+) -> NodeInputs:
+    """Read everything the node stage needs (see the module docstring).
+
+    ``node_selector`` narrows the Nodes considered (default: every Windows Node).
+    ``namespace`` is the fleet (WMCO) namespace holding ``syncer-fleet``,
+    ``windows-instances`` and ``cloud-private-key``. API errors other than "not found"
+    propagate (the caller retries the round); user mistakes become ``problems``.
+    """
+    problems: list[Problem] = []
+    desired = read_desired_state(api, namespace, problems)
+    byoh_entries, protected = read_byoh_entries(api, namespace, problems)
+    resolution = resolve_all([address for address, _ in byoh_entries], resolver)
+    machines = list_windows_machines(api, machine_namespace)
+    nodes = {n.name: n for n in list_windows_nodes(api, node_selector)}
+    private_key = read_private_key(api, namespace, problems)
+
+    policy = desired.nodes if desired else NodePolicy()
+    extras = desired.extras if desired else {}
+    hosts: list[Host] = []
+    for address, username in byoh_entries:
+        ip = resolution.ips.get(address)
+        extra = extras.get(address, HostExtras())
+        hosts.append(
+            Host(
+                address=address,
+                username=username,
+                kind=HostKind.BYOH,
+                ip=ip,
+                node_name=_match_node(nodes.values(), address, ip, byoh=True),
+                pinned_host_key=extra.host_key,
+                labels=dict(extra.labels),
+            )
+        )
+
+    waiting: list[str] = []
+    machine_nodes: set[str] = set()
+    for machine in machines:
+        node_name = machine.node_ref or _match_node(
+            nodes.values(), machine.address, machine.address, byoh=False
+        )
+        if node_name:
+            machine_nodes.add(node_name)
+        if machine.ignored or machine.deleting:
+            continue
+        if not machine.address:
+            waiting.append(machine.name)
+            continue
+        platform = policy.platform or machine.platform
+        hosts.append(
+            Host(
+                address=machine.address,
+                username=AZURE_MACHINE_USER if platform == "azure" else MACHINE_USER,
+                kind=HostKind.MACHINE,
+                ip=machine.address,
+                machine_name=machine.name,
+                node_name=node_name,
+            )
+        )
+    hosts.sort(key=lambda h: (h.kind != HostKind.BYOH, h.address))
+
+    removed: list[RemovedHost] = []
+    if resolution.ok:
+        removed = _removed_nodes(nodes, hosts, protected, machine_nodes)
+    return NodeInputs(
+        desired=desired,
+        hosts=hosts,
+        removed=removed,
+        nodes=nodes,
+        private_key=private_key,
+        resolution=resolution,
+        problems=problems,
+        waiting_machines=sorted(waiting),
+    )
+
+
+def _match_node(
+    nodes: Iterable[NodeRecord], address: str | None, ip: str | None, *, byoh: bool
+) -> str | None:
+    """The Node of a host: syncer's address marker first, then a status address."""
+    if not address:
+        return None
+    candidates = list(nodes)
+    for node in candidates:
+        if node.address == address:
+            return node.name
+    for node in candidates:
+        if node.address is not None:
+            continue  # syncer configured this Node from another address
+        if not byoh and node.byoh:
+            continue  # a BYOH Node is never a Machine's
+        if node.has_address(address) or (ip is not None and node.has_address(ip)):
+            return node.name
+    return None
+
+
+def _removed_nodes(
+    nodes: Mapping[str, NodeRecord],
+    hosts: list[Host],
+    protected: set[str],
+    machine_nodes: set[str],
+) -> list[RemovedHost]:
+    wanted = {h.node_name for h in hosts if h.node_name}
+    out: list[RemovedHost] = []
+    for node in nodes.values():
+        if not node.configured or node.name in wanted:
+            continue
+        # A malformed entry (reported, skipped) still protects its Node from removal.
+        if (node.address and node.address in protected) or any(
+            node.has_address(a) for a in protected
+        ):
+            continue
+        address = node.address or node.internal_ip
+        if node.byoh:
+            out.append(
+                RemovedHost(
+                    node.name,
+                    address,
+                    HostKind.BYOH,
+                    node.username,
+                    f"{address or node.name} is no longer listed in {names.BYOH_CONFIGMAP}",
+                )
+            )
+        elif node.name not in machine_nodes:
+            out.append(
+                RemovedHost(
+                    node.name,
+                    address,
+                    HostKind.MACHINE,
+                    node.username,
+                    f"no Windows Machine maps to Node {node.name} any more",
+                )
+            )
+    return sorted(out, key=lambda r: r.node_name)
+
+
+# --- the Fleet ConfigMap ----------------------------------------------------------------
+
+
+def read_desired_state(
+    api: KubeClient, namespace: str, problems: list[Problem] | None = None
+) -> DesiredState | None:
+    """Parse ``syncer-fleet``; None when it does not exist. Bad JSON -> problems."""
+    cm = _get(api, f"/api/v1/namespaces/{quote(namespace)}/configmaps/{names.FLEET_CONFIGMAP}")
+    if cm is None:
+        return None
+    return parse_desired_state(
+        cm.get("data") or {}, f"ConfigMap {namespace}/{names.FLEET_CONFIGMAP}", problems
+    )
+
+
+def parse_desired_state(
+    data: Mapping[str, str],
+    where: str = names.FLEET_CONFIGMAP,
+    problems: list[Problem] | None = None,
+) -> DesiredState:
+    """Parse the Fleet ConfigMap's ``data`` (layout: docs/architecture.md)."""
+    problems = problems if problems is not None else []
+
+    def load(key: str) -> dict[str, Any]:
+        text = data.get(key)
+        if not text:
+            return {}
+        try:
+            doc = json.loads(text)
+        except ValueError as err:
+            problems.append(Problem(where, 0, f"{key}: not valid JSON: {err}"))
+            return {}
+        if not isinstance(doc, dict):
+            problems.append(Problem(where, 0, f"{key}: must be a JSON object"))
+            return {}
+        return doc
+
+    components: dict[str, ComponentVersion] = {}
+    for name, spec in load("components.json").items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("version"), str):
+            problems.append(Problem(where, 0, f"components.json: {name}: needs a version"))
+            continue
+        components[name] = ComponentVersion(
+            name, spec["version"], str(spec.get("url", "")), str(spec.get("sha256", "")).lower()
+        )
+
+    policy = load("nodes.json")
+    rollout_doc = _section(policy, "rollout")
+    nodes_doc = _section(policy, "nodes")
+    rollout = RolloutPolicy(
+        max_unavailable=max(1, _int(rollout_doc.get("maxUnavailable"), 1)),
+        drain_timeout=parse_duration(rollout_doc.get("drainTimeout"), 600.0),
+        on_failure=str(rollout_doc.get("onFailure") or "halt"),
+        paused=bool(rollout_doc.get("paused", False)),
+    )
+    platform = nodes_doc.get("platform") or policy.get("platform")
+    node_policy = NodePolicy(
+        ssh_port=_int(nodes_doc.get("sshPort"), 22),
+        host_key_policy=str(nodes_doc.get("hostKeyPolicy") or "tofu"),
+        user_data=str(nodes_doc.get("userData") or "syncer"),
+        api_server=str(nodes_doc["apiServer"]) if nodes_doc.get("apiServer") else None,
+        platform=str(platform).lower() if platform else None,
+    )
+
+    extras: dict[str, HostExtras] = {}
+    for address, extra in load("hosts.json").items():
+        if not isinstance(extra, dict):
+            problems.append(Problem(where, 0, f"hosts.json: {address}: must be an object"))
+            continue
+        labels = extra.get("labels") or {}
+        extras[address] = HostExtras(
+            host_key=str(extra["hostKey"]) if extra.get("hostKey") else None,
+            labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+        )
+    return DesiredState(
+        fleet=str(data.get("fleet", "")),
+        version=str(data.get("version", "")),
+        components=components,
+        rollout=rollout,
+        nodes=node_policy,
+        extras=extras,
+    )
+
+
+def _section(policy: dict[str, Any], key: str) -> dict[str, Any]:
+    """``policy[key]`` when it is an object, else the policy itself (flat layout)."""
+    value = policy.get(key)
+    return value if isinstance(value, dict) else policy
+
+
+def parse_duration(value: Any, default: float) -> float:
+    """Seconds from a Go duration ("10m", "1h30m", "90s") or a number of seconds."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION_PART_RE.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return default
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def _int(value: Any, default: int) -> int:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return default
+
+
+# --- windows-instances ------------------------------------------------------------------
+
+
+def read_byoh_entries(
+    api: KubeClient, namespace: str, problems: list[Problem] | None = None
+) -> tuple[list[tuple[str, str]], set[str]]:
+    """(valid (address, username) pairs, every listed address including malformed ones).
+
+    A missing ConfigMap means no BYOH hosts (WMCO: deleting it deconfigures them all).
+    """
+    cm = _get(api, f"/api/v1/namespaces/{quote(namespace)}/configmaps/{names.BYOH_CONFIGMAP}")
+    if cm is None:
+        return [], set()
+    return parse_byoh_entries(
+        cm.get("data") or {}, f"ConfigMap {namespace}/{names.BYOH_CONFIGMAP}", problems
+    )
+
+
+def parse_byoh_entries(
+    data: Mapping[str, str],
+    where: str = names.BYOH_CONFIGMAP,
+    problems: list[Problem] | None = None,
+) -> tuple[list[tuple[str, str]], set[str]]:
+    """Strictly parse ``windows-instances`` data; each bad entry is one problem."""
+    problems = problems if problems is not None else []
+    valid: list[tuple[str, str]] = []
+    listed: set[str] = set()
+    for address in sorted(data):
+        value = data[address]
+        listed.add(address)
+        why = check_address(address)
+        if why is None:
+            match = _USERNAME_RE.fullmatch(value if isinstance(value, str) else "")
+            if match is None:
+                why = f"value must be exactly 'username=<user>', got {value!r}"
+        if why is not None:
+            problems.append(Problem(where, 0, f"{address}: {why}; host skipped"))
+            continue
+        assert match is not None
+        valid.append((address, match.group("user")))
+    return valid, listed
+
+
+def check_address(address: str) -> str | None:
+    """None if ``address`` is an IPv4 literal or DNS name WMCO accepts, else why not."""
+    if is_ipv4(address):
+        return None
+    if is_ipv6(address):
+        return "IPv6 addresses are not supported"
+    if len(address) > 253 or not _HOSTNAME_RE.fullmatch(address):
+        return "not an IPv4 address or DNS name"
+    if re.fullmatch(r"[0-9.]+", address):
+        return "not a valid IPv4 address"
+    return None
+
+
+# --- Machines ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MachineInfo:
+    name: str
+    address: str | None  # InternalIP
+    node_ref: str | None
+    ignored: bool
+    deleting: bool
+    platform: str | None  # from the providerSpec kind/apiVersion
+
+
+def list_windows_machines(api: KubeClient, namespace: str) -> list[MachineInfo]:
+    """Windows Machines in ``namespace``; [] when the Machine API is not installed."""
+    path = f"/apis/{names.MACHINE_API_VERSION}/namespaces/{quote(namespace)}/machines"
+    try:
+        doc = api.request("GET", path, query=[("labelSelector", f"{names.LABEL_OS_ID}=Windows")])
+    except ApiError as err:
+        if err.not_found:
+            return []
+        raise
+    return sorted((machine_info(m) for m in doc.get("items") or []), key=lambda m: m.name)
+
+
+def machine_info(machine: Mapping[str, Any]) -> MachineInfo:
+    meta = machine.get("metadata") or {}
+    status = machine.get("status") or {}
+    address = next(
+        (
+            str(a.get("address"))
+            for a in status.get("addresses") or []
+            if a.get("type") == "InternalIP" and is_ipv4(str(a.get("address", "")))
+        ),
+        None,
+    )
+    return MachineInfo(
+        name=str(meta.get("name", "")),
+        address=address,
+        node_ref=(status.get("nodeRef") or {}).get("name"),
+        ignored=(meta.get("labels") or {}).get(names.LABEL_IGNORE) == "true",
+        deleting=bool(meta.get("deletionTimestamp")),
+        platform=machine_platform(machine),
+    )
+
+
+def machine_platform(machine: Mapping[str, Any]) -> str | None:
+    """The platform a Machine's providerSpec names (``AzureMachineProviderSpec`` -> azure)."""
+    value = (((machine.get("spec") or {}).get("providerSpec") or {}).get("value")) or {}
+    text = f"{value.get('kind', '')} {value.get('apiVersion', '')}".lower()
+    for platform in ("azure", "aws", "gcp", "vsphere", "nutanix"):
+        if platform in text:
+            return platform
+    return None
+
+
+# --- the private key --------------------------------------------------------------------
+
+
+def read_private_key(
+    api: KubeClient, namespace: str, problems: list[Problem] | None = None
+) -> PrivateKey | None:
+    """The key from ``cloud-private-key``; None (and a problem) if missing or unusable."""
+    problems = problems if problems is not None else []
+    where = f"Secret {namespace}/{names.PRIVATE_KEY_SECRET}"
+    secret = _get(api, f"/api/v1/namespaces/{quote(namespace)}/secrets/{names.PRIVATE_KEY_SECRET}")
+    if secret is None:
+        problems.append(Problem(where, 0, "not found: hosts cannot be reached over SSH"))
+        return None
+    encoded = (secret.get("data") or {}).get(names.PRIVATE_KEY_SECRET_KEY)
+    if not encoded:
+        problems.append(Problem(where, 0, f"has no key {names.PRIVATE_KEY_SECRET_KEY!r}"))
+        return None
+    try:
+        return parse_private_key(base64.b64decode(encoded))
+    except (PrivateKeyError, ValueError) as err:
+        problems.append(Problem(where, 0, f"{names.PRIVATE_KEY_SECRET_KEY}: {err}"))
+        return None
+
+
+def _get(api: KubeClient, path: str) -> dict[str, Any] | None:
+    try:
+        obj: dict[str, Any] = api.request("GET", path)
+    except ApiError as err:
+        if err.not_found:
+            return None
+        raise
+    return obj
+
+
+__all__ = [
+    "ComponentVersion",
+    "DesiredState",
+    "Host",
+    "HostExtras",
+    "HostKind",
+    "MachineInfo",
+    "NodeInputs",
+    "NodePolicy",
+    "RemovedHost",
+    "RolloutPolicy",
+    "check_address",
+    "parse_byoh_entries",
+    "parse_desired_state",
+    "parse_duration",
+    "read_byoh_entries",
+    "read_desired_state",
+    "read_node_inputs",
+    "read_private_key",
+]

@@ -1,0 +1,101 @@
+"""Probe: what is on a host, in (usually) one command.
+
+The probe connects (verifying the host key, see :mod:`syncer.nodes.ssh`), then runs the
+vocabulary's composite ``inventory`` entry once: host name, OS build, free space on C:,
+the SHA-256 of every file that tells an installed version (:mod:`syncer.nodes.layout`)
+and of every staged upload, and the configuration and state of every managed service.
+
+The default shell is detected with WMCO's test (``Get-Help`` succeeds only where
+PowerShell is the default shell) the first time syncer meets a host, and then remembered
+(``syncer.io/shell`` on the Node, and in the node status ConfigMap for hosts without
+one), so a no-change pass costs one SSH connection and one command per host. The
+vocabulary's commands work under either shell; the shell is recorded for people and for
+WMCO's BYOH prerequisite (cmd.exe), which status reports.
+
+Failures are data, not exceptions: a :class:`ProbeResult` carries either
+:class:`HostFacts` or what went wrong (``host-key`` for a changed host key, which stops
+that host until an operator acts; ``unreachable``; ``probe`` for a command that failed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import paramiko
+
+from syncer.nodes import commands
+from syncer.nodes.commands import CommandFailed, Inventory, ServiceInfo, Shell
+from syncer.nodes.hostkeys import HostKeyMismatch
+from syncer.nodes.ssh import HostSession, SshError
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the probe read from a host."""
+
+    address: str
+    hostname: str
+    os_build: str
+    shell: Shell
+    free_bytes: int
+    files: dict[str, str | None]  # Windows path -> sha256 (lowercase) or None
+    services: dict[str, ServiceInfo | None]
+
+    @classmethod
+    def from_inventory(cls, address: str, shell: Shell, inv: Inventory) -> HostFacts:
+        return cls(
+            address=address,
+            hostname=inv.hostname,
+            os_build=str(inv.os_build),
+            shell=shell,
+            free_bytes=inv.free_bytes,
+            files=dict(inv.files),
+            services=dict(inv.services),
+        )
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    address: str
+    facts: HostFacts | None = None
+    error: str | None = None
+    kind: str | None = None  # "host-key" | "unreachable" | "probe"
+    commands: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.facts is not None
+
+
+def inventory(
+    session: HostSession, files: Sequence[str], services: Sequence[str], shell: Shell
+) -> HostFacts:
+    """Run the inventory command on an open session."""
+    result = session.run(commands.inventory(files=files, services=services))
+    return HostFacts.from_inventory(session.address, shell, commands.parse_inventory(result))
+
+
+def detect_shell(session: HostSession) -> Shell:
+    return commands.parse_shell_probe(session.run(commands.shell_probe()))
+
+
+def probe_host(
+    address: str,
+    open_session: Callable[[], HostSession],
+    files: Sequence[str],
+    services: Sequence[str],
+    known_shell: Shell | None = None,
+) -> ProbeResult:
+    """Connect, detect the shell unless known, take the inventory, close."""
+    try:
+        with open_session() as session:
+            shell = known_shell or detect_shell(session)
+            facts = inventory(session, files, services, shell)
+            return ProbeResult(address, facts, commands=session.commands_run)
+    except HostKeyMismatch as err:
+        return ProbeResult(address, error=str(err), kind="host-key")
+    except (SshError, paramiko.SSHException, OSError) as err:
+        return ProbeResult(address, error=str(err) or type(err).__name__, kind="unreachable")
+    except (CommandFailed, ValueError, KeyError) as err:
+        return ProbeResult(address, error=f"probe failed: {err}", kind="probe")

@@ -1,0 +1,197 @@
+"""The rollout across hosts: never more than ``maxUnavailable`` out, resume first, halt on
+failure.
+
+Input: the :class:`~syncer.nodes.hostplan.HostPlan` of every host (from concurrent probes,
+see :mod:`syncer.nodes.stage`). Only ``configure`` and ``upgrade`` plans take part; the
+others need no slot.
+
+1. **Resume first.** Slots a previous controller left in the rollout Lease (its process
+   stopped mid-upgrade: :meth:`RolloutLock.orphans`) are resumed before anything else —
+   :meth:`RolloutLock.acquire` refuses every other host until they are. An orphaned slot
+   whose host no longer needs work (removed from the fleet) is handed back.
+2. **Then the rest, in plan order**, each after :meth:`RolloutLock.acquire` granted it a
+   slot. The count is taken from the cluster at every acquire (slot holders, Nodes
+   labelled ``upgrading``, failed hosts), so it holds across restarts and replicas. Up to
+   ``maxUnavailable`` hosts run at once on a thread pool; when no slot is free the
+   rollout waits for one of its own hosts to finish; when no slot is free and none of its
+   own hosts runs (another controller's, or failed hosts hold them all), it stops and
+   says why.
+3. **A failed host halts the rollout**: no new host starts, running ones finish, and the
+   result says ``rollout halted: <address> failed at step <step>: <error>``. The failed
+   host keeps counting against ``maxUnavailable`` (its failure record), so the next round
+   does not start another host either until it is fixed.
+4. **Shutdown** (an event): no new host starts; running hosts stop at their next safe
+   point (:mod:`syncer.nodes.configure`) and keep their slots for the next controller.
+
+Held slots are renewed by one background thread every ``Timeouts.slot_renew`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from syncer.nodes.configure import HostOutcome, HostRun, StageContext
+from syncer.nodes.hostplan import HostPlan
+from syncer.nodes.progress import NullProgress, ProgressReporter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RolloutResult:
+    outcomes: dict[str, HostOutcome] = field(default_factory=dict)
+    total: int = 0
+    halted: str | None = None  # why the rollout stopped early
+    interrupted: bool = False
+    not_started: list[str] = field(default_factory=list)
+    max_concurrency: int = 0
+
+    @property
+    def done(self) -> int:
+        return sum(1 for o in self.outcomes.values() if o.ok)
+
+
+class _Renewer:
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+        self.held: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="syncer-slot-renew", daemon=True)
+
+    def __enter__(self) -> _Renewer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def add(self, address: str, node: str | None) -> None:
+        with self._lock:
+            self.held[address] = node
+
+    def remove(self, address: str) -> None:
+        with self._lock:
+            self.held.pop(address, None)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.ctx.timeouts.slot_renew):
+            with self._lock:
+                held = dict(self.held)
+            for address, node in held.items():
+                try:
+                    self.ctx.lock.renew(address, node)
+                except Exception as err:  # a missed renewal only ages the slot
+                    log.info("renewing the slot of %s failed: %s", address, err)
+
+
+def run_rollout(
+    ctx: StageContext,
+    plans: list[HostPlan],
+    *,
+    progress: ProgressReporter | None = None,
+) -> RolloutResult:
+    """Configure every plan that needs a slot (see the module docstring)."""
+    progress = progress or NullProgress()
+    work = [p for p in plans if p.needs_slot]
+    result = RolloutResult(total=len(work))
+    addresses = {p.address for p in plans}
+    orphans = {h.address: h for h in ctx.lock.orphans()}
+    for address in orphans:
+        if address not in addresses:
+            log.info("releasing the orphaned slot of %s (no longer a host)", address)
+            ctx.lock.release(address)
+    work.sort(key=lambda p: (p.address not in orphans, not p.resume))
+    if not work:
+        return result
+
+    progress.start(len(work))
+    user_step = ctx.on_step
+
+    def on_step(address: str, step: str) -> None:
+        progress.step(address, step)
+        user_step(address, step)
+
+    ctx.on_step = on_step
+    running: dict[Future[HostOutcome], HostPlan] = {}
+    active = 0
+    active_lock = threading.Lock()
+
+    def run_one(plan: HostPlan) -> HostOutcome:
+        nonlocal active
+        with active_lock:
+            active += 1
+            result.max_concurrency = max(result.max_concurrency, active)
+        try:
+            return HostRun(ctx, plan).run()
+        finally:
+            with active_lock:
+                active -= 1
+
+    def collect(block: bool) -> None:
+        if not running:
+            return
+        done, _ = wait(list(running), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for future in done:
+            plan = running.pop(future)
+            renewer.remove(plan.address)
+            outcome = future.result()
+            result.outcomes[plan.address] = outcome
+            if outcome.ok:
+                progress.finished(plan.address, True, "configured")
+            elif outcome.phase == "interrupted":
+                result.interrupted = True
+                progress.finished(plan.address, False, f"interrupted before {outcome.step}")
+            else:
+                summary = f"failed at step {outcome.step}: {outcome.error}"
+                progress.finished(plan.address, False, summary)
+                if result.halted is None:
+                    result.halted = f"rollout halted: {plan.address} {summary}"
+
+    pending = list(work)
+    workers = max(1, ctx.lock.max_unavailable)
+    try:
+        with _Renewer(ctx) as renewer, ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="syncer-host"
+        ) as pool:
+            while pending and result.halted is None:
+                if ctx.shutdown.is_set():
+                    result.interrupted = True
+                    break
+                collect(block=False)
+                if result.halted is not None:
+                    break
+                plan = pending[0]
+                node = plan.node.name if plan.node else None
+                if len(running) >= workers:
+                    collect(block=True)
+                    continue
+                slot = ctx.lock.acquire(plan.address, node)
+                if slot.granted:
+                    pending.pop(0)
+                    renewer.add(plan.address, node)
+                    running[pool.submit(run_one, plan)] = plan
+                    continue
+                if running:
+                    collect(block=True)
+                    continue
+                result.halted = f"rollout halted: {slot.reason}"
+                break
+            while running:
+                collect(block=True)
+    finally:
+        ctx.on_step = user_step
+        progress.close()
+    result.not_started = [p.address for p in pending]
+    if result.halted:
+        log.warning("%s", result.halted)
+    return result
+
+
+def wait_time(started: float) -> float:
+    return time.monotonic() - started

@@ -1,0 +1,384 @@
+"""The node stage: bring every Windows host to the committed version, safely.
+
+:func:`run_node_stage` is one round, called after a successful apply by
+:func:`syncer.reconcile.reconcile_once` (``syncer sync --once``) and by the controller:
+
+1. **inputs** from the cluster (:mod:`syncer.nodes.inputs`): desired state, BYOH hosts,
+   Machines, Nodes, the private key. If any BYOH address fails to resolve, the round stops
+   here: nothing is configured and nothing removed (WMCO's DNS rule).
+2. **probe** every host concurrently (bounded pool; one connection and normally one
+   command each, :mod:`syncer.nodes.probe`). The probe makes one connection attempt: an
+   unreachable host is reported and tried again next round instead of holding the round
+   for WMCO's ten minutes (the configure flow itself keeps WMCO's retries).
+3. **plan** each host (:mod:`syncer.nodes.hostplan`). Up-to-date hosts cost nothing more.
+   ``rollout.paused``: stop here, report the plans.
+4. **payloads**: every payload any plan needs is fetched and verified *before* any host is
+   touched (:mod:`syncer.nodes.payloads`); a bad checksum ends the round here.
+5. **record** (annotations only) for hosts whose Node record lags, then the **rollout**
+   (:mod:`syncer.nodes.rollout`), then **removals** (:mod:`syncer.nodes.deconfigure`).
+6. **report**: one row per host (address, node, current -> desired version, phase, last
+   error, since) in the ConfigMap ``syncer-node-status`` (written only on change), which
+   ``syncer status`` reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from syncer import names
+from syncer.cluster.client import KubeClient
+from syncer.cluster.drain import DrainOptions
+from syncer.nodes import kubeconfig
+from syncer.nodes.annotations import WINDOWS_NODES, NodeRecord
+from syncer.nodes.commands import Shell
+from syncer.nodes.configure import StageContext, Timeouts, record_only
+from syncer.nodes.deconfigure import RemovalOutcome, deconfigure
+from syncer.nodes.hostkeys import HostKeyStore
+from syncer.nodes.hostplan import Action, HostPlan, plan_host, probe_files, probe_services
+from syncer.nodes.inputs import Host, NodeInputs, read_node_inputs
+from syncer.nodes.payloads import PayloadCache, PayloadError, Wanted, fetch_all
+from syncer.nodes.probe import ProbeResult, probe_host
+from syncer.nodes.progress import ProgressReporter
+from syncer.nodes.resolving import Resolver, ReverseResolver, resolve_ipv4, reverse_lookup
+from syncer.nodes.rollout import RolloutResult, run_rollout
+from syncer.nodes.slots import RolloutLock
+from syncer.nodes.ssh import SSH_ERRORS, HostSession, SshOptions
+from syncer.nodes.status import HostStatus, StatusReport, carry_since, read_status, write_status
+from syncer.problems import Problem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NodeStageOptions:
+    namespace: str = names.WMCO_NAMESPACE  # the fleet (WMCO) namespace
+    machine_namespace: str = names.MACHINE_API_NAMESPACE
+    identity: str = "syncer"  # the controller's identity in the rollout Lease
+    cache_dir: Path | None = None
+    ssh: SshOptions = field(default_factory=SshOptions)
+    probe_attempts_for: float = 0.0  # how long a probe keeps retrying a connection
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    drain: DrainOptions | None = None
+    resolver: Resolver = resolve_ipv4
+    reverse: ReverseResolver = reverse_lookup
+    node_selector: str = WINDOWS_NODES
+    probe_workers: int = 16
+    stale_after: float = 300.0
+    approve_machine_csrs: bool = False  # test stand-in for the cluster machine approver
+    bootstrap_ca: bytes | None = None
+    write_status: bool = True
+    progress: ProgressReporter | None = field(default=None, compare=False)
+
+
+@dataclass
+class NodeStageResult:
+    rows: list[HostStatus] = field(default_factory=list)
+    plans: list[HostPlan] = field(default_factory=list)
+    rollout: RolloutResult | None = None
+    removals: list[RemovalOutcome] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    blocked: str | None = None  # the whole round did nothing, and why
+    halted: str | None = None
+    paused: bool = False
+    ssh_errors: int = 0
+
+    @property
+    def ok(self) -> bool:
+        failed_removal = any(not r.ok for r in self.removals)
+        return self.blocked is None and self.halted is None and not failed_removal
+
+    def summary(self) -> str:
+        if self.blocked:
+            return f"nodes: nothing done: {self.blocked}"
+        total = len(self.rows)
+        current = sum(1 for r in self.rows if r.phase == "up-to-date")
+        text = f"nodes: {current}/{total} hosts at the committed version"
+        if self.rollout is not None and self.rollout.total:
+            text += f"; rollout {self.rollout.done}/{self.rollout.total} done"
+        if self.removals:
+            text += f"; {sum(r.ok for r in self.removals)} removed"
+        if self.halted:
+            text += f"; {self.halted}"
+        return text
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "summary": self.summary(),
+            "blocked": self.blocked,
+            "halted": self.halted,
+            "hosts": [r.to_json() for r in self.rows],
+        }
+
+
+def run_node_stage(
+    api: KubeClient,
+    options: NodeStageOptions | None = None,
+    *,
+    shutdown: threading.Event | None = None,
+    progress: ProgressReporter | None = None,
+    on_step: Callable[[str, str], None] | None = None,
+) -> NodeStageResult:
+    """One round of the node stage (see the module docstring)."""
+    opts = options or NodeStageOptions()
+    shutdown = shutdown or threading.Event()
+    errors_before = SSH_ERRORS.value
+    result = NodeStageResult()
+    inputs = read_node_inputs(
+        api,
+        opts.namespace,
+        machine_namespace=opts.machine_namespace,
+        resolver=opts.resolver,
+        node_selector=opts.node_selector,
+    )
+    result.problems = list(inputs.problems)
+    previous = read_status(api, opts.namespace)
+    desired = inputs.desired
+    if desired is None:
+        result.blocked = f"no ConfigMap {opts.namespace}/{names.FLEET_CONFIGMAP}"
+        return result
+    if inputs.blocked:
+        result.blocked = inputs.blocked
+        result.rows = _rows_without_probe(inputs, desired.version, "blocked: DNS", inputs.blocked)
+        _report(api, opts, result, previous)
+        return result
+    if not inputs.hosts and not inputs.removed:
+        _report(api, opts, result, previous)
+        return result
+    if inputs.private_key is None:
+        result.blocked = "; ".join(str(p) for p in inputs.problems) or "no private key"
+        result.rows = _rows_without_probe(inputs, desired.version, "blocked", result.blocked)
+        _report(api, opts, result, previous)
+        return result
+
+    lock = RolloutLock(
+        api,
+        opts.namespace,
+        max_unavailable=desired.rollout.max_unavailable,
+        identity=opts.identity,
+        stale_after=opts.stale_after,
+        node_selector=opts.node_selector,
+    )
+    ctx = StageContext(
+        api=api,
+        namespace=opts.namespace,
+        desired=desired,
+        private_key=inputs.private_key,
+        store=HostKeyStore(api, opts.namespace),
+        lock=lock,
+        cache=PayloadCache(opts.cache_dir),
+        ssh=opts.ssh,
+        timeouts=opts.timeouts,
+        drain=opts.drain,
+        reverse=opts.reverse,
+        shutdown=shutdown,
+        on_step=on_step or (lambda address, step: None),
+        approve_machine_csrs=opts.approve_machine_csrs,
+        node_selector=opts.node_selector,
+    )
+    ctx.bootstrap = lambda: kubeconfig.bootstrap_files(
+        api, opts.namespace, api_server=desired.nodes.api_server, ca=opts.bootstrap_ca
+    )
+
+    # --- probe and plan ----------------------------------------------------------------
+    probes = _probe_all(ctx, opts, inputs, previous, shutdown)
+    orphans = {h.address for h in lock.orphans()}
+    failures = {f.address: f for f in lock.failures() if f.address}
+    plans: list[HostPlan] = []
+    for host in inputs.hosts:
+        node = inputs.nodes.get(host.node_name) if host.node_name else None
+        failure = failures.get(host.address) if node is None else None
+        old = previous.hosts.get(host.address)
+        plans.append(
+            plan_host(
+                host,
+                desired,
+                probes.get(host.address),
+                node,
+                failure=f"failed at step {failure.step}: {failure.error}" if failure else None,
+                failed_version=old.desired if failure and old else None,
+                orphaned=host.address in orphans,
+            )
+        )
+    result.plans = plans
+
+    if desired.rollout.paused:
+        result.paused = True
+        result.rows = [_row(p, "paused: would " + p.action.value if p.needs_slot
+                            else p.action.value) for p in plans]
+        _report(api, opts, result, previous)
+        return result
+
+    # --- payloads before any host is touched ---------------------------------------------
+    wanted = [
+        Wanted(c.name, c.desired.version, c.desired.url, c.desired.sha256)
+        for p in plans if p.needs_slot for c in p.transfers
+    ]
+    try:
+        ctx.payloads = fetch_all(ctx.cache, wanted) if wanted else {}
+    except PayloadError as err:
+        result.halted = f"rollout halted before touching any host: {err}"
+        result.rows = [_row(p, "waiting" if p.needs_slot else p.action.value) for p in plans]
+        _report(api, opts, result, previous)
+        return result
+
+    for plan in plans:
+        if plan.action is Action.RECORD:
+            record_only(ctx, plan)
+
+    rollout = run_rollout(ctx, plans, progress=progress or opts.progress)
+    result.rollout = rollout
+    result.halted = rollout.halted
+
+    # --- removals ----------------------------------------------------------------------------
+    if not shutdown.is_set():
+        for removed in inputs.removed:
+            result.removals.append(deconfigure(ctx, removed))
+
+    result.rows = _final_rows(plans, rollout, result.removals)
+    result.ssh_errors = SSH_ERRORS.value - errors_before
+    _report(api, opts, result, previous)
+    return result
+
+
+def _probe_all(
+    ctx: StageContext,
+    opts: NodeStageOptions,
+    inputs: NodeInputs,
+    previous: StatusReport,
+    shutdown: threading.Event,
+) -> dict[str, ProbeResult]:
+    desired = ctx.desired
+    files = probe_files(desired)
+    services = probe_services(desired)
+    probe_ssh = replace(
+        opts.ssh,
+        port=desired.nodes.ssh_port,
+        connect_timeout_total=opts.probe_attempts_for,
+        auth_timeout_total=opts.probe_attempts_for,
+    )
+
+    def one(host: Host) -> ProbeResult:
+        node = inputs.nodes.get(host.node_name) if host.node_name else None
+        shell = _known_shell(node, previous.hosts.get(host.address))
+
+        def open_session() -> HostSession:
+            session = ctx.open_session(host, host.node_name)
+            session.options = probe_ssh
+            return session
+
+        return probe_host(host.address, open_session, files, services, shell)
+
+    if not inputs.hosts or shutdown.is_set():
+        return {}
+    workers = max(1, min(opts.probe_workers, len(inputs.hosts)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="syncer-probe") as pool:
+        return dict(zip([h.address for h in inputs.hosts],
+                        pool.map(one, inputs.hosts), strict=True))
+
+
+def _known_shell(node: NodeRecord | None, row: HostStatus | None) -> Shell | None:
+    text = node.annotations.get(names.ANNOTATION_SHELL) if node is not None else None
+    text = text or (row.shell if row is not None else None)
+    try:
+        return Shell(text) if text else None
+    except ValueError:
+        return None
+
+
+def _row(plan: HostPlan, phase: str, error: str | None = None) -> HostStatus:
+    node = plan.node
+    if plan.action is Action.BLOCKED and error is None:
+        error = plan.reason
+    return HostStatus(
+        address=plan.address,
+        node=node.name if node else None,
+        current=node.version if node else None,
+        desired=plan.desired_version,
+        phase=phase,
+        last_error=error,
+        kind=plan.host.kind.value,
+        shell=str(plan.facts.shell) if plan.facts else None,
+    )
+
+
+def _final_rows(
+    plans: list[HostPlan], rollout: RolloutResult, removals: list[RemovalOutcome]
+) -> list[HostStatus]:
+    rows = []
+    for plan in plans:
+        outcome = rollout.outcomes.get(plan.address)
+        if outcome is None:
+            if plan.action is Action.RECORD:
+                row = _row(plan, "up-to-date")
+                row = HostStatus(**{**row.to_json(), "current": plan.desired_version})
+            elif plan.needs_slot:
+                row = _row(plan, f"waiting to {plan.action.value}")
+            elif plan.action is Action.BLOCKED:
+                row = _row(plan, f"blocked ({plan.blocked_kind})")
+            else:
+                row = _row(plan, plan.action.value)
+        elif outcome.ok:
+            row = HostStatus(**{**_row(plan, "up-to-date").to_json(),
+                                "node": outcome.node_name, "current": plan.desired_version})
+        elif outcome.phase == "interrupted":
+            row = HostStatus(**{**_row(plan, f"interrupted before {outcome.step}").to_json(),
+                                "node": outcome.node_name})
+        else:
+            phase = "rolled back" if outcome.rolled_back else "failed"
+            row = HostStatus(**{**_row(plan, f"{phase} at {outcome.step}",
+                                       outcome.error).to_json(), "node": outcome.node_name})
+        rows.append(row)
+    for removal in removals:
+        rows.append(HostStatus(
+            address=removal.address or f"node/{removal.node_name}",
+            node=removal.node_name,
+            current=None,
+            desired="",
+            phase="removed" if removal.ok else f"removal failed at {removal.step}",
+            last_error=removal.error,
+        ))
+    return rows
+
+
+def _rows_without_probe(inputs: NodeInputs, version: str, phase: str,
+                        error: str) -> list[HostStatus]:
+    rows = []
+    for host in inputs.hosts:
+        node = inputs.nodes.get(host.node_name) if host.node_name else None
+        rows.append(HostStatus(
+            address=host.address,
+            node=node.name if node else None,
+            current=node.version if node else None,
+            desired=version,
+            phase=phase,
+            last_error=error,
+            kind=host.kind.value,
+        ))
+    return rows
+
+
+def _report(
+    api: KubeClient, opts: NodeStageOptions, result: NodeStageResult, previous: StatusReport
+) -> None:
+    if not opts.write_status:
+        return
+    rows = carry_since(result.rows, previous)
+    result.rows = rows
+    hosts = [r for r in rows if r.desired]  # removed hosts have no desired version
+    rollout = {
+        "total": len(hosts),
+        "done": sum(1 for r in hosts if r.phase == "up-to-date"),
+        "halted": result.halted,
+        "blocked": result.blocked,
+    }
+    report = StatusReport({r.address: r for r in rows}, rollout)
+    try:
+        write_status(api, opts.namespace, report, previous)
+    except Exception as err:  # the report must not fail the round
+        log.warning("cannot write %s: %s", names.NODE_STATUS_CONFIGMAP, err)

@@ -1,0 +1,262 @@
+"""One full reconcile: source -> validate -> render -> plan -> apply -> prune -> record.
+
+:func:`reconcile_once` is the unit the ``syncer sync --once`` command runs, and the one
+the controller (``syncer run``), the node stage (which appends its rollout after a
+successful apply) and the status writer build on. It returns a
+:class:`ReconcileResult`; it raises only for programming errors, never for a bad
+revision or an unreachable remote or cluster.
+
+Guarantees:
+
+- **A revision that fails validation is never applied, not even in part.** Loading and
+  validating the whole fleet happens before the first request that changes the cluster;
+  a failure records only ``lastAttemptedRevision``/``lastError`` on the inventory
+  ConfigMap, and the objects (and ``lastAppliedRevision``) stay as the last good revision
+  left them.
+- **A revision the prune guard refuses** is treated the same way (nothing applied).
+- **An unreachable remote or a rejected commit** (unsigned, when verification is on)
+  changes nothing but ``lastError``.
+- **A no-change resync writes nothing**: unchanged objects are not sent and the inventory
+  ConfigMap is only written when what it records changes.
+
+The revision of a local directory (no Git source) is a digest of its YAML files,
+``local@sha256:<12 hex>``, so "applied" and "attempted" are meaningful there too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from syncer.cluster.apply import ApplyOptions, ApplyResult, apply_plan
+from syncer.cluster.client import ApiError, KubeClient
+from syncer.cluster.display import apply_summary
+from syncer.cluster.inventory import Inventory, InventoryStore
+from syncer.cluster.objects import ObjectRef
+from syncer.cluster.plan import FleetLike, Plan, SourceOf, compute_plan
+from syncer.cluster.prune import Confirmation
+from syncer.fleet import FleetModel, load_fleet, render
+from syncer.names import INVENTORY_CONFIGMAP, SYSTEM_NAMESPACE
+from syncer.nodes.stage import NodeStageOptions, NodeStageResult, run_node_stage
+from syncer.problems import Problem, UserError
+from syncer.source import GitSource, Revision, SourceError
+
+_TIME_KEYS = ("lastAppliedTime", "lastAttemptedTime")
+
+
+@dataclass(frozen=True)
+class ReconcileOptions:
+    inventory_namespace: str = SYSTEM_NAMESPACE
+    inventory_name: str = INVENTORY_CONFIGMAP
+    confirm_prune: bool = False
+    dry_run: bool = False
+    workers: int = 8
+    # The node stage (issue #8) after a successful apply; None skips it. Its fleet
+    # namespace is taken from the Fleet.
+    nodes: NodeStageOptions | None = None
+
+
+@dataclass
+class ReconcileResult:
+    """What one reconcile did. ``ok`` is False when anything failed; ``stage`` says where
+    it stopped: ``source``, ``validate``, ``plan``, ``guard``, ``apply`` or ``done``."""
+
+    revision: str = ""
+    source_revision: Revision | None = None
+    stage: str = "source"
+    plan: Plan | None = None
+    applied: ApplyResult | None = None
+    problems: list[Problem] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    nodes: NodeStageResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.errors
+            and (self.applied is None or not self.applied.failed)
+            and (self.nodes is None or self.nodes.ok)
+        )
+
+    def summary(self) -> str:
+        if self.applied is not None:
+            return apply_summary(self.revision or "(unknown revision)", self.applied)
+        where = f" {self.revision}" if self.revision else ""
+        return f"Not applied{where}: {self.errors[0] if self.errors else 'no changes'}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "revision": self.revision,
+            "ok": self.ok,
+            "stage": self.stage,
+            "summary": self.summary(),
+            "errors": self.errors,
+            "problems": [str(p) for p in self.problems],
+            "objects": [r.to_json() for r in self.applied.results] if self.applied else [],
+            **({"nodes": self.nodes.to_json()} if self.nodes is not None else {}),
+        }
+
+
+def local_revision(path: Path) -> str:
+    """``local@sha256:<12 hex>`` over the YAML files under ``path`` (names and bytes)."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")):
+        digest.update(str(file.relative_to(path)).encode() + b"\0" + file.read_bytes() + b"\0")
+    return f"local@sha256:{digest.hexdigest()[:12]}"
+
+
+def reconcile_once(
+    source: Path | GitSource, client: KubeClient, options: ReconcileOptions | None = None
+) -> ReconcileResult:
+    """Bring the cluster to the revision ``source`` holds now (see the module docs)."""
+    options = options or ReconcileOptions()
+    store = InventoryStore(client, options.inventory_namespace, options.inventory_name)
+    result = ReconcileResult()
+    path = _fetch(source, result)
+    if path is None:
+        _record_failure(store, result, options)
+        return result
+    result.stage = "validate"
+    try:
+        model = load_fleet(path)
+    except UserError as err:
+        result.problems = err.problems
+        result.errors = [str(p) for p in err.problems if p.is_error] or [str(err)]
+        _record_failure(store, result, options)
+        return result
+    result.problems = list(model.warnings)
+    reconcile_objects(render(model), model.fleet, client, options,
+                      source_of=source_lookup(model), result=result)
+    good = result.stage == "done" and not options.dry_run
+    if good and isinstance(source, GitSource) and result.source_revision is not None:
+        source.mark_good(result.source_revision)
+    if good and options.nodes is not None:
+        result.nodes = run_node_stage(
+            client, replace(options.nodes, namespace=model.fleet.namespace)
+        )
+    return result
+
+
+def reconcile_objects(
+    objects: list[dict[str, Any]],
+    fleet: FleetLike,
+    client: KubeClient,
+    options: ReconcileOptions | None = None,
+    *,
+    revision: str = "",
+    source_of: SourceOf | None = None,
+    result: ReconcileResult | None = None,
+) -> ReconcileResult:
+    """The cluster half of a reconcile, for objects already rendered from a valid
+    revision: plan against the live state and inventory, guard, apply, prune, record."""
+    options = options or ReconcileOptions()
+    store = InventoryStore(client, options.inventory_namespace, options.inventory_name)
+    if result is None:
+        result = ReconcileResult(revision=revision)
+    try:
+        result.stage = "plan"
+        inventory = store.load()
+        plan = compute_plan(
+            objects, fleet, client, inventory,
+            source_of=source_of,
+            revision=result.revision,
+            confirm=Confirmation(options.confirm_prune, inventory.confirm_prune),
+            workers=options.workers,
+        )
+        result.plan = plan
+        if plan.refusal:
+            result.stage = "guard"
+            result.errors = [plan.refusal]
+            _record_failure(store, result, options, inventory)
+            return result
+
+        result.stage = "apply"
+        applied = apply_plan(plan, client, ApplyOptions(workers=options.workers,
+                                                        dry_run=options.dry_run))
+        result.applied = applied
+        if options.dry_run:
+            result.stage = "done"
+            return result
+        before = _comparable(inventory)
+        inventory.entries = applied.inventory
+        inventory.fleet = fleet.name
+        if applied.failed:
+            first = applied.failed[0]
+            inventory.record_attempt(
+                result.revision, f"{len(applied.failed)} objects failed; {first.ref}: {first.error}"
+            )
+        else:
+            inventory.record_applied(result.revision)
+        if _comparable(inventory) != before or not inventory.exists:
+            store.save(inventory)
+        if not applied.failed:
+            result.stage = "done"
+    except ApiError as err:
+        result.errors.append(str(err))
+    return result
+
+
+def _fetch(source: Path | GitSource, result: ReconcileResult) -> Path | None:
+    if isinstance(source, Path):
+        if not source.is_dir():
+            result.errors = [f"{source}: no such directory"]
+            return None
+        result.revision = local_revision(source)
+        return source
+    try:
+        revision = source.poll()
+        if revision is None and source.last_seen:
+            revision = source.revision(source.last_seen)  # head unchanged: reconcile it again
+    except SourceError as err:
+        result.revision = err.sha or ""
+        result.errors = [err.message]
+        return None
+    if revision is None:
+        result.errors = ["the source has no revision yet"]
+        return None
+    result.source_revision = revision
+    result.revision = revision.sha
+    return revision.path
+
+
+def _record_failure(
+    store: InventoryStore, result: ReconcileResult, options: ReconcileOptions,
+    inventory: Inventory | None = None,
+) -> None:
+    """Record a revision that was not applied: ``lastAttempted*`` and ``lastError`` only
+    (only what changed; nothing in a dry run)."""
+    if options.dry_run:
+        return
+    try:
+        inventory = inventory or store.load()
+        before = _comparable(inventory)
+        error = "; ".join(result.errors)[:1000]
+        if result.revision:
+            inventory.record_attempt(result.revision, error)
+        else:
+            inventory.last_error = error
+        if _comparable(inventory) != before:
+            store.save(inventory)
+    except ApiError as err:  # the cluster is not reachable either: report both
+        result.errors.append(f"cannot record the failure in the cluster: {err}")
+
+
+def _comparable(inventory: Inventory) -> dict[str, str]:
+    data = inventory.encode()
+    for key in _TIME_KEYS:
+        data.pop(key, None)
+    return data
+
+
+def source_lookup(model: FleetModel) -> SourceOf:
+    """``ref -> (file, line)`` of the document that rendered the object, for plans."""
+
+    def source_of(ref: ObjectRef) -> tuple[str, int] | None:
+        try:
+            return model.source_of(ref.kind, ref.namespace, ref.name)
+        except KeyError:
+            return None
+
+    return source_of

@@ -1,0 +1,157 @@
+"""manifests/: the kustomization builds and applies, and its RBAC is enough and not more.
+
+The RBAC proof runs the real thing as the `syncer` ServiceAccount (a bound token, not
+admin): a full reconcile of the example fleet, and `syncer run` itself (Lease, Events,
+syncer-control, inventory); then requests outside the role, which the API server denies.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from controller_helpers import SyncerRun, wait_for
+
+from syncer import names
+from syncer.cluster.client import ApiError, connect
+from syncer.controller.kubeapi import Kube, KubeError
+from syncer.controller.leader import lease_path
+from syncer.reconcile import reconcile_once
+from syncer.testing.gitrepos import WorkRepo, make_bare
+from syncer.testing.kube import ControlPlane
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "manifests"
+EXAMPLE = ROOT / "examples" / "byoh"
+SA_NAMESPACE, SA_NAME = names.SYSTEM_NAMESPACE, "syncer"
+
+
+def built(control_plane: ControlPlane) -> list[dict[str, Any]]:
+    out = control_plane.kubectl("kustomize", str(MANIFESTS)).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+@pytest.fixture(scope="module")
+def installed(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`kubectl apply -k manifests/` on the test control plane (WMCO's namespace exists on
+    OpenShift; here it is created first). Returns a kubeconfig for the ServiceAccount."""
+    control_plane.kubectl("create", "namespace", names.WMCO_NAMESPACE, check=False)
+    result = control_plane.kubectl("apply", "-k", str(MANIFESTS), check=False)
+    assert result.returncode == 0, result.stderr
+    path = tmp_path_factory.mktemp("sa") / "kubeconfig"
+    return control_plane.kubeconfig_for_service_account(SA_NAMESPACE, SA_NAME, path)
+
+
+def test_kustomization_builds_what_the_issue_lists(control_plane: ControlPlane) -> None:
+    docs = built(control_plane)
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert {("Namespace", "syncer-system"), ("ServiceAccount", "syncer"),
+            ("ClusterRole", "syncer"), ("Deployment", "syncer"), ("Service", "syncer"),
+            ("ConfigMap", "syncer-control")} <= kinds
+    assert not any(d["kind"] == "Secret" for d in docs)  # examples are not installed
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert deployment["spec"]["replicas"] == 2
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["affinity"]["podAntiAffinity"]
+    assert pod["terminationGracePeriodSeconds"] > 270  # > --shutdown-grace
+    assert all("subPath" not in m for m in container["volumeMounts"])
+
+
+def test_example_secrets_are_valid_objects(control_plane: ControlPlane,
+                                           installed: Path) -> None:
+    result = control_plane.kubectl("apply", "--dry-run=server", "-f",
+                                   str(MANIFESTS / "secrets.example.yaml"), check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_full_reconcile_as_the_service_account(installed: Path) -> None:
+    client = connect(str(installed))
+    result = reconcile_once(EXAMPLE, client)
+    assert result.ok, result.errors
+    assert result.stage == "done"
+    again = reconcile_once(EXAMPLE, client)  # a no-change resync works too (reads, lists)
+    assert again.ok, again.errors
+
+
+def test_syncer_run_as_the_service_account(
+    control_plane: ControlPlane, installed: Path, tmp_path: Path, kube: Any,
+    syncer_run: Callable[..., SyncerRun]
+) -> None:
+    remote = make_bare(tmp_path / "fleet.git")
+    author = WorkRepo(tmp_path / "author", f"file://{remote}")
+    shutil.copytree(EXAMPLE, author.path / "fleet")
+    author.commit("Fleet lab")
+    author.push("main")
+    args = ["--kubeconfig", str(installed), "--namespace", SA_NAMESPACE,
+            "--repo", f"file://{remote}", "--path", "fleet", "--workdir", str(tmp_path / "w"),
+            "--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "200ms",
+            "--control-poll-interval", "300ms", "--log-format", "json"]
+    proc = syncer_run("syncer-sa", args)
+    assert wait_for(lambda: proc.revision() == author.head(), timeout=60)
+    k = Kube(kube)
+    k.merge_patch(f"/api/v1/namespaces/{SA_NAMESPACE}/configmaps/{names.CONTROL_CONFIGMAP}",
+                  {"metadata": {"annotations": {
+                      names.ANNOTATION_RECONCILE_REQUESTED_AT: "2026-01-01T00:00:00.000000Z"}}})
+    assert wait_for(lambda: proc.metric("syncer_reconciles_total", result="success") == 2.0)
+    assert proc.terminate() == 0
+    spec = k.get(lease_path(SA_NAMESPACE, names.LEADER_LEASE))["spec"]
+    assert not spec.get("holderIdentity")
+    out = proc.output()
+    assert "forbidden" not in out.lower(), out
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/v1/namespaces/kube-system/secrets", None),
+        ("GET", f"/api/v1/namespaces/{names.WMCO_NAMESPACE}/secrets/some-other-secret", None),
+        ("DELETE", "/api/v1/namespaces/windows-apps", None),
+        ("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "syncer-escalates"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "cluster-admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": SA_NAME,
+                          "namespace": SA_NAMESPACE}]}),
+        ("POST", "/apis/apps/v1/namespaces/default/deployments", {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}}),
+        ("PUT", f"/apis/coordination.k8s.io/v1/namespaces/{SA_NAMESPACE}/leases/other", {
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "other"}}),
+    ],
+    ids=["secrets-kube-system", "other-wmco-secret", "delete-namespace", "bind-cluster-admin",
+         "create-deployment", "foreign-lease"],
+)
+def test_requests_outside_the_role_are_denied(
+    installed: Path, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    client = connect(str(installed))
+    with pytest.raises(ApiError) as denied:
+        client.request(method, path, body=body)
+    assert denied.value.status == 403, denied.value
+
+
+def test_allowed_reads_by_name(installed: Path, kube: Any) -> None:
+    k = Kube(kube)
+    try:
+        k.create(f"/api/v1/namespaces/{names.WMCO_NAMESPACE}/secrets", {
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": names.PRIVATE_KEY_SECRET},
+            "stringData": {names.PRIVATE_KEY_SECRET_KEY: "key"}})
+    except KubeError as err:
+        assert err.conflict
+    client = connect(str(installed))
+    secret = client.request(
+        "GET", f"/api/v1/namespaces/{names.WMCO_NAMESPACE}/secrets/{names.PRIVATE_KEY_SECRET}")
+    assert secret["metadata"]["name"] == names.PRIVATE_KEY_SECRET

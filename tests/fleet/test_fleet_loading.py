@@ -1,0 +1,204 @@
+"""Finding and parsing files, and the public API around a loaded fleet."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from fleet_builders import byoh, errors_of, fleet, host, line_of, machine_set, runtime_class, write
+
+from syncer.fleet import FleetModel, check_fleet, load_fleet, render
+from syncer.fleet.loading import find_yaml_files
+from syncer.problems import UserError
+
+HOSTS = byoh(host("10.0.0.1"))
+
+
+def test_finds_yaml_recursively_and_skips_hidden_and_other_files(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "fleet.yaml": fleet(),
+            "hosts/rack1/a.yml": HOSTS,
+            "rc.yaml": runtime_class(),
+            ".git/config.yaml": "not: [valid",
+            ".github/workflows/ci.yml": "on: push\n",
+            "hosts/.hidden.yaml": "broken: [",
+            "README.md": "# docs",
+            "notes.txt": "a: [",
+            "hosts/data.json": "{}",
+            "scripts/gen.yaml.bak": "a: [",
+        },
+    )
+    assert find_yaml_files(tmp_path) == ["fleet.yaml", "hosts/rack1/a.yml", "rc.yaml"]
+    model, problems = check_fleet(tmp_path)
+    assert problems == []
+    assert model is not None and model.files == ["fleet.yaml", "hosts/rack1/a.yml", "rc.yaml"]
+
+
+def test_empty_documents_and_files_are_ignored(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "fleet.yaml": "---\n# just a comment\n---\n" + fleet() + "---\n---\n",
+            "empty.yaml": "",
+            "comments.yaml": "# nothing here yet\n",
+            "h.yaml": HOSTS,
+        },
+    )
+    model, problems = check_fleet(tmp_path)
+    assert problems == [] and model is not None
+
+
+def test_syntax_errors_are_reported_per_file_with_lines(tmp_path: Path) -> None:
+    files = {
+        "fleet.yaml": fleet(),
+        "a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: [x\n",
+        "b.yaml": HOSTS + "---\nkey: 'unterminated\n",
+        "c.yaml": "\tapiVersion: v1\n",
+    }
+    errors = errors_of(tmp_path, files)
+    assert [(p.file, p.message.startswith("YAML syntax error")) for p in errors] == [
+        ("a.yaml", True),
+        ("b.yaml", True),
+        ("c.yaml", True),
+    ]
+    assert errors[1].line > line_of(files["b.yaml"], "---")
+
+
+def test_documents_before_a_syntax_error_are_still_checked(tmp_path: Path) -> None:
+    files = {"fleet.yaml": fleet(), "h.yaml": byoh(host("10.0.0.300")) + "---\na: [\n"}
+    messages = [p.message for p in errors_of(tmp_path, files)]
+    assert any("not a valid IPv4 address" in m for m in messages)
+    assert any("YAML syntax error" in m for m in messages)
+
+
+def test_no_fleet_error_is_suppressed_when_a_file_did_not_parse(tmp_path: Path) -> None:
+    errors = errors_of(tmp_path, {"fleet.yaml": fleet() + "  broken: [\n"})
+    assert len(errors) == 1 and "YAML syntax error" in errors[0].message
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    write(tmp_path, {"fleet.yaml": fleet()})
+    (tmp_path / "latin1.yaml").write_bytes(b"apiVersion: v1\nkind: ConfigMap\n# caf\xe9\n")
+    errors = errors_of(tmp_path, {})
+    assert [(p.file, "not valid UTF-8" in p.message) for p in errors] == [("latin1.yaml", True)]
+
+
+def test_symlink_outside_the_repository_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("apiVersion: v1\nkind: Secret\nmetadata: {name: stolen}\n")
+    repo = write(tmp_path / "repo", {"fleet.yaml": fleet(), "h.yaml": HOSTS})
+    os.symlink(outside, repo / "link.yaml")
+    os.symlink(repo / "h.yaml", repo / "inside.yaml")  # inside the repository: fine, read twice
+    errors = errors_of(repo, {})
+    messages = {(p.file, p.message) for p in errors}
+    assert ("link.yaml", "symbolic link points outside the fleet repository") in messages
+    assert any(p.file == "inside.yaml" and "duplicate" in p.message for p in errors)
+
+
+def test_a_single_file_is_a_fleet(tmp_path: Path) -> None:
+    write(tmp_path, {"all.yaml": fleet() + "---\n" + HOSTS, "other.yaml": "broken: ["})
+    model = load_fleet(tmp_path / "all.yaml")
+    assert [h.address for h in model.byoh_hosts] == ["10.0.0.1"]
+    assert model.source_of(
+        "ConfigMap", "openshift-windows-machine-config-operator", "windows-instances"
+    ) == (
+        "all.yaml",
+        line_of(fleet() + "---\n" + HOSTS, "kind: BYOHHosts") - 1,
+    )
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    model, problems = check_fleet(tmp_path / "nope")
+    assert model is None
+    assert [p.message for p in problems] == ["no such file or directory"]
+    with pytest.raises(UserError):
+        load_fleet(tmp_path / "nope")
+
+
+# --- API --------------------------------------------------------------------------------
+
+
+def test_load_fleet_raises_every_error_and_keeps_warnings_out(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "fleet.yaml": fleet(extra="  rollout: {paused: true}\n"),
+            "h.yaml": byoh(host("10.0.0.300"), host("fd00::1")),
+        },
+    )
+    with pytest.raises(UserError) as err:
+        load_fleet(tmp_path)
+    assert len(err.value.problems) == 2
+    assert all(p.is_error for p in err.value.problems)
+    model, problems = check_fleet(tmp_path)
+    assert model is None
+    assert len(problems) == 3  # the two errors and the paused warning
+
+
+def test_model_contents_and_source_of(tmp_path: Path) -> None:
+    files = {
+        "fleet.yaml": fleet(
+            extra="  rollout: {maxUnavailable: 2, drainTimeout: 1h30m}\n"
+            "  prune: {maxDeletions: '10%'}\n  nodes: {sshPort: 2222}\n"
+        ),
+        "hosts/lab.yaml": byoh(
+            host("10.0.0.1"), host("win-1.example.com", "core", "labels: {a: b}")
+        ),
+        "machinesets.yaml": machine_set("win")
+        + "---\n"
+        + machine_set("win2", windows_server='"2019"'),
+        "rc.yaml": runtime_class("windows-2022"),
+        "apps/ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n",
+    }
+    model = load_fleet(write(tmp_path, files))
+    assert isinstance(model, FleetModel)
+    f = model.fleet
+    assert (f.name, f.platform, f.infrastructure_id, f.version) == (
+        "prod",
+        "aws",
+        "prod-x7k2p",
+        "1.4.0",
+    )
+    assert f.namespace == "openshift-windows-machine-config-operator"
+    assert sorted(f.components) == ["containerd", "kubelet"]
+    assert f.components["kubelet"].version == "v1.30.4"
+    assert (f.rollout.max_unavailable, f.rollout.drain_timeout_seconds) == (2, 5400.0)
+    assert f.rollout.on_failure == "halt" and not f.rollout.paused
+    assert f.nodes.ssh_port == 2222 and f.nodes.host_key_policy == "tofu"
+    assert f.prune.deletion_limit(50) == 5 and f.prune.enabled
+    assert f.status.branch == "syncer/status" and f.status.notes and f.status.pull_requests
+    assert [(h.address, h.username, h.labels, h.file, h.line) for h in model.byoh_hosts] == [
+        ("10.0.0.1", "Administrator", {}, "hosts/lab.yaml", 7),
+        ("win-1.example.com", "core", {"a": "b"}, "hosts/lab.yaml", 8),
+    ]
+    assert [(m.name, m.windows_server, m.fields["region"]) for m in model.machine_sets] == [
+        ("win", "2022", "us-east-1"),
+        ("win2", "2019", "us-east-1"),
+    ]
+    assert model.source_of("MachineSet", "openshift-machine-api", "win2") == (
+        "machinesets.yaml",
+        line_of(files["machinesets.yaml"], "apiVersion", 2),
+    )
+    assert model.source_of("RuntimeClass", None, "windows-2022") == ("rc.yaml", 1)
+    assert model.source_of("RuntimeClass", "", "windows-2022") == ("rc.yaml", 1)
+    assert model.source_of("Namespace", "", "apps") == ("apps/ns.yaml", 1)
+    assert model.source_of("ConfigMap", f.namespace, "syncer-fleet") == ("fleet.yaml", 1)
+    assert model.source_of("ConfigMap", f.namespace, "windows-instances") == ("hosts/lab.yaml", 1)
+    with pytest.raises(KeyError):
+        model.source_of("ConfigMap", f.namespace, "nope")
+    # Every rendered object has a source.
+    for obj in render(model):
+        meta = obj["metadata"]
+        file, line = model.source_of(obj["kind"], meta.get("namespace"), meta["name"])
+        assert file in files and line >= 1
+
+
+def test_warnings_are_kept_in_the_model(tmp_path: Path) -> None:
+    write(tmp_path, {"fleet.yaml": fleet(extra="  rollout: {paused: true}\n"), "h.yaml": HOSTS})
+    model = load_fleet(tmp_path)
+    assert [p.message for p in model.warnings] == [
+        "spec.rollout.paused: rollout is paused: no Windows host will be changed"
+    ]

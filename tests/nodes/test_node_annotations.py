@@ -1,0 +1,80 @@
+"""Node annotations and labels: WMCO's names, syncer's record, touching only our keys."""
+
+from __future__ import annotations
+
+from nodehelpers import create_node, unique, unique_ip
+
+from syncer import names
+from syncer.cluster.client import KubeClient
+from syncer.nodes.annotations import (
+    ComponentRecord,
+    ConfiguredRecord,
+    clear_failure,
+    mark_configured,
+    mark_deconfigured,
+    read_node,
+    record_failure,
+    set_phase,
+    set_upgrading,
+)
+
+
+def test_configured_record_round_trips_and_keeps_foreign_keys(api: KubeClient, scope: str) -> None:
+    name, ip = unique("ann"), unique_ip()
+    create_node(
+        api,
+        name,
+        ip=ip,
+        labels={"syncer-test": scope, "team": "a"},
+        annotations={"user/note": "keep"},
+    )
+    record_failure(api, name, "drain", "PDB web blocked")
+    node = mark_configured(
+        api,
+        name,
+        ConfiguredRecord(
+            version="v7",
+            pub_key_hash="ab" * 32,
+            username="Administrator",
+            address=ip,
+            components={"kubelet": ComponentRecord("v1.34.4", "cd" * 32)},
+            byoh=True,
+        ),
+    )
+    assert node.version == "v7" and node.desired_version == "v7"
+    assert node.pub_key_hash == "ab" * 32 and node.username == "Administrator"
+    assert node.byoh and node.address == ip and node.configured
+    assert node.components == {"kubelet": ComponentRecord("v1.34.4", "cd" * 32)}
+    assert node.phase == "configured" and not node.failed and node.last_error is None
+    assert node.annotations["user/note"] == "keep" and node.labels["team"] == "a"
+    assert node.internal_ip == ip and node.ready and node.kubelet_version == "v1.34.4"
+
+    again = read_node(api, name)
+    assert again is not None and again.components == node.components
+
+
+def test_upgrading_label_and_failure_record(api: KubeClient, scope: str) -> None:
+    name = unique("ann")
+    create_node(api, name, labels={"syncer-test": scope})
+    assert set_upgrading(api, name, True).upgrading
+    node = record_failure(api, name, "verify", "x" * 10_000)
+    assert node.failed_step == "verify" and node.phase == "failed" and node.since
+    assert (
+        node.last_error is not None
+        and len(node.last_error) <= 4000
+        and node.last_error.endswith("(truncated)")
+    )
+    assert not set_upgrading(api, name, False).upgrading
+    node = clear_failure(api, name)
+    assert not node.failed and node.last_error is None
+    assert set_phase(api, name, "transfer").phase == "transfer"
+
+
+def test_deconfigured_removes_version(api: KubeClient, scope: str) -> None:
+    name = unique("ann")
+    create_node(
+        api, name, labels={"syncer-test": scope}, annotations={names.ANNOTATION_VERSION: "v1"}
+    )
+    node = mark_deconfigured(api, name)
+    assert node.version is None and node.phase == "deconfigured"
+    assert read_node(api, "no-such-node") is None

@@ -1,0 +1,88 @@
+"""Payload fetching: verified before use, content-addressed cache, clear errors."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from syncer.nodes.payloads import PayloadCache, PayloadError, Wanted, fetch_all
+
+
+@pytest.fixture
+def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_file_url_is_verified_and_cached(tmp_path: Path) -> None:
+    data = b"kubelet v1.30.4\n"
+    src = tmp_path / "kubelet.exe"
+    src.write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    cache = PayloadCache(tmp_path / "cache")
+    payload = cache.fetch("kubelet", "v1.30.4", src.as_uri(), sha)
+    assert payload.path == tmp_path / "cache" / sha
+    assert payload.path.read_bytes() == data
+    src.unlink()  # a cached payload is found by its digest alone
+    assert cache.fetch("kubelet", "v1.30.4", src.as_uri(), sha.upper()).path == payload.path
+    assert cache.downloads == 1
+
+
+def test_http_url_and_mismatch(tmp_path: Path, http_root: tuple[str, Path]) -> None:
+    base, root = http_root
+    (root / "kube-proxy.exe").write_bytes(b"kube-proxy v1.30.4\n")
+    cache = PayloadCache(tmp_path / "cache")
+    good = hashlib.sha256(b"kube-proxy v1.30.4\n").hexdigest()
+    assert cache.fetch("kube-proxy", "v1.30.4", f"{base}/kube-proxy.exe", good).size == 19
+    wrong = "0" * 64
+    with pytest.raises(PayloadError) as err:
+        cache.fetch("kubelet", "v1", f"{base}/kube-proxy.exe", wrong)
+    assert str(err.value).startswith(f"payload kubelet: sha256 mismatch: expected {wrong}, got "
+                                     f"{good}")
+    assert not (tmp_path / "cache" / wrong).exists()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [good]  # no partial files
+    with pytest.raises(PayloadError, match="HTTP 404"):
+        cache.fetch("kubelet", "v1", f"{base}/missing.exe", wrong)
+
+
+def test_fetch_all_reports_every_failure(tmp_path: Path) -> None:
+    cache = PayloadCache(tmp_path / "cache")
+    with pytest.raises(PayloadError) as err:
+        fetch_all(cache, [
+            Wanted("kubelet", "v1", "ftp://example.com/kubelet.exe", "1" * 64),
+            Wanted("containerd", "v1", (tmp_path / "nope").as_uri(), "2" * 64),
+            Wanted("cni", "v1", "file:///x", "not-a-digest"),
+        ])
+    text = str(err.value)
+    assert "unsupported URL scheme 'ftp'" in text
+    assert "no such file" in text
+    assert "is not 64 hex digits" in text
+
+
+def test_credentials_in_urls_are_not_repeated(tmp_path: Path) -> None:
+    cache = PayloadCache(tmp_path / "cache")
+    with pytest.raises(PayloadError) as err:
+        cache.fetch("kubelet", "v1", "http://user:s3cret@127.0.0.1:1/k.exe?token=abc", "3" * 64)
+    assert "s3cret" not in str(err.value) and "abc" not in str(err.value)

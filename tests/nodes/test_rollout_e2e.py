@@ -1,0 +1,336 @@
+"""End-to-end: the node stage (issue #8, SSH half) against the test control plane and
+simulated Windows hosts. Each test asserts what a user would notice: Nodes, their
+annotations and schedulability, services on the hosts, commands the hosts received."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from syncer import names
+from syncer.cli import cli
+from syncer.nodes.slots import RolloutLock
+from syncer.reconcile import ReconcileOptions, reconcile_once
+from syncer.testing.kube import ControlPlane
+from syncer.testing.nodelab import NodeLab, downtime, entries, max_overlap, scope_selector
+
+
+def _join(node_lab: NodeLab, count: int, **fleet: object) -> None:
+    node_lab.add_hosts(count)
+    node_lab.set_fleet("1.0.0", **fleet)  # type: ignore[arg-type]
+    node_lab.write_instances()
+    result = node_lab.run()
+    assert result.ok, (result.summary(), result.rows)
+
+
+def _writes(node_lab: NodeLab) -> int:
+    r = node_lab.api.requests
+    return r["POST"] + r["PUT"] + r["PATCH"] + r["DELETE"]
+
+
+def test_fresh_byoh_hosts_join_and_a_second_pass_changes_nothing(node_lab: NodeLab) -> None:
+    hosts = node_lab.add_hosts(2)
+    node_lab.set_fleet("1.0.0")
+    node_lab.write_instances()
+
+    result = node_lab.run()
+    assert result.ok, result.summary()
+    nodes = node_lab.nodes()
+    assert sorted(nodes) == sorted(h.name.lower() for h in hosts)
+    for host in hosts:
+        node = nodes[host.name.lower()]
+        ann, labels = node["metadata"]["annotations"], node["metadata"]["labels"]
+        assert ann[names.ANNOTATION_VERSION] == "1.0.0"
+        assert ann[names.ANNOTATION_DESIRED_VERSION] == "1.0.0"
+        assert ann[names.ANNOTATION_PUB_KEY_HASH]
+        assert ann[names.ANNOTATION_USERNAME] == "Administrator"
+        assert ann[names.ANNOTATION_SSH_HOST_KEY] == host.host_key.get_base64()
+        assert ann[names.ANNOTATION_SHELL] == "cmd"
+        assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.30.4"
+        assert labels[names.LABEL_BYOH] == "true"
+        assert labels[names.LABEL_NODE_OS_ID] == "Windows"
+        assert names.LABEL_WORKER_ROLE in labels
+        assert names.LABEL_UPGRADING not in labels
+        assert not node["spec"].get("unschedulable")
+        assert {"key": "os", "value": "Windows", "effect": "NoSchedule"} in node["spec"]["taints"]
+        kubelet = host.scm.get("kubelet")
+        assert "--windows-priorityclass=ABOVE_NORMAL_PRIORITY_CLASS" in kubelet.binary_path
+        assert kubelet.dependencies == ["containerd"]
+        assert kubelet.description == "OpenShift managed (syncer) kubelet"
+        assert kubelet.failure_actions.startswith("restart/")
+        assert host.fs.is_file("C:\\k\\cni\\win-overlay.exe")
+    assert [r.phase for r in result.rows] == ["up-to-date", "up-to-date"]
+
+    # An up-to-date fleet: one command per host, no cordon, no upload, no cluster write.
+    before = {h.name: len(h.commands) for h in hosts}
+    writes = _writes(node_lab)
+    again = node_lab.run()
+    assert again.ok, again.summary()
+    assert [r.phase for r in again.rows] == ["up-to-date", "up-to-date"]
+    for host in hosts:
+        new = entries(host)[before[host.name]:]
+        assert len(new) == 1 and new[0].startswith("inventory "), new
+    assert _writes(node_lab) == writes
+
+
+def test_version_bump_respects_max_unavailable(node_lab: NodeLab) -> None:
+    _join(node_lab, 4, max_unavailable=2)
+    start = time.time()
+    node_lab.set_fleet("1.1.0", kubelet="v1.31.0", max_unavailable=2)
+    result = node_lab.run()
+    assert result.ok, (result.summary(), result.rows)
+    assert result.rollout is not None and result.rollout.done == 4
+    intervals = []
+    for host in node_lab.hosts:
+        node = node_lab.node_of(host)
+        assert node is not None
+        assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.31.0"
+        assert node["metadata"]["annotations"][names.ANNOTATION_VERSION] == "1.1.0"
+        recent = [c for c in host.commands if c.received_at >= start]
+        # Only kubelet and kube-proxy changed: two uploads (verified by file-hash), the
+        # unchanged archives were not sent again.
+        uploads = [c.summary for c in recent if c.summary.startswith("file-hash")]
+        assert len(uploads) == 2, uploads
+        span = downtime(host)
+        assert span is not None
+        intervals.append(span)
+    assert max_overlap(intervals) == 2  # never more than maxUnavailable out at once
+
+
+def test_controller_restart_mid_rollout_resumes_first(node_lab: NodeLab) -> None:
+    _join(node_lab, 3)
+    node_lab.set_fleet("1.1.0", kubelet="v1.31.0")
+    shutdown = threading.Event()
+    first: list[str] = []
+
+    def on_step(address: str, step: str) -> None:
+        if step == "transfer" and not first:
+            first.append(address)
+            shutdown.set()
+
+    from syncer.nodes.stage import run_node_stage
+
+    interrupted = run_node_stage(node_lab.api, node_lab.options(), shutdown=shutdown,
+                                 on_step=on_step)
+    assert interrupted.rollout is not None and interrupted.rollout.interrupted
+    lock = RolloutLock(node_lab.api, node_lab.namespace, identity="syncer",
+                       node_selector=scope_selector(node_lab.scope))
+    assert [h.address for h in lock.holders()] == first  # the slot outlives the process
+    node = node_lab.node_of(node_lab.host(first[0]))
+    assert node is not None and node["metadata"]["labels"].get(names.LABEL_UPGRADING) == "true"
+
+    resumed = node_lab.run()  # a new controller process (new incarnation)
+    assert resumed.ok, (resumed.summary(), resumed.rows)
+    starts = {h.address: downtime(h) for h in node_lab.hosts}
+    assert min(starts, key=lambda a: starts[a][0]) == first[0]  # type: ignore[index]
+    assert max_overlap([s for s in starts.values() if s]) == 1
+    assert lock.holders() == []
+    for host in node_lab.hosts:
+        n = node_lab.node_of(host)
+        assert n is not None and n["status"]["nodeInfo"]["kubeletVersion"] == "v1.31.0"
+        assert not n["spec"].get("unschedulable")
+
+
+def test_bad_payload_checksum_touches_no_host(node_lab: NodeLab) -> None:
+    _join(node_lab, 2)
+    before = {h.name: len(h.commands) for h in node_lab.hosts}
+    node_lab.set_fleet("1.1.0", kubelet="v1.31.0", corrupt="kubelet")
+    result = node_lab.run()
+    assert not result.ok
+    assert result.halted is not None
+    assert "payload kubelet: sha256 mismatch: expected" in result.halted
+    for host in node_lab.hosts:
+        assert [e.split(" ")[0] for e in entries(host)[before[host.name]:]] == ["inventory"]
+        node = node_lab.node_of(host)
+        assert node is not None and not node["spec"].get("unschedulable")
+        assert names.LABEL_UPGRADING not in node["metadata"]["labels"]
+
+
+def test_failed_host_halts_the_rollout_and_stays_cordoned(node_lab: NodeLab) -> None:
+    _join(node_lab, 3)
+    node_lab.set_fleet("1.1.0", kubelet="vbroken")  # a kubelet that crashes at start
+    result = node_lab.run()
+    assert not result.ok
+    assert result.halted is not None and result.halted.startswith("rollout halted: ")
+    first, *others = sorted(node_lab.hosts, key=lambda h: h.address)
+    assert first.address in result.halted
+    node = node_lab.node_of(first)
+    assert node is not None
+    assert node["spec"].get("unschedulable") is True
+    ann = node["metadata"]["annotations"]
+    assert ann[names.ANNOTATION_FAILED_STEP] in ("start", "verify")
+    assert "kubelet" in ann[names.ANNOTATION_LAST_ERROR]
+    for host in others:  # never touched: the failed host holds the only slot
+        assert not any(e.startswith("sc stop") for e in entries(host))
+    # The next round does not start another host either, and says why.
+    again = node_lab.run()
+    assert again.halted is not None and "failed at" in again.halted
+    for host in others:
+        assert not any(e.startswith("sc stop") for e in entries(host))
+
+
+def test_rollback_policy_restores_the_previous_version(node_lab: NodeLab) -> None:
+    _join(node_lab, 2, on_failure="rollback")
+    node_lab.set_fleet("1.1.0", kubelet="vbroken", on_failure="rollback")
+    result = node_lab.run()
+    assert result.halted is not None
+    first = sorted(node_lab.hosts, key=lambda h: h.address)[0]
+    node = node_lab.node_of(first)
+    assert node is not None
+    ann = node["metadata"]["annotations"]
+    assert "rolled back" in ann[names.ANNOTATION_LAST_ERROR]
+    assert ann[names.ANNOTATION_VERSION] == "1.0.0"
+    assert not node["spec"].get("unschedulable")
+    assert names.LABEL_UPGRADING not in node["metadata"]["labels"]
+    assert first.fs.read_bytes("C:\\k\\kubelet.exe").startswith(b"kubelet v1.30.4")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        node = node_lab.node_of(first)
+        assert node is not None
+        ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+        if ready and ready[0]["status"] == "True":
+            break
+        time.sleep(0.2)
+    assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.30.4"
+    assert ready and ready[0]["status"] == "True"
+
+
+def test_dropped_connection_mid_upload_recovers(node_lab: NodeLab) -> None:
+    _join(node_lab, 1)
+    host = node_lab.hosts[0]
+    host.faults.drop_after(4, during="upload", pattern=r"staging")
+    node_lab.set_fleet("1.1.0", kubelet="v1.31.0")
+    result = node_lab.run()
+    assert result.ok, (result.summary(), result.rows)
+    assert result.ssh_errors >= 1
+    node = node_lab.node_of(host)
+    assert node is not None and node["status"]["nodeInfo"]["kubeletVersion"] == "v1.31.0"
+
+
+def test_changed_host_key_stops_that_host_only(node_lab: NodeLab) -> None:
+    _join(node_lab, 2)
+    changed, other = sorted(node_lab.hosts, key=lambda h: h.address)
+    changed.faults.rotate_host_key()
+    seen = len(changed.commands)
+    node_lab.set_fleet("1.1.0", kubelet="v1.31.0")
+    result = node_lab.run()
+    rows = {r.address: r for r in result.rows}
+    assert rows[changed.address].phase == "blocked (host-key)"
+    assert f"host key for {changed.address} changed" in (rows[changed.address].last_error or "")
+    assert rows[other.address].phase == "up-to-date"
+    assert entries(changed)[seen:] == []  # not a single command reached it
+    n = node_lab.node_of(other)
+    assert n is not None and n["status"]["nodeInfo"]["kubeletVersion"] == "v1.31.0"
+    # Nothing was overwritten: the pin is still the old key.
+    pinned = node_lab.node_of(changed)
+    assert pinned is not None
+    assert (pinned["metadata"]["annotations"][names.ANNOTATION_SSH_HOST_KEY]
+            != changed.host_key.get_base64())
+
+
+def test_removal_deconfigures_and_dns_failure_removes_nothing(node_lab: NodeLab) -> None:
+    _join(node_lab, 2)
+    keep, gone = sorted(node_lab.hosts, key=lambda h: h.address)
+
+    # A BYOH name that does not resolve blocks the round: nothing is removed.
+    node_lab.write_instances([keep], extra={"win-missing.example.invalid":
+                                            "username=Administrator"})
+    blocked = node_lab.run()
+    assert blocked.blocked is not None and "win-missing.example.invalid" in blocked.blocked
+    assert node_lab.node_of(gone) is not None
+    assert gone.scm.exists("kubelet")
+
+    node_lab.write_instances([keep])
+    result = node_lab.run()
+    assert result.ok, (result.summary(), result.rows, result.removals)
+    assert [r.node_name for r in result.removals] == [gone.name.lower()]
+    assert node_lab.node_of(gone) is None
+    for service in ("kubelet", "containerd", "kube-proxy", "hybrid-overlay-node"):
+        assert not gone.scm.exists(service)
+    assert not gone.fs.exists("C:\\k")
+    assert not gone.fs.exists("C:\\var\\lib\\cni")
+    assert node_lab.node_of(keep) is not None
+
+
+def test_reboot_requested_by_annotation(node_lab: NodeLab) -> None:
+    _join(node_lab, 1)
+    host = node_lab.hosts[0]
+    name = host.name.lower()
+    node_lab.api.request(
+        "PATCH", f"/api/v1/nodes/{name}",
+        body={"metadata": {"annotations": {names.ANNOTATION_REBOOT_REQUIRED: "true"}}},
+        content_type="application/merge-patch+json",
+    )
+    result = node_lab.run()
+    assert result.ok, (result.summary(), result.rows)
+    assert host.reboots == 1
+    node = node_lab.node_of(host)
+    assert node is not None
+    assert names.ANNOTATION_REBOOT_REQUIRED not in node["metadata"]["annotations"]
+    assert not node["spec"].get("unschedulable")
+
+
+def test_no_ssh_client_leaks(node_lab: NodeLab) -> None:
+    import paramiko
+
+    _join(node_lab, 2)
+    node_lab.run()
+    clients = [t for t in threading.enumerate()
+               if isinstance(t, paramiko.Transport) and not t.server_mode and t.is_alive()]
+    assert clients == []
+
+
+def test_sync_once_runs_the_node_stage_and_status_shows_it(node_lab: NodeLab, tmp_path: Path,
+                                                           control_plane: ControlPlane) -> None:
+    """A fleet directory applied by reconcile_once (what `syncer sync --once` runs): the
+    Fleet and BYOHHosts render the ConfigMaps, then the node stage configures the host;
+    `syncer status` prints its row."""
+    [host] = node_lab.add_hosts(1)
+    kubelet = node_lab.payload("kubelet", "v1.30.4")
+    containerd = node_lab.payload("containerd", "v1.0.0")
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    (fleet / "fleet.yaml").write_text(f"""\
+apiVersion: syncer.io/v1alpha1
+kind: Fleet
+metadata:
+  name: lab
+spec:
+  platform: none
+  namespace: {node_lab.namespace}
+  version: "3.0.0"
+  components:
+    kubelet: {{version: v1.30.4, url: "{kubelet['url']}", sha256: {kubelet['sha256']}}}
+    containerd: {{version: v1.0.0, url: "{containerd['url']}", sha256: {containerd['sha256']}}}
+  rollout: {{maxUnavailable: 1, drainTimeout: 20s}}
+  nodes: {{sshPort: {node_lab.lab.port}}}
+""")
+    (fleet / "hosts.yaml").write_text(f"""\
+apiVersion: syncer.io/v1alpha1
+kind: BYOHHosts
+metadata:
+  name: lab
+spec:
+  hosts:
+    - address: {host.address}
+      username: Administrator
+      labels: {{syncer-test: {node_lab.scope}}}
+""")
+    options = ReconcileOptions(inventory_namespace=node_lab.namespace, nodes=node_lab.options())
+    result = reconcile_once(fleet, node_lab.api, options)
+    assert result.ok, (result.errors, result.nodes and result.nodes.rows)
+    assert result.nodes is not None and [r.phase for r in result.nodes.rows] == ["up-to-date"]
+    node = node_lab.node_of(host)
+    assert node is not None
+    assert node["metadata"]["annotations"][names.ANNOTATION_VERSION] == "3.0.0"
+
+    out = CliRunner().invoke(cli, ["status", "--kubeconfig", str(control_plane.kubeconfig),
+                                   "-n", node_lab.namespace])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert lines[0].split() == ["ADDRESS", "NODE", "VERSION", "PHASE", "SINCE", "LAST", "ERROR"]
+    assert lines[1].split()[:4] == [host.address, host.name.lower(), "3.0.0", "up-to-date"]
+    assert "1/1 hosts at the committed version" in out.output

@@ -1,0 +1,157 @@
+"""Service control manager semantics as the node stage meets them, through sc.exe."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from winhelpers import payload, run, wait_for
+
+from syncer.nodes import commands as c
+from syncer.testing.winhost import SimClient, SimHost
+
+PROXY = "C:\\k\\kube-proxy.exe"
+
+
+def sc_code(client: SimClient, command: str) -> int:
+    return run(client, command).exit_code
+
+
+@pytest.fixture
+def installed(win_host: SimHost) -> SimHost:
+    """containerd <- hybrid-overlay-node <- kube-proxy, binaries on the drive, stopped."""
+    win_host.fs.make_directory("C:\\k\\containerd")
+    win_host.fs.write_bytes("C:\\k\\containerd\\containerd.exe", payload("containerd", "v1.7.20"))
+    win_host.fs.write_bytes("C:\\k\\hybrid-overlay-node.exe", payload("hybrid-overlay", "v0.1.0"))
+    win_host.fs.write_bytes(PROXY, payload("kube-proxy", "v1.30.4"))
+    win_host.scm.create("containerd", "C:\\k\\containerd\\containerd.exe", "auto")
+    win_host.scm.create("hybrid-overlay-node", "C:\\k\\hybrid-overlay-node.exe", "auto",
+                        ["containerd"])
+    win_host.scm.create("kube-proxy", PROXY + " --v=2", "auto", ["hybrid-overlay-node"])
+    return win_host
+
+
+def start_and_wait(client: SimClient, host: SimHost, name: str) -> None:
+    c.parse_sc_status(run(client, c.sc_start(name)), "sc-start")
+    assert wait_for(lambda: host.scm.state(name) == c.ServiceState.RUNNING)
+
+
+def test_start_needs_running_dependencies(win_client: SimClient, installed: SimHost) -> None:
+    assert sc_code(win_client, c.sc_start("kube-proxy")) == c.ERROR_SERVICE_DEPENDENCY_FAIL
+    result = run(win_client, c.sc_start("kube-proxy"))
+    assert result.stdout.startswith("[SC] StartService FAILED 1068:")
+    start_and_wait(win_client, installed, "containerd")
+    start_and_wait(win_client, installed, "hybrid-overlay-node")
+    start_and_wait(win_client, installed, "kube-proxy")
+    assert sc_code(win_client, c.sc_start("kube-proxy")) == c.ERROR_SERVICE_ALREADY_RUNNING
+
+
+def test_start_with_a_missing_dependency(win_client: SimClient, installed: SimHost) -> None:
+    installed.scm.config("containerd", dependencies=["hcs-ghost"])
+    assert sc_code(win_client, c.sc_start("containerd")) == c.ERROR_SERVICE_DEPENDENCY_DELETED
+
+
+def test_start_with_a_missing_or_empty_binary(win_client: SimClient, installed: SimHost) -> None:
+    installed.fs.remove("C:\\k\\containerd\\containerd.exe", recursive=False)
+    assert sc_code(win_client, c.sc_start("containerd")) == c.ERROR_FILE_NOT_FOUND
+    installed.fs.write_bytes("C:\\k\\containerd\\containerd.exe", b"")
+    assert sc_code(win_client, c.sc_start("containerd")) == 193  # ERROR_BAD_EXE_FORMAT
+    status = c.parse_sc_status(run(win_client, c.sc_query("containerd")))
+    assert status.state is c.ServiceState.STOPPED and status.win32_exit_code == 193
+
+
+def test_disabled_and_stop_errors(win_client: SimClient, installed: SimHost) -> None:
+    c.parse_sc_done(run(win_client, c.sc_config("containerd", start=c.StartType.DISABLED)))
+    assert sc_code(win_client, c.sc_start("containerd")) == c.ERROR_SERVICE_DISABLED
+    c.parse_sc_done(run(win_client, c.sc_config("containerd", start=c.StartType.AUTO)))
+    assert sc_code(win_client, c.sc_stop("containerd")) == c.ERROR_SERVICE_NOT_ACTIVE
+    c.parse_sc_status(run(win_client, c.sc_start("containerd")), "sc-start")
+    # Still START_PENDING: it cannot take a stop yet.
+    assert sc_code(win_client, c.sc_stop("containerd")) == c.ERROR_SERVICE_CANNOT_ACCEPT_CTRL
+    assert wait_for(lambda: installed.scm.state("containerd") == 4)
+    start_and_wait(win_client, installed, "hybrid-overlay-node")
+    # Stop in reverse dependency order, or Windows refuses.
+    assert sc_code(win_client, c.sc_stop("containerd")) == c.ERROR_DEPENDENT_SERVICES_RUNNING
+    c.parse_sc_status(run(win_client, c.sc_stop("hybrid-overlay-node")), "sc-stop")
+    assert wait_for(lambda: installed.scm.state("hybrid-overlay-node") == 1)
+    c.parse_sc_status(run(win_client, c.sc_stop("containerd")), "sc-stop")
+
+
+def test_create_existing_and_delete_while_running(win_client: SimClient,
+                                                  installed: SimHost) -> None:
+    assert sc_code(win_client, c.sc_create("containerd", "C:\\k\\x.exe")) == c.ERROR_SERVICE_EXISTS
+    start_and_wait(win_client, installed, "containerd")
+    c.parse_sc_done(run(win_client, c.sc_delete("containerd")))  # only marked: it runs
+    for command in (c.sc_delete("containerd"), c.sc_create("containerd", "C:\\k\\x.exe"),
+                    c.sc_config("containerd", start=c.StartType.DEMAND),
+                    c.sc_description("containerd", "x")):
+        assert sc_code(win_client, command) == c.ERROR_SERVICE_MARKED_FOR_DELETE
+    c.parse_sc_status(run(win_client, c.sc_stop("containerd")), "sc-stop")
+    assert wait_for(lambda: not installed.scm.exists("containerd"))
+    c.parse_sc_done(run(win_client, c.sc_create("containerd", "C:\\k\\containerd\\containerd.exe")))
+
+
+def test_unknown_service_everywhere(win_client: SimClient) -> None:
+    for command in (c.sc_query("nope"), c.sc_qc("nope"), c.sc_start("nope"), c.sc_stop("nope"),
+                    c.sc_delete("nope"), c.sc_description("nope", "d"), c.sc_failure("nope"),
+                    c.sc_config("nope", start=c.StartType.AUTO)):
+        result = run(win_client, command)
+        assert result.exit_code == c.ERROR_SERVICE_DOES_NOT_EXIST
+        assert result.stdout.startswith("[SC] OpenService FAILED 1060:")
+
+
+def test_start_fault_1053(win_client: SimClient, installed: SimHost) -> None:
+    installed.faults.fail_service_start("containerd", 1053)
+    assert sc_code(win_client, c.sc_start("containerd")) == c.ERROR_SERVICE_REQUEST_TIMEOUT
+
+
+def test_lingering_process_blocks_replacing_the_binary(win_client: SimClient,
+                                                       installed: SimHost) -> None:
+    """After sc stop, the process still holds kube-proxy.exe for a while (WMCO's lesson)."""
+    installed.process_linger_seconds = 1.5
+    start_and_wait(win_client, installed, "containerd")
+    start_and_wait(win_client, installed, "hybrid-overlay-node")
+    start_and_wait(win_client, installed, "kube-proxy")
+    c.parse_sc_status(run(win_client, c.sc_stop("kube-proxy")), "sc-stop")
+    assert wait_for(lambda: c.parse_sc_status(run(win_client, c.sc_query("kube-proxy"))).state
+                    is c.ServiceState.STOPPED)
+    # The service says STOPPED, but its process is still there, holding the executable.
+    inventory = c.parse_inventory(run(win_client, c.inventory(processes=["kube-proxy"])))
+    assert inventory.processes == {"kube-proxy": True}
+    sftp = win_client.sftp()
+    with pytest.raises(PermissionError):
+        sftp.putfo(io.BytesIO(payload("kube-proxy", "v1.31.0")), "/C:/k/kube-proxy.exe")
+    held = run(win_client, c.write_file(PROXY, "new"))
+    assert held.exit_code == c.ERROR_SHARING_VIOLATION
+    assert "being used by another process" in held.stderr
+    sftp.putfo(io.BytesIO(payload("kube-proxy", "v1.31.0")), "/C:/k/kube-proxy.exe.new")
+    with pytest.raises(PermissionError):
+        sftp.posix_rename("/C:/k/kube-proxy.exe.new", "/C:/k/kube-proxy.exe")
+    replaced = run(win_client, c.move_file(PROXY + ".new", PROXY))
+    assert replaced.exit_code == c.ERROR_ACCESS_DENIED
+    assert run(win_client, c.remove_path(PROXY)).exit_code == c.ERROR_ACCESS_DENIED
+    assert installed.fs.read_bytes(PROXY) == payload("kube-proxy", "v1.30.4")
+    # The right way: wait for the process to exit, then replace.
+    assert c.parse_wait_process_exit(run(win_client, c.wait_process_exit("kube-proxy", 30)))
+    c.check_done(run(win_client, c.move_file(PROXY + ".new", PROXY)))
+    assert installed.fs.read_bytes(PROXY) == payload("kube-proxy", "v1.31.0")
+    sftp.close()
+
+
+def test_a_running_binary_can_be_renamed_away(win_client: SimClient, installed: SimHost) -> None:
+    start_and_wait(win_client, installed, "containerd")
+    c.check_done(run(win_client, c.move_file("C:\\k\\containerd\\containerd.exe",
+                                             "C:\\k\\containerd\\containerd.exe.old")))
+    assert installed.fs.exists("C:\\k\\containerd\\containerd.exe.old")
+
+
+def test_archive_over_a_held_file(win_client: SimClient, installed: SimHost) -> None:
+    from winhelpers import tar_gz
+
+    start_and_wait(win_client, installed, "containerd")
+    installed.fs.write_bytes("C:\\k\\containerd.tar.gz", tar_gz({
+        "containerd.exe": payload("containerd", "v1.7.21"), "ctr.exe": b"ctr\n"}))
+    result = run(win_client, c.expand_archive("C:\\k\\containerd.tar.gz", "C:\\k\\containerd"))
+    assert result.exit_code == 1
+    assert "Can't unlink already-existing object" in result.stderr
+    assert installed.fs.exists("C:\\k\\containerd\\ctr.exe")  # the rest was extracted
