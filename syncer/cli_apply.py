@@ -34,7 +34,8 @@ from syncer.reconcile import (
     reconcile_once,
     source_lookup,
 )
-from syncer.source import GitSource, SourceConfig, SourceError, VerifyConfig
+from syncer.report.cli_options import writeback_for_sync, writeback_options
+from syncer.source import GitSource, RemoteConfig, SourceConfig, SourceError, VerifyConfig
 
 EXIT_CHANGES = 3
 
@@ -133,6 +134,7 @@ def plan_command(
 @click.option("--nodes/--no-nodes", default=True, show_default=True,
               help="after a successful apply, bring the Windows hosts to the committed "
                    "version over SSH (the node stage)")
+@writeback_options
 def sync_command(
     path: Path | None, once: bool, repo: str | None, ref: str, sub_path: str,
     workdir: Path, ssh_key: Path | None, known_hosts: Path | None, token_file: Path | None,
@@ -140,8 +142,13 @@ def sync_command(
     allowed_signers: Path | None, gpg_keyring: Path | None, kubeconfig: str | None,
     context: str | None, inventory_namespace: str, inventory_name: str,
     confirm_prune: bool, dry_run: bool, workers: int, output: str, nodes: bool,
+    **writeback_values: Any,
 ) -> None:
-    """Apply the fleet (a local PATH or --repo) to the cluster once, prune, and report."""
+    """Apply the fleet (a local PATH or --repo) to the cluster once, prune, and report.
+
+    Then write back (unless --dry-run): a status commit and a git note when the state
+    changed, and with --forge a preview on each open pull request. Write-back failures
+    are printed and never change the exit code."""
     if not once:
         raise click.UsageError("syncer sync needs --once (the continuous loop is `syncer run`)")
     if (path is None) == (repo is None):
@@ -164,6 +171,12 @@ def sync_command(
     else:
         assert path is not None
         source = path
+    writeback = None if dry_run else writeback_for_sync(
+        writeback_values, source, workdir=workdir, inventory_namespace=inventory_namespace,
+        inventory_name=inventory_name, auth=RemoteConfig(
+            repo or "", ssh_key_file=ssh_key, known_hosts_file=known_hosts,
+            token_file=token_file, token_env=token_env, ca_file=ca_file),
+    )
     client = connect(kubeconfig, context, workers=workers)
     try:
         result = reconcile_once(source, client, ReconcileOptions(
@@ -171,12 +184,20 @@ def sync_command(
             confirm_prune=confirm_prune, dry_run=dry_run, workers=workers,
             nodes=_node_stage_options() if nodes and not dry_run else None,
         ))
+        after = writeback.after(result, client) if writeback is not None else None
     finally:
         client.close()
+        if writeback is not None:
+            writeback.close()
     if output == "json":
-        click.echo(json.dumps(result.to_json(), indent=2))
+        doc = result.to_json()
+        if after is not None:
+            doc["writeBack"] = after.to_json()
+        click.echo(json.dumps(doc, indent=2))
     else:
         _print_result(result)
+        for line in after.lines() if after is not None else []:
+            click.echo(line)
     if not result.ok:
         sys.exit(1)
 

@@ -138,11 +138,13 @@ class ControllerConfig:
     # Logs.
     log_format: str = "text"
     log_level: str = "info"
-    # Write-back (used by the report stage once wired).
+    # Write-back (syncer.report.orchestration, run after each reconcile).
     status_branch: str = "syncer/status"
+    status_repo: str | None = None  # None: the fleet repository (--repo)
     status_write: bool = True
     forge: str = "none"
     forge_url: str | None = None
+    forge_repo: str | None = None  # None: derived from --repo
     # Python import path of the reconcile callable (tests, embedding); None = built in.
     reconciler: str | None = None
     # Where the values came from, for messages: option name -> "file:line" or "--flag".
@@ -309,10 +311,16 @@ OPTIONS: list[_Opt] = [
     _Opt("log_level", "Log level.",
          click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)),
     _Opt("status_branch", "Branch that receives status commits.", str),
+    _Opt("status_repo",
+         "Repository of the status branch and notes; default: --repo (same credentials).",
+         str),
     _Opt("status_write", "Write status commits and notes back to Git.", flag="status-write"),
     _Opt("forge", "Forge API for PR previews and commit statuses.",
          click.Choice(["none", "github", "gitlab", "gitea"])),
     _Opt("forge_url", "Forge API base URL (self-hosted GitLab/Gitea/GHE).", str),
+    _Opt("forge_repo",
+         "Repository on the forge (owner/name, GitLab project path); default: from --repo.",
+         str),
     _Opt("reconciler", "Import path module:function of the reconcile callable.", str,
          hidden=True),
 ]

@@ -111,6 +111,13 @@ class Progress:
         self._metrics.ssh_errors.inc()
         self.beat()
 
+    def writeback(self, pending: int, forge_errors: int = 0) -> None:
+        """After the write-back: entries still queued, forge actions that failed."""
+        self._metrics.writeback_pending.set(pending)
+        if forge_errors:
+            self._metrics.forge_errors.inc(forge_errors)
+        self.beat()
+
     def event(
         self, reason: str, note: str, type: str = ev.NORMAL, regarding: JSON | None = None
     ) -> None:

@@ -18,6 +18,8 @@ Series (names follow Prometheus conventions; Flux users will recognise the shape
 ``syncer_rollout_hosts_done``          gauge      hosts at the desired version
 ``syncer_rollout_hosts_total``         gauge      hosts in the current rollout
 ``syncer_git_errors_total``            counter    failed Git operations (fetch, push)
+``syncer_writeback_pending``           gauge      status/note commits queued, not yet pushed
+``syncer_forge_errors_total``          counter    failed forge API actions (PR previews)
 ``syncer_ssh_errors_total``            counter    failed SSH sessions or commands
 ``syncer_webhooks_total{provider,      counter    webhook deliveries by answer
 code}``
@@ -89,6 +91,13 @@ class Metrics:
         )
         self.git_errors = Counter("syncer_git_errors", "Failed Git operations.", registry=r)
         self.ssh_errors = Counter("syncer_ssh_errors", "Failed SSH operations.", registry=r)
+        self.writeback_pending = Gauge(
+            "syncer_writeback_pending", "Status and note commits queued, not yet pushed.",
+            registry=r,
+        )
+        self.forge_errors = Counter(
+            "syncer_forge_errors", "Failed forge API actions (PR previews).", registry=r
+        )
         self.webhooks = Counter(
             "syncer_webhooks", "Webhook deliveries by answer.", ["provider", "code"], registry=r
         )

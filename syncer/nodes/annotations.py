@@ -14,8 +14,8 @@ user moving between WMCO and syncer sees the same thing:
 syncer's own record (prefix ``syncer.io/``): ``components`` (JSON ``name -> {"version",
 "sha256", "url"}`` of what is installed; ``url`` optional), ``phase`` (the host state
 machine's step), ``failed-step`` / ``last-error`` (present only while the host is
-failed), ``since`` (when the phase or failure began) and ``address`` (the address syncer configured the Node from;
-syncer's "I configured this" marker).
+failed), ``since`` (when the phase or failure began) and ``address`` (the address
+syncer configured the Node from; syncer's "I configured this" marker).
 
 Every write is a JSON merge patch of ``metadata.labels`` / ``metadata.annotations`` that
 names only the keys it changes (``None`` deletes a key), so other writers' keys — the

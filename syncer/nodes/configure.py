@@ -416,8 +416,8 @@ class HostRun:
 
         for name in restart:
             spec = service_spec(name, self.plan.identity)
-            if spec is None:
-                continue
+            if spec is None or _configured_as(spec, self.facts.services.get(spec.name)):
+                continue  # exists exactly as wanted: only restarted
             self._ensure_service(spec)
 
     def _ensure_service(self, spec: ServiceSpec) -> None:
@@ -690,6 +690,20 @@ def record_only(ctx: StageContext, plan: HostPlan) -> None:
         byoh=plan.host.kind is HostKind.BYOH,
     )
     node_meta.mark_configured(ctx.api, plan.node.name, record)
+
+
+def _configured_as(spec: ServiceSpec, info: commands.ServiceInfo | None) -> bool:
+    """True when the service exists with exactly ``spec``'s configuration (its state
+    aside). Recovery actions are not in the inventory; they are set whenever syncer
+    creates or reconfigures a service."""
+    return (
+        info is not None
+        and info.binary_path == spec.binary_path
+        and sorted(d.casefold() for d in info.dependencies)
+        == sorted(d.casefold() for d in spec.depends_on)
+        and info.description == spec.description
+        and info.start_type in (commands.StartType.AUTO, commands.StartType.DELAYED_AUTO)
+    )
 
 
 def component_records(components: Mapping[str, ComponentVersion]) -> dict[str, ComponentRecord]:

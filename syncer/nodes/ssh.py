@@ -81,6 +81,39 @@ class ErrorCounter:
 SSH_ERRORS = ErrorCounter()
 
 
+class _Closing:
+    """Transports closed but whose threads may still be ending: paramiko's ``close()``
+    returns before its transport thread has exited (up to its 0.1 s poll). Joining each
+    on close would add that to every probe; :func:`wait_closed` joins them all at once
+    at the end of a round, so a finished round leaves no SSH thread behind."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._transports: list[paramiko.Transport] = []
+
+    def add(self, transport: paramiko.Transport) -> None:
+        with self._lock:
+            self._transports = [t for t in self._transports if t.is_alive()]
+            self._transports.append(transport)
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            transports, self._transports = self._transports, []
+        for transport in transports:
+            if transport is not threading.current_thread():
+                transport.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in transports)
+
+
+_CLOSING = _Closing()
+
+
+def wait_closed(timeout: float = 5.0) -> bool:
+    """Join the threads of every closed SSH transport; True when all have ended."""
+    return _CLOSING.wait(timeout)
+
+
 class SshError(Exception):
     """The host could not be reached, authenticated to, or talked to."""
 
@@ -168,8 +201,11 @@ class HostSession:
             with contextlib.suppress(Exception):
                 sftp.close()
         if client is not None:
+            transport = client.get_transport()
             with contextlib.suppress(Exception):
                 client.close()
+            if transport is not None:
+                _CLOSING.add(transport)
 
     @property
     def connected(self) -> bool:

@@ -38,7 +38,6 @@ from syncer.nodes.annotations import WINDOWS_NODES, NodeRecord
 from syncer.nodes.commands import Shell
 from syncer.nodes.configure import StageContext, Timeouts, record_only
 from syncer.nodes.deconfigure import RemovalOutcome, deconfigure
-from syncer.nodes.hostkeys import HostKeyStore
 from syncer.nodes.hostplan import Action, HostPlan, plan_host, probe_files, probe_services
 from syncer.nodes.inputs import Host, NodeInputs, read_node_inputs
 from syncer.nodes.payloads import PayloadCache, PayloadError, Wanted, fetch_all
@@ -46,8 +45,9 @@ from syncer.nodes.probe import ProbeResult, probe_host
 from syncer.nodes.progress import ProgressReporter
 from syncer.nodes.resolving import Resolver, ReverseResolver, resolve_ipv4, reverse_lookup
 from syncer.nodes.rollout import RolloutResult, run_rollout
+from syncer.nodes.roundpins import RoundHostKeyStore
 from syncer.nodes.slots import RolloutLock
-from syncer.nodes.ssh import SSH_ERRORS, HostSession, SshOptions
+from syncer.nodes.ssh import SSH_ERRORS, HostSession, SshOptions, wait_closed
 from syncer.nodes.status import HostStatus, StatusReport, carry_since, read_status, write_status
 from syncer.problems import Problem
 
@@ -124,7 +124,21 @@ def run_node_stage(
     progress: ProgressReporter | None = None,
     on_step: Callable[[str, str], None] | None = None,
 ) -> NodeStageResult:
-    """One round of the node stage (see the module docstring)."""
+    """One round of the node stage (see the module docstring). Every SSH client it
+    opened is closed, and its thread joined, when it returns."""
+    try:
+        return _round(api, options, shutdown, progress, on_step)
+    finally:
+        wait_closed()
+
+
+def _round(
+    api: KubeClient,
+    options: NodeStageOptions | None,
+    shutdown: threading.Event | None,
+    progress: ProgressReporter | None,
+    on_step: Callable[[str, str], None] | None,
+) -> NodeStageResult:
     opts = options or NodeStageOptions()
     shutdown = shutdown or threading.Event()
     errors_before = SSH_ERRORS.value
@@ -169,7 +183,7 @@ def run_node_stage(
         namespace=opts.namespace,
         desired=desired,
         private_key=inputs.private_key,
-        store=HostKeyStore(api, opts.namespace),
+        store=RoundHostKeyStore(api, opts.namespace, inputs.nodes),
         lock=lock,
         cache=PayloadCache(opts.cache_dir),
         ssh=opts.ssh,

@@ -33,6 +33,11 @@ it if the Python process dies (even by SIGKILL). :meth:`ControlPlane.stop` runs 
 exit, at interpreter exit (``atexit``) and on SIGTERM; SIGINT arrives as
 ``KeyboardInterrupt`` and unwinds through the same paths. Stale temp dirs of dead owners
 are swept at the next start.
+
+Environment: ``SYNCER_KUBE_TMPDIR`` (where temp dirs go), ``SYNCER_KUBE_KEEP=1`` (keep
+the temp dir with logs, PKI and kubeconfig after stop), plus those of
+:mod:`syncer.testing.binaries`. On a failed start the logs stay and the error shows their
+last lines.
 """
 
 from __future__ import annotations
@@ -277,6 +282,17 @@ class _ImpersonatingRESTClient(RESTClientObject):
         for group in self._groups:
             merged.add("Impersonate-Group", group)
         return super().request(method, url, *args, headers=merged, **kw)  # type: ignore[no-untyped-call, misc]
+
+
+def unique_name(prefix: str = "test") -> str:
+    """A DNS-1123 label from ``prefix`` plus a random suffix.
+
+    The session's control plane is shared: cluster-scoped objects (Nodes, CSRs,
+    RuntimeClasses, ClusterRoles) and shared namespaces such as ``openshift-machine-api``
+    need names no other test uses.
+    """
+    base = re.sub(r"[^a-z0-9-]+", "-", prefix.lower()).strip("-")[:50].strip("-") or "test"
+    return f"{base}-{secrets.token_hex(3)}"
 
 
 def service_account_username(namespace: str, name: str) -> str:
@@ -797,8 +813,7 @@ class ControlPlane:
         Without kube-controller-manager a deleted namespace never finishes deleting, so
         tests get a fresh one each and leave it behind (it dies with the control plane).
         """
-        base = re.sub(r"[^a-z0-9-]+", "-", prefix.lower()).strip("-")[:50] or "test"
-        name = f"{base}-{secrets.token_hex(3)}"
+        name = unique_name(prefix)
         with self.api_client() as api:
             self._create_namespace(api, name, labels)
         return name

@@ -3,8 +3,8 @@
 Each test gets its own fleet (named after its namespace, so the label selector and the
 cluster-scoped RuntimeClass names never collide with another test's) and its own
 inventory ConfigMap (in its namespace). ``kc`` is a :class:`KubeClient` whose every HTTP
-request is recorded at the official client's REST layer, below syncer's own code, so
-a test can prove which requests a reconcile sent.
+request (method, path) is recorded where it is sent, so a test can prove which requests
+a reconcile sent.
 """
 
 from __future__ import annotations
@@ -28,15 +28,14 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 def kc(control_plane: ControlPlane, recorder: Recorder) -> Iterator[KubeClient]:
-    api = control_plane.api_client()
-    original = api.rest_client.request
+    client = KubeClient(control_plane.api_client())
+    send = client._send
 
-    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        recorder.calls.append((method, url.split("?")[0].removeprefix(control_plane.server)))
-        return original(method, url, *args, **kwargs)
+    def recording_send(method: str, path: str, *args: Any) -> Any:
+        recorder.calls.append((method, path))
+        return send(method, path, *args)
 
-    api.rest_client.request = request
-    client = KubeClient(api)
+    client._send = recording_send  # type: ignore[method-assign]
     try:
         yield client
     finally:

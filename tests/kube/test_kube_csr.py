@@ -20,7 +20,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from syncer.testing.csr_signer import KUBELET_CLIENT_SIGNER, KUBELET_SERVING_SIGNER
-from syncer.testing.kube import ControlPlane
+from syncer.testing.kube import ControlPlane, unique_name
 
 
 def _csr_pem(
@@ -83,23 +83,24 @@ def test_approved_kubelet_client_csr_is_signed_and_authenticates_as_the_node(
     control_plane: ControlPlane, kube: client.ApiClient, tmp_path: Any
 ) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
+    node, other, csr_name = unique_name("win"), unique_name("win"), unique_name("node-client")
     _create(
         kube,
-        "node-client-win-1",
-        _csr_pem(key, "system:node:win-1"),
+        csr_name,
+        _csr_pem(key, f"system:node:{node}"),
         KUBELET_CLIENT_SIGNER,
         ["digital signature", "client auth"],
     )
     time.sleep(0.3)
-    pending = client.CertificatesV1Api(kube).read_certificate_signing_request("node-client-win-1")
+    pending = client.CertificatesV1Api(kube).read_certificate_signing_request(csr_name)
     assert not pending.status.certificate  # nothing signs before approval
 
-    _decide(kube, "node-client-win-1", "Approved")
-    csr = _wait(kube, "node-client-win-1", _signed)
+    _decide(kube, csr_name, "Approved")
+    csr = _wait(kube, csr_name, _signed)
     cert = x509.load_pem_x509_certificate(base64.b64decode(csr.status.certificate))
     ca = x509.load_pem_x509_certificate(control_plane.ca_cert_path.read_bytes())
     cert.verify_directly_issued_by(ca)
-    assert cert.subject.rfc4514_string() == "CN=system:node:win-1,O=system:nodes"
+    assert cert.subject.rfc4514_string() == f"CN=system:node:{node},O=system:nodes"
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
@@ -118,10 +119,10 @@ def test_approved_kubelet_client_csr_is_signed_and_authenticates_as_the_node(
     cfg.cert_file, cfg.key_file = str(tmp_path / "node.crt"), str(tmp_path / "node.key")
     with client.ApiClient(cfg) as as_node:
         core = client.CoreV1Api(as_node)
-        core.create_node({"metadata": {"name": "win-1", "labels": {"kubernetes.io/os": "windows"}}})
-        client.CoreV1Api(kube).create_node({"metadata": {"name": "win-2"}})
+        core.create_node({"metadata": {"name": node, "labels": {"kubernetes.io/os": "windows"}}})
+        client.CoreV1Api(kube).create_node({"metadata": {"name": other}})
         with pytest.raises(ApiException) as err:
-            core.patch_node("win-2", {"metadata": {"labels": {"stolen": "yes"}}})
+            core.patch_node(other, {"metadata": {"labels": {"stolen": "yes"}}})
         assert err.value.status == 403
         with pytest.raises(ApiException) as err:
             core.list_secret_for_all_namespaces()
@@ -129,40 +130,42 @@ def test_approved_kubelet_client_csr_is_signed_and_authenticates_as_the_node(
 
 
 def test_kubelet_serving_csr_keeps_its_sans(kube: client.ApiClient) -> None:
+    serving, node = unique_name("node-serving"), unique_name("win")
     key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = [
-        x509.DNSName("win-1.example.internal"),
+        x509.DNSName(f"{node}.example.internal"),
         x509.IPAddress(ipaddress.ip_address("10.0.128.7")),
     ]
     _create(
         kube,
-        "node-serving-win-1",
-        _csr_pem(key, "system:node:win-1", sans),
+        serving,
+        _csr_pem(key, f"system:node:{node}", sans),
         KUBELET_SERVING_SIGNER,
         ["digital signature", "server auth"],
     )
-    _decide(kube, "node-serving-win-1", "Approved")
-    csr = _wait(kube, "node-serving-win-1", _signed)
+    _decide(kube, serving, "Approved")
+    csr = _wait(kube, serving, _signed)
     cert = x509.load_pem_x509_certificate(base64.b64decode(csr.status.certificate))
     got = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert got.get_values_for_type(x509.DNSName) == ["win-1.example.internal"]
+    assert got.get_values_for_type(x509.DNSName) == [f"{node}.example.internal"]
     assert [str(ip) for ip in got.get_values_for_type(x509.IPAddress)] == ["10.0.128.7"]
 
 
 def test_csr_breaking_the_signer_rules_fails(kube: client.ApiClient) -> None:
+    bad = unique_name("node-serving-bad")
     key = ec.generate_private_key(ec.SECP256R1())
     # A serving CSR without any SAN: a real signer refuses it the same way.
     _create(
         kube,
-        "node-serving-bad",
-        _csr_pem(key, "system:node:win-3"),
+        bad,
+        _csr_pem(key, f"system:node:{unique_name('win')}"),
         KUBELET_SERVING_SIGNER,
         ["digital signature", "server auth"],
     )
-    _decide(kube, "node-serving-bad", "Approved")
+    _decide(kube, bad, "Approved")
     csr = _wait(
         kube,
-        "node-serving-bad",
+        bad,
         lambda c: any(x.type == "Failed" for x in c.status.conditions or []),
     )
     failed = next(x for x in csr.status.conditions if x.type == "Failed")
@@ -171,17 +174,18 @@ def test_csr_breaking_the_signer_rules_fails(kube: client.ApiClient) -> None:
 
 
 def test_denied_csr_is_never_signed(control_plane: ControlPlane, kube: client.ApiClient) -> None:
+    denied = unique_name("node-client-denied")
     key = ec.generate_private_key(ec.SECP256R1())
     _create(
         kube,
-        "node-client-denied",
-        _csr_pem(key, "system:node:win-4"),
+        denied,
+        _csr_pem(key, f"system:node:{unique_name('win')}"),
         KUBELET_CLIENT_SIGNER,
         ["digital signature", "client auth"],
     )
-    _decide(kube, "node-client-denied", "Denied")
+    _decide(kube, denied, "Denied")
     time.sleep(0.5)
-    csr = client.CertificatesV1Api(kube).read_certificate_signing_request("node-client-denied")
+    csr = client.CertificatesV1Api(kube).read_certificate_signing_request(denied)
     assert not csr.status.certificate
     signer = control_plane.csr_signer
-    assert signer is not None and "node-client-denied" not in signer.signed
+    assert signer is not None and denied not in signer.signed

@@ -10,7 +10,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from syncer import names
-from syncer.testing.kube import ControlPlane
+from syncer.testing.kube import ControlPlane, unique_name
 
 GROUP, VERSION = "machine.openshift.io", "v1beta1"
 APPLY = "application/apply-patch+yaml"
@@ -155,14 +155,21 @@ def test_printer_columns_like_openshift(
 
 
 def test_machineset_in_openshift_machine_api(kube: client.ApiClient) -> None:
-    """The namespace rendered MachineSets go to exists, as on every OpenShift cluster."""
-    client.CustomObjectsApi(kube).patch_namespaced_custom_object(
+    """The namespace rendered MachineSets go to exists, as on every OpenShift cluster.
+
+    It is shared by the whole session (a machine-API simulator may act on what is there),
+    so the MachineSet gets a unique name, 0 replicas, and is deleted again.
+    """
+    co, name = client.CustomObjectsApi(kube), unique_name("win-machine-api")
+    ns = names.MACHINE_API_NAMESPACE
+    co.patch_namespaced_custom_object(
         GROUP,
         VERSION,
-        names.MACHINE_API_NAMESPACE,
+        ns,
         "machinesets",
-        "win-machine-api",
-        _machineset("win-machine-api"),
+        name,
+        _machineset(name, replicas=0),
         field_manager="syncer",
         _content_type=APPLY,
     )
+    co.delete_namespaced_custom_object(GROUP, VERSION, ns, "machinesets", name)

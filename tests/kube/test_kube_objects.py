@@ -9,11 +9,12 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from syncer import names
+from syncer.testing.kube import unique_name
 
 
 def test_node_with_status_via_the_status_subresource(kube: client.ApiClient) -> None:
     core = client.CoreV1Api(kube)
-    node_name = "win-node-objects"
+    node_name = unique_name("win-node")
     core.create_node(
         {
             "metadata": {
@@ -73,10 +74,11 @@ def test_configmap_data_is_validated(kube: client.ApiClient, namespace: str) -> 
 
 
 def test_runtimeclass(kube: client.ApiClient) -> None:
+    name = unique_name("windows2022")
     node = client.NodeV1Api(kube)
     node.create_runtime_class(
         {
-            "metadata": {"name": "windows2022-objects"},
+            "metadata": {"name": name},
             "handler": "runhcs-wcow-process",
             "scheduling": {
                 "nodeSelector": {
@@ -87,13 +89,13 @@ def test_runtimeclass(kube: client.ApiClient) -> None:
             },
         }
     )
-    rc = node.read_runtime_class("windows2022-objects")
+    rc = node.read_runtime_class(name)
     assert rc.handler == "runhcs-wcow-process"
     # The handler is immutable, as on any cluster.
     with pytest.raises(ApiException) as err:
-        node.patch_runtime_class("windows2022-objects", {"handler": "other"})
+        node.patch_runtime_class(name, {"handler": "other"})
     assert err.value.status == 422
-    node.delete_runtime_class("windows2022-objects")
+    node.delete_runtime_class(name)
 
 
 def test_lease_and_resource_version_conflict(kube: client.ApiClient, namespace: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from syncer.testing.kube import ControlPlane
+from syncer.testing.kube import ControlPlane, unique_name
 
 
 def _status(call: Any) -> int:
@@ -77,7 +77,7 @@ def test_impersonated_user_and_groups(control_plane: ControlPlane, kube: client.
     """Also proves the aggregation stand-in: `view` is an aggregated ClusterRole."""
     client.RbacAuthorizationV1Api(kube).create_cluster_role_binding(
         {
-            "metadata": {"name": "windows-admins-view"},
+            "metadata": {"name": unique_name("windows-admins-view")},
             "roleRef": {
                 "apiGroup": "rbac.authorization.k8s.io",
                 "kind": "ClusterRole",
@@ -142,13 +142,13 @@ def test_no_default_service_account_without_the_stand_in(
     control_plane: ControlPlane, kube: client.ApiClient
 ) -> None:
     """Without kube-controller-manager a bare namespace has no `default` ServiceAccount."""
-    core = client.CoreV1Api(kube)
-    core.create_namespace({"metadata": {"name": "bare-namespace-rbac"}})
+    core, bare = client.CoreV1Api(kube), unique_name("bare")
+    core.create_namespace({"metadata": {"name": bare}})
     with pytest.raises(ApiException) as err:
-        core.read_namespaced_service_account("default", "bare-namespace-rbac")
+        core.read_namespaced_service_account("default", bare)
     assert err.value.status == 404
     # ... so the ServiceAccount admission plugin rejects Pods until one exists.
     pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "pause"}]}}
-    assert _status(lambda: core.create_namespaced_pod("bare-namespace-rbac", pod)) == 403
-    control_plane.ensure_service_account("bare-namespace-rbac")
-    assert _status(lambda: core.create_namespaced_pod("bare-namespace-rbac", pod)) == 200
+    assert _status(lambda: core.create_namespaced_pod(bare, pod)) == 403
+    control_plane.ensure_service_account(bare)
+    assert _status(lambda: core.create_namespaced_pod(bare, pod)) == 200

@@ -145,7 +145,7 @@ start=$(date +%s)
 mkdir -p "$cache_root"
 tmp=$(mktemp -d "$cache_root/.build-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-CGO_ENABLED=0 go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$tmp/" \
+CGO_ENABLED=0 go build -buildvcs=false -trimpath -tags "$tags" -ldflags "$ldflags" -o "$tmp/" \
     ./kube-apiserver ./kubectl ./etcd
 echo "$stamp" >"$tmp/.stamp"
 chmod 755 "$tmp"
