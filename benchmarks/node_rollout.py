@@ -18,7 +18,7 @@ kubelets registering Nodes):
 
 Exits 1 when a target is missed.
 
-    .venv/bin/python benchmarks/node_rollout.py [--hosts 40] [--max-unavailable 8] [--d 8]
+    .venv/bin/python benchmarks/node_rollout.py [--hosts 40] [--max-unavailable 8] [--d 10]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import paramiko
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=40)
     parser.add_argument("--max-unavailable", type=int, default=8)
-    parser.add_argument("--d", type=float, default=8.0, help="simulated upgrade time (s)")
+    parser.add_argument("--d", type=float, default=10.0, help="simulated upgrade time (s)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rollout-target", type=float, default=1.25)
     parser.add_argument("--nochange-target", type=float, default=1.5)
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                                  service_transition_seconds=0.02)
             nl.set_fleet("1.0.0", max_unavailable=args.max_unavailable)
             nl.write_instances()
-            options = nl.options(probe_workers=PROBE_WORKERS)
+            options = nl.options(probe_workers=PROBE_WORKERS,
+                                 timeouts=replace(nl.options().timeouts, slot_renew=60.0))
 
             begin = time.monotonic()
             joined = run_node_stage(api, options)

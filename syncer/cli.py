@@ -130,6 +130,11 @@ from syncer.nodes.cli_status import status_command  # noqa: E402
 
 cli.add_command(status_command)
 
+# Issue #7: the local demo (syncer/demo/): syncer demo.
+from syncer.demo import demo_command  # noqa: E402
+
+cli.add_command(demo_command)
+
 
 def main() -> None:
     cli(prog_name="syncer")

@@ -213,7 +213,8 @@ def _print_result(result: ReconcileResult) -> None:
             click.echo(f"{line}: {res.error}" if res.error else line,
                        err=res.outcome is Outcome.FAILED)
     shown = {str(p) for p in result.problems}
-    for error in result.errors:
+    # Without an apply, the summary line carries the first error.
+    for error in result.errors[0 if result.applied is not None else 1:]:
         if error not in shown:
             click.echo(f"error: {error}", err=True)
     click.echo(result.summary(), err=not result.ok)

@@ -14,10 +14,10 @@ stop in reverse.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class PayloadKind(str, Enum):
+class PayloadKind(StrEnum):
     FILE = "file"  # the payload is copied to `target` as is
     ARCHIVE = "archive"  # the payload is a .tar.gz expanded into the directory `target`
 

@@ -9,10 +9,10 @@ problems up to the CLI, which prints them one per line and exits 1 without a tra
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
 

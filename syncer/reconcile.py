@@ -26,6 +26,8 @@ The revision of a local directory (no Git source) is a digest of its YAML files,
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ from syncer.cluster.inventory import Inventory, InventoryStore
 from syncer.cluster.objects import ObjectRef
 from syncer.cluster.plan import FleetLike, Plan, SourceOf, compute_plan
 from syncer.cluster.prune import Confirmation
-from syncer.fleet import FleetModel, load_fleet, render
+from syncer.fleet import Fleet, FleetModel, load_fleet, render
 from syncer.names import INVENTORY_CONFIGMAP, SYSTEM_NAMESPACE
 from syncer.nodes.stage import NodeStageOptions, NodeStageResult, run_node_stage
 from syncer.problems import Problem, UserError
@@ -71,6 +73,8 @@ class ReconcileResult:
     problems: list[Problem] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     nodes: NodeStageResult | None = None
+    # The validated Fleet; its spec.status policy steers the write-back (syncer.report).
+    fleet: Fleet | None = None
 
     @property
     def ok(self) -> bool:
@@ -108,9 +112,16 @@ def local_revision(path: Path) -> str:
 
 
 def reconcile_once(
-    source: Path | GitSource, client: KubeClient, options: ReconcileOptions | None = None
+    source: Path | GitSource, client: KubeClient, options: ReconcileOptions | None = None,
+    *, shutdown: threading.Event | None = None,
+    on_applied: Callable[[ReconcileResult], None] | None = None,
 ) -> ReconcileResult:
-    """Bring the cluster to the revision ``source`` holds now (see the module docs)."""
+    """Bring the cluster to the revision ``source`` holds now (see the module docs).
+
+    ``shutdown`` is the node stage's park token (the controller's): once set, no new host
+    starts and running hosts stop at their next safe point. ``on_applied`` is called with
+    the result once the objects are applied, before the node stage starts (the controller
+    writes its status then, so Git shows the apply without waiting for a long rollout)."""
     options = options or ReconcileOptions()
     store = InventoryStore(client, options.inventory_namespace, options.inventory_name)
     result = ReconcileResult()
@@ -127,14 +138,19 @@ def reconcile_once(
         _record_failure(store, result, options)
         return result
     result.problems = list(model.warnings)
+    result.fleet = model.fleet
     reconcile_objects(render(model), model.fleet, client, options,
                       source_of=source_lookup(model), result=result)
     good = result.stage == "done" and not options.dry_run
     if good and isinstance(source, GitSource) and result.source_revision is not None:
         source.mark_good(result.source_revision)
-    if good and options.nodes is not None:
+    if good and on_applied is not None:
+        on_applied(result)
+    parked = shutdown is not None and shutdown.is_set()
+    if good and options.nodes is not None and not parked:
         result.nodes = run_node_stage(
-            client, replace(options.nodes, namespace=model.fleet.namespace)
+            client, replace(options.nodes, namespace=model.fleet.namespace),
+            shutdown=shutdown,
         )
     return result
 

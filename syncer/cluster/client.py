@@ -175,10 +175,12 @@ def connect(
                 "no cluster configured: pass --kubeconfig, set KUBECONFIG or create "
                 "~/.kube/config"
             )
+    except UserError:
+        raise
     except ConfigException as err:
-        raise UserError(f"kubeconfig {path}: {err}") from None
-    except (OSError, ValueError, TypeError, KeyError) as err:
-        raise UserError(f"kubeconfig {path}: cannot be read: {err}") from None
+        raise UserError(f"kubeconfig {path}: {_one_line(err)}") from None
+    except Exception as err:  # YAML syntax, wrong shapes: the file is the user's mistake
+        raise UserError(f"kubeconfig {path}: cannot be read: {_one_line(err)}") from None
     cfg.connection_pool_maxsize = max(workers, 4)
     cfg.retries = _RETRY_CONNECT
     return KubeClient(k8s_client.ApiClient(cfg))
@@ -450,6 +452,10 @@ def _api_error(status: int, reason: str, data: bytes, headers: Any) -> ApiError:
     except (TypeError, ValueError):
         retry_after = None
     return ApiError(status, reason, message, retry_after)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
 
 
 def _cause(err: BaseException) -> str:

@@ -310,7 +310,8 @@ OPTIONS: list[_Opt] = [
     _Opt("log_format", "Log format.", click.Choice(["text", "json"])),
     _Opt("log_level", "Log level.",
          click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)),
-    _Opt("status_branch", "Branch that receives status commits.", str),
+    _Opt("status_branch", "Branch that receives status commits (at the default, the "
+         "Fleet's spec.status.branch wins).", str),
     _Opt("status_repo",
          "Repository of the status branch and notes; default: --repo (same credentials).",
          str),

@@ -145,5 +145,5 @@ def setup(fmt: str = "text", level: str = "info", stream: TextIO | None = None) 
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Libraries that log at INFO about every request would drown the controller's lines.
-    for noisy in ("urllib3", "kubernetes", "waitress", "watchdog", "git"):
+    for noisy in ("urllib3", "kubernetes", "waitress", "watchdog", "git", "paramiko"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

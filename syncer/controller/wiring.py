@@ -8,8 +8,20 @@ threading.Event], ReconcileOutcome]``. A *factory* builds one at start from a
   one-shot reconcile as ``syncer sync --once`` — around one long-lived
   :class:`~syncer.source.GitSource` in the work directory, and maps its
   :class:`~syncer.reconcile.ReconcileResult` to a :class:`ReconcileOutcome` (metrics,
-  Events). The node rollout (issue #8) is appended here when it lands: it receives the
-  park token and ``request.progress`` for host phases, rollout counts and SSH errors.
+  Events). The node stage (issue #8) runs inside that reconcile after a successful
+  apply, with the loop's park token as its shutdown and a
+  :class:`~syncer.controller.nodestage.ControllerProgress` that reports host phases,
+  rollout counts, SSH errors and the Rollout* Events (see :mod:`.nodestage`); a
+  rollout stopped by the park token is reported as ``parked``.
+  After each reconcile it runs the write-back (:mod:`syncer.report.orchestration`, the
+  same step as ``syncer sync --once``): a status commit and git note when the state
+  changed, and PR previews with ``--forge`` — also after a ``pull_request`` webhook,
+  which triggers a reconcile. When an apply changes objects the write-back runs twice: as
+  soon as they are applied (so Git records the apply, and previews go out, without
+  waiting for a rollout that may take hours) and after the node stage, with the hosts.
+  Write-back failures are logged and counted (``syncer_writeback_pending``,
+  ``syncer_git_errors_total``, ``syncer_forge_errors_total``); they never fail the
+  reconcile.
 - ``--reconciler module:function`` (hidden) names another factory; tests use it to run
   ``syncer run`` against scripted reconciles.
 
@@ -34,6 +46,7 @@ from syncer.controller.config import ControllerConfig
 from syncer.controller.credentials import CredentialFiles
 from syncer.controller.loop import (
     FAILED,
+    PARKED,
     SUCCESS,
     ReconcileOutcome,
     Reconciler,
@@ -69,17 +82,21 @@ def load_factory(spec: str | None) -> ReconcilerFactory:
 
 
 def builtin(ctx: ReconcilerContext) -> Reconciler:
-    """The real reconcile: Git source -> validate -> render -> apply -> prune."""
+    """The real reconcile: Git source -> validate -> render -> apply -> prune -> nodes."""
+    from dataclasses import replace
+
     from syncer.cluster.client import KubeClient
+    from syncer.controller.nodestage import ControllerProgress, stage_options
     from syncer.reconcile import ReconcileOptions, reconcile_once
     from syncer.source import GitSource, SourceConfig, SourceError
 
     config = ctx.config
     files = ctx.credentials
     client = KubeClient(ctx.api_client)
-    options = ReconcileOptions(inventory_namespace=config.namespace)
+    options = ReconcileOptions(inventory_namespace=config.namespace,
+                               nodes=stage_options(config))
     lock = threading.Lock()
-    state: dict[str, Any] = {"source": None, "generations": None}
+    state: dict[str, Any] = {"source": None, "generations": None, "writeback": None}
 
     def source() -> Any:
         generations = (files.generation(cred.GIT_SSH_KEY), files.generation(cred.GIT_TOKEN),
@@ -99,28 +116,115 @@ def builtin(ctx: ReconcilerContext) -> Reconciler:
             except SourceError as err:
                 raise UserError(err.message) from None
             state["generations"] = generations
+            if state["writeback"] is not None:
+                state["writeback"].close()
+            state["writeback"] = writeback_for(config, state["source"], ctx.identity)
         return state["source"]
 
     def reconcile(request: ReconcileRequest, park: threading.Event) -> ReconcileOutcome:
+        progress = ControllerProgress(request.progress)
+        assert options.nodes is not None
+        run_options = replace(options, nodes=replace(options.nodes, progress=progress))
+        writeback = state["writeback"]
+        written: list[Any] = []
+
+        def write_back(result: Any) -> None:
+            if writeback is not None:
+                written.append(writeback.after(result, client))
+                report_writeback(written[-1], request)
+
+        def on_applied(result: Any) -> None:
+            # Objects changed (a new revision, or drift corrected): say so in Git at once,
+            # not only after a rollout that may take hours. A resync that changed nothing
+            # waits for the hosts, so the status does not flip between with and without.
+            if any(str(r.outcome) != "unchanged" for r in result.applied.results):
+                write_back(result)
+
         with lock:
-            result = reconcile_once(source(), client, options)
+            result = reconcile_once(source(), client, run_options, shutdown=park,
+                                    on_applied=on_applied)
+            progress.flush()
+            if not written or result.nodes is not None:
+                write_back(result)
         return outcome_of(result, request, config.ref)
 
     source()  # configuration mistakes (no known_hosts for ssh://, ...) fail at start
     return reconcile
 
 
+def writeback_for(config: ControllerConfig, source: Any, identity: str) -> Any:
+    """The write-back of ``syncer run`` (None when nothing is written back)."""
+    from dataclasses import replace
+
+    from syncer.names import STATUS_BRANCH
+    from syncer.report.forges import ForgeConfigError
+    from syncer.report.orchestration import WriteBack, WriteBackSettings, forge_settings
+    from syncer.source import SourceError
+
+    if not config.status_write and config.forge == "none":
+        return None
+    remote = source.config.remote
+    try:
+        forge = None
+        if config.forge != "none":
+            forge = forge_settings(
+                config.forge, config.repo, api_url=config.forge_url,
+                repository=config.forge_repo,
+                token_file=str(config.forge_token_file) if config.forge_token_file else None,
+            )
+        return WriteBack(WriteBackSettings(
+            workdir=config.workdir,
+            status=config.status_write,
+            status_remote=replace(remote, url=config.status_repo) if config.status_repo else None,
+            # The default defers to the Fleet's spec.status.branch.
+            status_branch=None if config.status_branch == STATUS_BRANCH else config.status_branch,
+            forge=forge,
+            instance=identity,
+            inventory_namespace=config.namespace,
+        ), source)
+    except SourceError as err:
+        raise UserError(err.message) from None
+    except ForgeConfigError as err:
+        raise UserError(str(err)) from None
+
+
+def report_writeback(after: Any, request: ReconcileRequest) -> None:
+    """Count what the write-back could not do (it logged the details already)."""
+    status = after.status
+    if status is not None and status.error:
+        request.progress.git_error()
+    forge_errors = 0
+    if after.previews is not None:
+        forge_errors = len(after.previews.errors)
+    request.progress.writeback(status.pending if status is not None else 0, forge_errors)
+
+
 def outcome_of(result: Any, request: ReconcileRequest, ref: str) -> ReconcileOutcome:
     """Map a :class:`syncer.reconcile.ReconcileResult` to the loop's outcome, reporting
     the Events and error counters it implies through ``request.progress``."""
+    from syncer.controller.nodestage import round_outcome
+
     progress = request.progress
     objects: dict[str, int] | None = None
     if result.applied is not None:
         objects = dict(Counter(str(r.outcome) for r in result.applied.results))
-    if result.ok and result.stage == "done":
+    hosts: dict[str, int] | None = None
+    rollout: tuple[int, int] | None = None
+    nodes = round_outcome(result.nodes, progress) if result.nodes is not None else None
+    summary = result.summary()
+    if nodes is not None:
+        hosts, rollout = dict(nodes.hosts), nodes.rollout
+        summary += f"; {result.nodes.summary()}"
+    if nodes is not None and nodes.interrupted:
+        return ReconcileOutcome(PARKED, message=f"{summary}; the rollout parked",
+                                objects=objects, hosts=hosts, rollout=rollout, ref=ref)
+    # The revision is applied once its objects are: a halted or blocked node round does
+    # not undo that (it has its own Event, RolloutHalted, and the hosts gauge).
+    applied = result.applied is None or not result.applied.failed
+    if result.stage == "done" and not result.errors and applied:
         return ReconcileOutcome(SUCCESS, revision=result.revision or None, objects=objects,
-                                message=result.summary(), ref=ref)
-    message = "; ".join(result.errors) or result.summary()
+                                message=summary, hosts=hosts, rollout=rollout, ref=ref)
+    message = "; ".join(result.errors) or summary
     short = message[:1000]
     reported = False
     if result.stage == "source":
@@ -131,5 +235,5 @@ def outcome_of(result: Any, request: ReconcileRequest, ref: str) -> ReconcileOut
     elif result.stage == "guard":
         progress.event(ev.PRUNE_REFUSED, f"revision {result.revision}: {short}", ev.WARNING)
         reported = True
-    return ReconcileOutcome(FAILED, message=message, objects=objects, ref=ref,
-                            reported=reported)
+    return ReconcileOutcome(FAILED, message=message, objects=objects, hosts=hosts,
+                            rollout=rollout, ref=ref, reported=reported)

@@ -207,11 +207,34 @@ class HostRun:
         self.uploads = 0
 
     # --- driver ---------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Before the host has a slot: connect and upload its payloads to their staging
+        paths. Nothing the host runs is touched (no cordon, no service), so this may
+        overlap other hosts' upgrades; it takes the connect and the uploads out of the
+        time the host is unavailable. Any failure here is left for :meth:`run` to meet
+        again and record."""
+        try:
+            session = self.ctx.open_session(self.host, self.node_name)
+            session.connect()
+            self.session = session
+            self._transfer(self.plan.transfers)
+        except Exception as err:
+            log.info("%s: staging ahead of the slot failed (%s); the upgrade will retry",
+                     self.host.address, _message(err))
+            self.discard()
+
+    def discard(self) -> None:
+        """Close a session :meth:`prepare` left open (the host will not run now)."""
+        session, self.session = self.session, None
+        if session is not None:
+            session.close()
+
     def run(self) -> HostOutcome:
         started = time.time()
         outcome = HostOutcome(self.host.address, self.node_name, False, "failed", started=started)
         try:
-            with self.ctx.open_session(self.host, self.node_name) as session:
+            session = self.session or self.ctx.open_session(self.host, self.node_name)
+            with session:
                 self.session = session
                 try:
                     self._flow()
@@ -256,7 +279,6 @@ class HostRun:
                 labels={names.LABEL_UPGRADING: "true"},
                 annotations={names.ANNOTATION_DESIRED_VERSION: ctx.desired.version},
             )
-            ctx.lock.renew(self.host.address, self.node_name)
             self._enter("cordon")
             draining.cordon(ctx.api, self.node_name)
             self._enter("drain")
@@ -333,6 +355,7 @@ class HostRun:
             if payload is None:
                 raise StepFailed(f"payload {change.name}: not fetched before the rollout")
             session.upload(payload.path, change.staged, sha)
+            self.facts.files[change.staged] = sha
             self.uploads += 1
 
     def _stop_services(self, restart: list[str]) -> None:
@@ -345,6 +368,8 @@ class HostRun:
             self._stop_one(component.service)
             process = process_name(component)
             if process is not None:
+                # Its process must be gone before its binary is replaced (a file held by
+                # an exiting process cannot be; WMCO learned this the hard way).
                 gone = commands.parse_wait_process_exit(
                     session.run(
                         commands.wait_process_exit(process, self.ctx.timeouts.process_exit),
@@ -356,6 +381,7 @@ class HostRun:
                         f"process {process} of service {component.service} still runs "
                         f"{self.ctx.timeouts.process_exit}s after the service stopped"
                     )
+            self._wait_state(component.service, ServiceState.STOPPED)
 
     def _stop_one(self, service: str) -> None:
         deadline = time.monotonic() + self.ctx.timeouts.service_wait
@@ -369,11 +395,10 @@ class HostRun:
             if time.monotonic() > deadline:
                 raise StepFailed(f"service {service} did not accept a stop request")
             time.sleep(self.ctx.timeouts.poll)  # start or stop pending: try again
-        self._wait_state(service, ServiceState.STOPPED)
 
     def _wait_state(self, service: str, want: ServiceState) -> None:
         deadline = time.monotonic() + self.ctx.timeouts.service_wait
-        delay = min(0.05, self.ctx.timeouts.poll)
+        delay = min(0.02, self.ctx.timeouts.poll)
         while True:
             status = commands.parse_sc_status(self._session().run(commands.sc_query(service)))
             if status.state is want:
@@ -495,8 +520,9 @@ class HostRun:
                 state = "missing" if info is None else info.state.name
                 raise StepFailed(f"service {c.service} is {state} after start")
         node = self._wait_for_node()
+        if self.node_name is None:
+            ctx.lock.renew(self.host.address, node.name)  # record the new Node on the slot
         self.node_name = node.name
-        ctx.lock.renew(self.host.address, node.name)
         ctx.store.move_to_node(self.host.address, node.name)
         want = ctx.desired.kubelet_version
         deadline = time.monotonic() + ctx.timeouts.ready_wait

@@ -22,6 +22,10 @@ others need no slot.
    does not start another host either until it is fixed.
 4. **Shutdown** (an event): no new host starts; running hosts stop at their next safe
    point (:mod:`syncer.nodes.configure`) and keep their slots for the next controller.
+5. **Staging ahead**: the next ``maxUnavailable`` hosts in line connect and upload their
+   payloads to content-addressed staging paths while they wait for a slot
+   (:meth:`HostRun.prepare`). That needs no slot — nothing the host runs is touched — and
+   takes the connect and the transfer out of the time a host is unavailable.
 
 Held slots are renewed by one background thread every ``Timeouts.slot_renew`` seconds.
 """
@@ -30,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -122,13 +125,28 @@ def run_rollout(
     active = 0
     active_lock = threading.Lock()
 
+    runs: dict[str, HostRun] = {}
+    prepared: dict[str, Future[None]] = {}
+
+    def prepare_ahead() -> None:
+        """Stage the next hosts' payloads while they wait for a slot (no slot needed:
+        staging paths only, nothing the host runs is touched)."""
+        for plan in pending[:workers]:
+            if plan.address not in runs:
+                run = runs[plan.address] = HostRun(ctx, plan)
+                prepared[plan.address] = stager.submit(run.prepare)
+
     def run_one(plan: HostPlan) -> HostOutcome:
         nonlocal active
         with active_lock:
             active += 1
             result.max_concurrency = max(result.max_concurrency, active)
         try:
-            return HostRun(ctx, plan).run()
+            ready = prepared.pop(plan.address, None)
+            if ready is not None:
+                ready.result()
+            run = runs.pop(plan.address, None) or HostRun(ctx, plan)
+            return run.run()
         finally:
             with active_lock:
                 active -= 1
@@ -155,6 +173,7 @@ def run_rollout(
 
     pending = list(work)
     workers = max(1, ctx.lock.max_unavailable)
+    stager = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="syncer-stage")
     try:
         with _Renewer(ctx) as renewer, ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="syncer-host"
@@ -166,6 +185,7 @@ def run_rollout(
                 collect(block=False)
                 if result.halted is not None:
                     break
+                prepare_ahead()
                 plan = pending[0]
                 node = plan.node.name if plan.node else None
                 if len(running) >= workers:
@@ -185,6 +205,9 @@ def run_rollout(
             while running:
                 collect(block=True)
     finally:
+        stager.shutdown(wait=True, cancel_futures=True)
+        for address in list(runs):  # staged ahead, never started: close their sessions
+            runs.pop(address).discard()
         ctx.on_step = user_step
         progress.close()
     result.not_started = [p.address for p in pending]
@@ -192,6 +215,3 @@ def run_rollout(
         log.warning("%s", result.halted)
     return result
 
-
-def wait_time(started: float) -> float:
-    return time.monotonic() - started

@@ -89,8 +89,17 @@ class NodeStageResult:
 
     @property
     def ok(self) -> bool:
+        """False when anything needs attention: the round did nothing, the rollout
+        halted, a removal failed, or a host is blocked (changed host key, unreachable,
+        invalid data, failed earlier)."""
         failed_removal = any(not r.ok for r in self.removals)
-        return self.blocked is None and self.halted is None and not failed_removal
+        blocked_host = any(p.action is Action.BLOCKED for p in self.plans)
+        return (
+            self.blocked is None
+            and self.halted is None
+            and not failed_removal
+            and not blocked_host
+        )
 
     def summary(self) -> str:
         if self.blocked:

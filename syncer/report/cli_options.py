@@ -6,7 +6,8 @@ gains two lines. ``syncer run`` builds its write-back from the controller config
 instead (:mod:`syncer.controller.wiring`); both end in the same :class:`WriteBack`.
 
 =========================  =====================================================
-``--status-branch B``      branch of status commits (default ``syncer/status``)
+``--status-branch B``      branch of status commits (default: the Fleet's
+                           ``spec.status.branch``, ``syncer/status``)
 ``--status-repo URL``      repository of the status branch (default: ``--repo``,
                            same credentials)
 ``--no-status``            no status commits, no notes
@@ -35,8 +36,9 @@ from syncer.source import GitSource, RemoteConfig, SourceError
 F = TypeVar("F", bound=Callable[..., Any])
 
 _OPTIONS = [
-    click.option("--status-branch", default=STATUS_BRANCH, show_default=True, metavar="BRANCH",
-                 help="branch that receives one status commit per change of state"),
+    click.option("--status-branch", metavar="BRANCH",
+                 help="branch that receives one status commit per change of state "
+                      f"(default: the Fleet's spec.status.branch, {STATUS_BRANCH})"),
     click.option("--status-repo", metavar="URL",
                  help="repository of the status branch and notes (default: --repo, with "
                       "the same credentials)"),
@@ -105,7 +107,7 @@ def writeback_for_sync(
         return WriteBack(
             WriteBackSettings(
                 workdir=workdir, status=status, status_remote=remote,
-                status_branch=str(values.get("status_branch") or STATUS_BRANCH),
+                status_branch=values.get("status_branch"),
                 forge=forge_config, inventory_namespace=inventory_namespace,
                 inventory_name=inventory_name,
             ),

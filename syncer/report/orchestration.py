@@ -14,6 +14,13 @@ repository) raise at construction, so they are reported at start; after that not
 here raises: every failure is data in :class:`WriteBackOutcome`, logged once, and retried
 by the next reconcile.
 
+The Fleet's ``spec.status`` steers it (the Fleet of the last valid revision): ``notes:
+false`` writes no notes, ``pullRequests: false`` posts no previews, and ``branch`` names
+the status branch unless the command sets one (a writer, with its own journal, per
+branch). The policy is kept in ``status-policy.json`` in the work dir, so a rejected
+revision (which has no valid Fleet) is reported where the last valid one said, also by a
+new ``syncer sync --once`` process.
+
 Defaults that save configuration: the status branch lives in the source repository with
 the source's credentials; the forge repository (``owner/name``, or the GitLab project
 path) and, for self-hosted forges, the API URL are derived from the source URL
@@ -22,6 +29,8 @@ path) and, for self-hosted forges, the API URL are derived from the source URL
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -31,6 +40,7 @@ from urllib.parse import urlsplit
 
 from syncer.cluster.client import KubeClient
 from syncer.cluster.inventory import InventoryStore
+from syncer.fleet import StatusPolicy
 from syncer.names import INVENTORY_CONFIGMAP, STATUS_BRANCH, SYSTEM_NAMESPACE
 from syncer.nodes.annotations import WINDOWS_NODES
 from syncer.reconcile import ReconcileResult
@@ -38,12 +48,14 @@ from syncer.report.forges import Forge, ForgeConfig, ForgeConfigError, TokenSour
 from syncer.report.forges.config import PROVIDERS, Provider
 from syncer.report.previews import PREVIEW_CACHE, PreviewCache, PreviewRound, preview_pull_requests
 from syncer.report.stage import LastReport, WritebackResult, report_reconcile
-from syncer.source import GitSource, RemoteConfig
+from syncer.source import GitSource, RemoteConfig, SourceError
+from syncer.source.state import write_atomic
 from syncer.source.writeback import RetryPolicy, StatusWriter
 
 log = logging.getLogger(__name__)
 
 WRITEBACK_DIR = "writeback"
+POLICY_FILE = "status-policy.json"
 _SCP_LIKE = re.compile(r"^[\w.-]+@(?P<host>[\w.-]+):(?!//)(?P<path>.*)$")
 _PUBLIC_HOSTS = {"github": "github.com", "gitlab": "gitlab.com"}
 _API_PATHS = {"github": "/api/v3", "gitlab": "/api/v4", "gitea": "/api/v1"}
@@ -56,7 +68,7 @@ class WriteBackSettings:
     workdir: Path  # the journal (``writeback/``) and the preview cache live here
     status: bool = True  # status branch commits (and notes)
     status_remote: RemoteConfig | None = None  # None: the source repository
-    status_branch: str = STATUS_BRANCH
+    status_branch: str | None = None  # None: the Fleet's spec.status.branch (syncer/status)
     notes: bool = True
     forge: ForgeConfig | None = None  # None: no pull-request previews
     instance: str | None = None  # the controller instance named in notes and status
@@ -114,14 +126,13 @@ class WriteBack:
         remote = settings.status_remote
         if remote is None and isinstance(source, GitSource):
             remote = source.config.remote
+        self._remote = remote if settings.status else None
+        self._writers: dict[str, tuple[StatusWriter, LastReport]] = {}
+        self._policy_file = settings.workdir / POLICY_FILE
+        self._policy = _load_policy(self._policy_file)  # of the last valid revision
         self.writer: StatusWriter | None = None
-        self._last: LastReport | None = None
-        if settings.status and remote is not None:
-            self.writer = StatusWriter(
-                remote, settings.workdir / WRITEBACK_DIR, settings.status_branch,
-                instance=settings.instance, retry=settings.push_retry,
-            )
-            self._last = LastReport(self.writer)
+        if self._remote is not None:  # built now: configuration mistakes show at start
+            self.writer = self._writer(settings.status_branch or STATUS_BRANCH)[0]
         self._owns_forge = forge is None
         self.forge = forge
         if forge is None and settings.forge is not None and isinstance(source, GitSource):
@@ -132,23 +143,44 @@ class WriteBack:
     def enabled(self) -> bool:
         return self.writer is not None or self.forge is not None
 
+    def _writer(self, branch: str) -> tuple[StatusWriter, LastReport]:
+        """The writer of ``branch`` (its journal in a directory of its own)."""
+        if branch not in self._writers:
+            assert self._remote is not None
+            name = WRITEBACK_DIR if branch == STATUS_BRANCH else (
+                f"{WRITEBACK_DIR}-{hashlib.sha256(branch.encode()).hexdigest()[:12]}")
+            writer = StatusWriter(
+                self._remote, self.settings.workdir / name, branch,
+                instance=self.settings.instance, retry=self.settings.push_retry,
+            )
+            self._writers[branch] = (writer, LastReport(writer))
+        return self._writers[branch]
+
     def after(self, result: ReconcileResult, client: KubeClient | None) -> WriteBackOutcome:
         """Status commit + note, then previews. Never raises (see the module docstring)."""
+        if result.fleet is not None and result.fleet.status != self._policy:
+            self._policy = result.fleet.status
+            _save_policy(self._policy_file, self._policy)
+        policy = self._policy
         internal: list[str] = []
         status = None
-        if self.writer is not None:
+        if self._remote is not None:
             try:
+                writer, last = self._writer(self.settings.status_branch or policy.branch)
                 status = report_reconcile(
-                    result, result.nodes, self.writer, source=self.source,
-                    notes=self.settings.notes, controller=self.settings.instance,
-                    last=self._last,
+                    result, result.nodes, writer, source=self.source,
+                    notes=self.settings.notes and policy.notes,
+                    controller=self.settings.instance, last=last,
                 )
+            except SourceError as err:  # a new branch whose writer cannot be set up
+                internal.append(f"status: {err.message}")
             except Exception as err:  # a bug must not fail the reconcile that already ran
                 log.exception("write-back: the status stage failed")
                 internal.append(f"status stage: {type(err).__name__}: {err}")
         previews = None
         dry_run = result.applied is not None and result.applied.dry_run
-        if self.forge is not None and isinstance(self.source, GitSource) and not dry_run:
+        if (self.forge is not None and isinstance(self.source, GitSource) and not dry_run
+                and policy.pull_requests):
             inventory = (InventoryStore(client, self.settings.inventory_namespace,
                                         self.settings.inventory_name) if client else None)
             try:
@@ -167,6 +199,25 @@ class WriteBack:
     def close(self) -> None:
         if self.forge is not None and self._owns_forge:
             self.forge.close()
+
+
+def _load_policy(path: Path) -> StatusPolicy:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return StatusPolicy(str(data["branch"]), bool(data["notes"]),
+                            bool(data["pullRequests"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return StatusPolicy()
+
+
+def _save_policy(path: Path, policy: StatusPolicy) -> None:
+    data = {"branch": policy.branch, "notes": policy.notes,
+            "pullRequests": policy.pull_requests}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(data).encode())
+    except OSError as err:
+        log.warning("write-back: cannot keep %s: %s", path, err)
 
 
 # --- deriving forge settings from the repository URL -------------------------------------

@@ -70,6 +70,8 @@ class WritebackResult:
         what = f'committed "{self.summary}"' if self.committed else "unchanged"
         if self.noted:
             what += " + note"
+        if self.pushed and not self.committed and not self.error:
+            what += f"; pushed {self.pushed} queued"
         if self.error:
             return f"status: {what}; {self.pending} queued, not pushed: {self.error}"
         return f"status: {what}"

@@ -1,11 +1,12 @@
 """pytest fixture ``node_lab`` (registered in ``tests/conftest.py``): a
 :class:`~syncer.testing.nodelab.NodeLab` on the session's control plane, in the test's
 namespace, with its own :class:`~syncer.testing.winhost.HostLab` whose simulated kubelets
-register Nodes, on addresses of a random ``127.X.Y.0/24``. After the test, every host is stopped and the test fails if any host
-received a command outside the vocabulary."""
+register Nodes, on addresses of a random ``127.X.Y.0/24``. After the test, every host is
+stopped and the test fails if any host received a command outside the vocabulary."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from syncer.cluster.client import KubeClient
+from syncer.cluster.client import ApiError, KubeClient
 from syncer.testing.nodelab import NodeLab
 from syncer.testing.winhost import HostLab
 from syncer.testing.winhost.kubelet import Kubelets
@@ -30,5 +31,15 @@ def node_lab(kube: client.ApiClient, namespace: str, tmp_path: Path) -> Iterator
     first = f"127.{random.randint(20, 250)}.{random.randint(1, 250)}.1"
     with HostLab(tmp_path / "hosts", kubelets=kubelets, first_address=first) as lab:
         nl = NodeLab(KubeClient(kube), namespace, lab, tmp_path, f"nl{next(_scopes)}")
-        yield nl
-        assert nl.unexpected() == []
+        try:
+            yield nl
+            assert nl.unexpected() == []
+        finally:
+            # Nodes are cluster-wide: leave none behind for other tests' node stages.
+            lab.stop()
+            for name in nl.nodes():
+                with contextlib.suppress(ApiError):
+                    nl.api.request("DELETE", f"/api/v1/nodes/{name}")
+            for name in nl.extra_nodes:
+                with contextlib.suppress(ApiError):
+                    nl.api.request("DELETE", f"/api/v1/nodes/{name}")

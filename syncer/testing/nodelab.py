@@ -98,6 +98,8 @@ class NodeLab:
     extras: dict[str, dict[str, Any]] = field(default_factory=dict)
     fleet_version: str = ""
     components: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Nodes outside the scope label (e.g. of Machine hosts) to delete after the test.
+    extra_nodes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.key: paramiko.PKey = parse_private_key(self.key_pem).pkey

@@ -165,6 +165,12 @@ def test_user_mistakes_are_one_line_without_traceback(
     assert missing.exit_code == 1
     assert missing.output.strip() == f"syncer: kubeconfig {tmp_path / 'nope'}: no such file"
 
+    broken = tmp_path / "broken.kubeconfig"
+    broken.write_text("apiVersion: v1\nclusters: [\n")
+    result = _run("plan", str(fleet.root), "--kubeconfig", str(broken))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.splitlines()[-1].startswith(f"syncer: kubeconfig {broken}: cannot be read")
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

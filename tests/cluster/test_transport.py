@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import socket
 
-from syncer.cluster.client import KubeClient, Resource
+import pytest
+
+from syncer.cluster.client import ApiError, KubeClient, Resource
 from syncer.testing.kube import ControlPlane
 
 NS = Resource("", "v1", "Namespace", "namespaces", False)
@@ -30,11 +32,8 @@ def test_a_wrapped_client_keeps_its_rest_layer(control_plane: ControlPlane) -> N
     client = KubeClient(control_plane.impersonate("nobody", []))
     try:
         assert client._direct is None
-        status = None
-        try:
+        with pytest.raises(ApiError) as err:
             client.get(NS, "", "default")
-        except Exception as err:  # noqa: BLE001 - we want the API error's status
-            status = getattr(err, "status", None)
-        assert status == 403  # acting as "nobody", not as the admin
+        assert err.value.status == 403  # acting as "nobody", not as the admin
     finally:
         client.close()

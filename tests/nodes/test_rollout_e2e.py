@@ -334,3 +334,16 @@ spec:
     assert lines[0].split() == ["ADDRESS", "NODE", "VERSION", "PHASE", "SINCE", "LAST", "ERROR"]
     assert lines[1].split()[:4] == [host.address, host.name.lower(), "3.0.0", "up-to-date"]
     assert "1/1 hosts at the committed version" in out.output
+
+
+def test_paused_rollout_only_plans(node_lab: NodeLab) -> None:
+    _join(node_lab, 1)
+    host = node_lab.hosts[0]
+    seen = len(host.commands)
+    node_lab.set_fleet("1.1.0", kubelet="v1.31.0", paused=True)
+    result = node_lab.run()
+    assert result.paused
+    assert [r.phase for r in result.rows] == ["paused: would upgrade"]
+    assert [e.split(" ")[0] for e in entries(host)[seen:]] == ["inventory"]
+    node = node_lab.node_of(host)
+    assert node is not None and node["status"]["nodeInfo"]["kubeletVersion"] == "v1.30.4"

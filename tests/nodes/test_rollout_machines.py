@@ -47,6 +47,7 @@ def test_machines_of_a_scaled_machineset_are_configured(node_lab: NodeLab, kube:
 
     def run() -> None:
         machines = settle()
+        node_lab.extra_nodes[:] = machines
         selector = "kubernetes.io/hostname in (" + ",".join(machines) + ")"
         result = node_lab.run(node_selector=selector, approve_machine_csrs=True)
         assert result.ok, (result.summary(), result.rows)

@@ -1,0 +1,91 @@
+"""`syncer run` writes back after each reconcile: a status commit and a note for the applied
+revision, and a preview on a pull request as soon as its webhook arrives."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from controller_helpers import SecretVolume, SyncerRun, wait_for
+
+from syncer.testing.forge import ForgeSimulator
+from syncer.testing.gitrepos import WorkRepo, make_bare
+from syncer.testing.kube import ControlPlane
+
+SECRET = b"webhook-secret-wb"
+FAST = ["--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "200ms"]
+
+
+def fleet_files(namespace: str, value: str) -> dict[str, str]:
+    return {
+        "fleet/fleet.yaml": (
+            "apiVersion: syncer.io/v1alpha1\nkind: Fleet\n"
+            f"metadata:\n  name: {namespace}\n"
+            f"spec:\n  platform: none\n  namespace: {namespace}\n  version: \"1.0.0\"\n"
+            "  components:\n"
+            "    kubelet:\n      version: v1.30.4\n"
+            "      url: https://artifacts.example.com/kubelet.exe\n"
+            "      sha256: 1db51f6f55c9ad4721a316393bc8ef061984cb558bda84f8dd10925bb1ffe37e\n"
+            "    containerd:\n      version: v1.7.20\n"
+            "      url: https://artifacts.example.com/containerd.tar.gz\n"
+            "      sha256: babc204f1d1f9fe16c974577f976843603c7122471b88bd85318befda4b2ce53\n"
+        ),
+        "fleet/app.yaml": (f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n"
+                           f"  namespace: {namespace}\ndata:\n  value: '{value}'\n"),
+    }
+
+
+def git(bare: Path, *args: str) -> str:
+    return subprocess.run(["git", "--git-dir", str(bare), *args], capture_output=True,
+                          text=True, check=False).stdout
+
+
+def test_status_note_and_a_preview_on_the_pull_request_webhook(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path,
+    syncer_run: Callable[..., SyncerRun],
+) -> None:
+    remote = make_bare(tmp_path / "fleet.git")
+    author = WorkRepo(tmp_path / "author", f"file://{remote}")
+    first = author.commit("Fleet", fleet_files(namespace, "1"))
+    author.push("main")
+    hook = SecretVolume(tmp_path / "webhook")
+    hook.write({"secret": SECRET.decode()})
+    with ForgeSimulator("github") as sim:
+        forge_token = SecretVolume(tmp_path / "forge")
+        forge_token.write({"token": sim.token})
+        proc = syncer_run("replica-a", [
+            "--kubeconfig", str(control_plane.kubeconfig), "--namespace", namespace,
+            "--workdir", str(tmp_path / "work"), "--interval", "10m",
+            "--control-poll-interval", "300ms", "--log-format", "json", *FAST,
+            "--repo", f"file://{remote}", "--path", "fleet",
+            "--webhook-secret-file", str(hook.root / "secret"),
+            "--forge", "github", "--forge-url", sim.api_url, "--forge-repo", sim.repository,
+            "--forge-token-file", str(forge_token.root / "token"),
+        ])
+        assert wait_for(lambda: proc.revision() == first, timeout=60), proc.output()[-3000:]
+        assert wait_for(lambda: git(remote, "log", "--format=%s", "syncer/status"), timeout=10)
+        assert git(remote, "log", "--format=%s", "syncer/status").splitlines() == [
+            f"Applied {first[:7]}: 2 objects"]
+        note = git(remote, "notes", "--ref=syncer", "show", first)
+        assert "outcome: Applied" in note and "controller: replica-a_" in note
+
+        pr_head = author.commit("Value 2", fleet_files(namespace, "2"))
+        author.git("push", "-q", "origin", "HEAD:refs/pull/4/head")
+        sim.add_pull_request(4, pr_head, head_ref="value-2")
+        response = proc.webhook({"number": 4, "pull_request": {
+            "base": {"ref": "main"}, "head": {"sha": pr_head}}}, SECRET, event="pull_request")
+        assert response.status_code == 202, response.text
+        # the interval is 10 minutes: only the webhook explains a comment this soon
+        assert wait_for(lambda: sim.comments_on(4), timeout=30), proc.output()[-3000:]
+        (comment,) = sim.comments_on(4)
+        assert "**0 to create, 1 to update, 0 to prune**" in comment.body
+        assert wait_for(lambda: sim.statuses_of(pr_head, "syncer/preview")
+                        and sim.statuses_of(pr_head, "syncer/preview")[-1].state == "success")
+        assert proc.metric("syncer_writeback_pending") == 0.0
+        assert proc.metric("syncer_forge_errors_total") == 0.0
+        # the reconcile for the webhook changed no state: still one status commit
+        assert len(git(remote, "log", "--format=%s", "syncer/status").splitlines()) == 1
+        assert proc.terminate() == 0
+        sim.assert_clean()
+    assert sim.token not in proc.output()

@@ -1,0 +1,164 @@
+"""End to end: two `syncer run` replicas (child processes, the real controller) against their
+own test control plane, simulated Windows hosts and a local Git remote.
+
+One story, in the order an operator lives it: the hosts join; a push plus its webhook is
+applied at once (the poll interval is ten minutes); a version bump rolls out and the leader
+is killed (SIGKILL) while a host is out — the other replica takes the Lease, resumes that
+host first and finishes, never with more than ``maxUnavailable`` hosts out (by the hosts'
+own service logs and by the ``upgrading`` labels); the SSH key is rotated in
+``cloud-private-key`` and on the hosts, and the next reconcile connects with the new key,
+without a restart; ``/metrics`` followed the rollout throughout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_helpers import WEBHOOK_SECRET, Observer, World, new_key, public_line, wait_for
+
+from syncer.demo import fleet
+from syncer.demo.observe import most_out_at_once, outages
+from syncer.testing import webhooks
+from syncer.testing.kube import ControlPlane
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+HOSTS = 4
+MAX_UNAVAILABLE = 2
+
+
+@pytest.fixture(scope="module")
+def own_control_plane() -> Iterator[ControlPlane]:
+    """A cluster of its own: the controller uses the default Windows Node selector, as in
+    production, so other tests' Nodes must not be there."""
+    with ControlPlane() as cp:
+        cp.start_csr_signer()
+        yield cp
+
+
+@pytest.fixture
+def world(own_control_plane: ControlPlane, tmp_path: Path) -> Iterator[World]:
+    w = World(own_control_plane, tmp_path, max_unavailable=MAX_UNAVAILABLE)
+    try:
+        yield w
+    finally:
+        logs = w.logs()
+        w.close()
+        print(logs)
+    assert [c.summary for h in w.hosts for c in h.unexpected_commands] == []
+
+
+def push_hook(world: World, target_url: str, before: str, after: str) -> None:
+    delivery = webhooks.push_event("github", WEBHOOK_SECRET, repository="acme/fleet",
+                                   branch="main", before=before, after=after)
+    answer = webhooks.deliver(target_url, delivery)
+    assert answer.status_code == 202, answer.text
+
+
+def test_webhook_failover_key_rotation_and_metrics(world: World) -> None:
+    key_one = new_key()
+    world.set_private_key(key_one)
+    # Upgrades take a few seconds each (services linger), so a kill lands mid-upgrade.
+    world.start_hosts(HOSTS, public_line(key_one), process_linger_seconds=1.5)
+    first = world.seed()
+    a = world.start_replica("replica-a")
+    assert wait_for(a.is_leader, timeout=30), a.tail()
+    b = world.start_replica("replica-b")
+
+    # --- the hosts join (configured 2 at a time), every Node Ready at 1.0.0 --------------
+    v1 = world.release
+    assert wait_for(lambda: world.all_at(v1.version, v1.components["kubelet"]),
+                    timeout=180, every=0.5), world.logs()
+    assert world.applied_revision() == first
+    assert not b.is_leader()
+
+    # --- (a) a push and its webhook: applied at once, the poll interval is 10 minutes ----
+    app = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-settings\n"
+           "  namespace: windows-apps\ndata:\n  greeting: hello\n")
+    second = world.commit("Add app settings", {"workloads/app-settings.yaml": app})
+    pushed = time.monotonic()
+    push_hook(world, a.url, first, second)
+    assert wait_for(lambda: world.applied_revision() == second, timeout=20), a.tail()
+    assert time.monotonic() - pushed < 20  # far below the 10 minute interval
+    settings = world.api.request("GET", "/api/v1/namespaces/windows-apps/configmaps/"
+                                 "app-settings")
+    assert settings["data"] == {"greeting": "hello"}
+
+    # --- (b) a version bump; the leader dies while a host is out --------------------------
+    v2 = fleet.bump(v1)
+    since = time.time()
+    bump = world.commit(f"Bump Windows node components to {v2.version}", world.files(v2))
+    with Observer(world) as observer:
+        observer.target = a
+        # The webhook reaches the follower (a Service picks any replica): it is relayed.
+        push_hook(world, b.url, second, bump)
+
+        def host_out() -> bool:
+            spans = {h.address: h for h in world.hosts}
+            for host in spans.values():
+                recent = [c for c in list(host.commands) if c.received_at >= since]
+                stops = [c.received_at for c in recent if c.summary.startswith("sc stop")]
+                if stops and not any(c.summary.startswith("sc start") and
+                                     c.received_at > max(stops) for c in recent):
+                    return True
+            return False
+
+        assert wait_for(host_out, timeout=60, every=0.05), a.tail()
+        a.kill()  # SIGKILL: no park, no Lease release
+        killed_at = time.time()
+        orphans = world.slot_holders()
+        assert orphans, "the killed leader held no slot"
+
+        assert wait_for(b.is_leader, timeout=15), b.tail()
+        observer.target = b
+        assert wait_for(lambda: world.all_at(v2.version, v2.components["kubelet"]),
+                        timeout=240, every=0.5), world.logs()
+        assert wait_for(lambda: b.revision() == bump, timeout=30), b.tail()
+
+    # The new leader resumed the interrupted hosts before it took any other host out.
+    by_address = {h.address: h for h in world.hosts}
+    resumed = max(min(c.received_at for c in by_address[o].commands if c.received_at > killed_at)
+                  for o in orphans)
+    for address, host in by_address.items():
+        later_stops = [c.received_at for c in host.commands
+                       if c.summary.startswith("sc stop") and c.received_at > killed_at]
+        if address not in orphans:
+            assert all(t > resumed for t in later_stops), (address, orphans)
+    # Never more than maxUnavailable out: the hosts' own service logs and the labels.
+    spans = outages(world.hosts, since)
+    assert len(spans) == HOSTS
+    assert most_out_at_once(spans) <= MAX_UNAVAILABLE, spans
+    assert observer.most_upgrading <= MAX_UNAVAILABLE
+    assert observer.most_upgrading >= 1  # the observer did see the rollout
+
+    # --- (d) /metrics followed the rollout ------------------------------------------------
+    during = [m for m in observer.metrics if m["total"] and m["done"] is not None
+              and m["done"] < m["total"]]
+    assert during, observer.metrics[-5:]
+    assert any(set(m["hosts"]) - {"up-to-date"} for m in during)  # hosts mid-rollout
+    assert b.metric("syncer_hosts", phase="up-to-date") == HOSTS
+    assert b.metric("syncer_rollout_hosts_done") == HOSTS
+    assert b.metric("syncer_rollout_hosts_total") == HOSTS
+    assert b.metric("syncer_last_applied_revision_info", revision=bump) == 1
+    assert b.metric("syncer_leader") == 1
+    assert world.events("RolloutStarted") and world.events("RolloutFinished")
+
+    # --- (c) rotate the SSH key: the next reconcile uses it, no restart -------------------
+    key_two = new_key()
+    for host in world.hosts:  # what the user data / an operator does on each host
+        host.set_authorized_keys([public_line(key_two)])
+    world.set_private_key(key_two)
+    errors_before = b.metric("syncer_ssh_errors_total")
+    successes = b.metric("syncer_reconciles_total", result="success") or 0
+    rotated = time.time()
+    push_hook(world, b.url, bump, bump)  # any trigger; the key is read every round
+    assert wait_for(lambda: (b.metric("syncer_reconciles_total", result="success") or 0)
+                    > successes, timeout=60), b.tail()
+    for host in world.hosts:  # every host ran a command: it accepted the new key only
+        assert [c for c in host.commands if c.received_at > rotated], host.address
+    assert b.metric("syncer_ssh_errors_total") == errors_before
+    assert b.metric("syncer_hosts", phase="up-to-date") == HOSTS
+    assert b.running() and b.proc.pid == b.pid  # the same process, never restarted
