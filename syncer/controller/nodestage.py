@@ -1,12 +1,14 @@
 """The node stage inside ``syncer run``: its options, and its progress as metrics and Events.
 
 :func:`syncer.reconcile.reconcile_once` runs the node stage (``run_node_stage``) after a
-successful apply; the controller gives it three things the one-shot command does not:
+successful apply; the controller gives it what the one-shot command does not:
 
 - **the park token**: the loop's :class:`threading.Event`, passed as the stage's
   ``shutdown``. No new host starts once it is set, a running host stops at its next safe
   point and keeps its slot in the rollout Lease, and the next leader resumes that host
   first;
+- **the SSH key** from ``--ssh-private-key-file`` when given (else the stage reads Secret
+  ``cloud-private-key``); either is read every round, so a rotation needs no restart;
 - **a stable identity** for the rollout Lease (:func:`rollout_identity`): the same for every
   replica of one installation, so a new leader recognises the slot a killed leader left as
   an orphan of its own controller at once (not only after the slot goes stale);
@@ -24,13 +26,16 @@ all hosts — and the ``RolloutFinished`` or ``RolloutHalted`` Event.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from syncer.controller import credentials as cred
 from syncer.controller import events as ev
 from syncer.controller.config import ControllerConfig
+from syncer.controller.credentials import CredentialFiles
 from syncer.controller.loop import Progress
 from syncer.nodes.progress import LogProgress
 from syncer.nodes.ssh import SSH_ERRORS
@@ -50,13 +55,21 @@ def rollout_identity(config: ControllerConfig) -> str:
     return f"{config.effective_lease_namespace}/{config.lease_name}"
 
 
-def stage_options(config: ControllerConfig, progress: ControllerProgress | None = None
+def stage_options(config: ControllerConfig, files: CredentialFiles | None = None
                   ) -> NodeStageOptions:
-    """The node stage's options under ``syncer run`` (timeouts stay WMCO's defaults)."""
+    """The node stage's options under ``syncer run`` (timeouts stay WMCO's defaults).
+
+    With ``--ssh-private-key-file`` the key comes from that file, read through
+    :class:`~syncer.controller.credentials.CredentialFiles` every round (a rotated Secret
+    volume takes effect at the next round); otherwise from ``cloud-private-key``, which
+    the stage also reads every round."""
+    key_file: Callable[[], bytes | None] | None = None
+    if files is not None and files.configured(cred.SSH_PRIVATE_KEY):
+        key_file = functools.partial(files.get_bytes, cred.SSH_PRIVATE_KEY)
     return NodeStageOptions(
         identity=rollout_identity(config),
         cache_dir=config.workdir / PAYLOAD_CACHE,
-        progress=progress,
+        private_key=key_file,
     )
 
 

@@ -94,7 +94,7 @@ def builtin(ctx: ReconcilerContext) -> Reconciler:
     files = ctx.credentials
     client = KubeClient(ctx.api_client)
     options = ReconcileOptions(inventory_namespace=config.namespace,
-                               nodes=stage_options(config))
+                               nodes=stage_options(config, files))
     lock = threading.Lock()
     state: dict[str, Any] = {"source": None, "generations": None, "writeback": None}
 

@@ -40,6 +40,7 @@ from syncer.nodes.configure import StageContext, Timeouts, record_only
 from syncer.nodes.deconfigure import RemovalOutcome, deconfigure
 from syncer.nodes.hostplan import Action, HostPlan, plan_host, probe_files, probe_services
 from syncer.nodes.inputs import Host, NodeInputs, read_node_inputs
+from syncer.nodes.keys import PrivateKeyError, parse_private_key
 from syncer.nodes.payloads import PayloadCache, PayloadError, Wanted, fetch_all
 from syncer.nodes.probe import ProbeResult, probe_host
 from syncer.nodes.progress import ProgressReporter
@@ -73,6 +74,9 @@ class NodeStageOptions:
     bootstrap_ca: bytes | None = None
     write_status: bool = True
     progress: ProgressReporter | None = field(default=None, compare=False)
+    # The SSH key from a file instead of Secret cloud-private-key (``syncer run
+    # --ssh-private-key-file``): called every round, so a rotated file takes effect.
+    private_key: Callable[[], bytes | None] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -159,6 +163,8 @@ def _round(
         resolver=opts.resolver,
         node_selector=opts.node_selector,
     )
+    if opts.private_key is not None:
+        inputs = _with_key_file(inputs, opts.private_key)
     result.problems = list(inputs.problems)
     previous = read_status(api, opts.namespace)
     desired = inputs.desired
@@ -267,6 +273,22 @@ def _round(
     result.ssh_errors = SSH_ERRORS.value - errors_before
     _report(api, opts, result, previous)
     return result
+
+
+def _with_key_file(inputs: NodeInputs, read: Callable[[], bytes | None]) -> NodeInputs:
+    """``inputs`` with the key read from the key file instead of ``cloud-private-key``."""
+    where = "--ssh-private-key-file"
+    problems = [p for p in inputs.problems if names.PRIVATE_KEY_SECRET not in p.file]
+    data = read()
+    key = None
+    if data is None:
+        problems.append(Problem(where, 0, "unreadable: hosts cannot be reached over SSH"))
+    else:
+        try:
+            key = parse_private_key(data)
+        except PrivateKeyError as err:
+            problems.append(Problem(where, 0, str(err)))
+    return replace(inputs, private_key=key, problems=problems)
 
 
 def _probe_all(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 import shutil
 import threading
@@ -50,6 +51,27 @@ def wait_for(predicate: Callable[[], Any], timeout: float, every: float = 0.1) -
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(every)
+
+
+def write_secret_volume(root: Path, data: dict[str, bytes]) -> None:
+    """Write ``data`` into ``root`` the way the kubelet updates a Secret volume
+    (AtomicWriter): files in a new timestamped directory, ``..data`` switched to it by an
+    atomic rename, each key a symlink ``key -> ..data/key``."""
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = f"..{time.time_ns()}"
+    (root / stamp).mkdir()
+    for key, value in data.items():
+        (root / stamp / key).write_bytes(value)
+        (root / stamp / key).chmod(0o440)
+    link = root / "..data"
+    old = os.readlink(link) if link.is_symlink() else None
+    os.symlink(stamp, root / "..data_tmp")
+    os.rename(root / "..data_tmp", link)
+    for key in data:
+        if not (root / key).is_symlink():
+            os.symlink(f"..data/{key}", root / key)
+    if old:
+        shutil.rmtree(root / old)
 
 
 def new_key() -> bytes:

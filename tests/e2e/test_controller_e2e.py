@@ -17,7 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import WEBHOOK_SECRET, Observer, World, new_key, public_line, wait_for
+from e2e_helpers import (
+    WEBHOOK_SECRET,
+    Observer,
+    World,
+    new_key,
+    public_line,
+    wait_for,
+    write_secret_volume,
+)
 
 from syncer.demo import fleet
 from syncer.demo.observe import most_out_at_once, outages
@@ -162,3 +170,35 @@ def test_webhook_failover_key_rotation_and_metrics(world: World) -> None:
     assert b.metric("syncer_ssh_errors_total") == errors_before
     assert b.metric("syncer_hosts", phase="up-to-date") == HOSTS
     assert b.running() and b.proc.pid == b.pid  # the same process, never restarted
+
+
+def test_a_rotated_ssh_key_file_is_used_without_a_restart(world: World) -> None:
+    """`--ssh-private-key-file` (a mounted Secret) wins over cloud-private-key, and its
+    rotation by the kubelet is used at the next reconcile."""
+    key_one, key_two = new_key(), new_key()
+    world.set_private_key(new_key())  # a key no host accepts: only the file can work
+    world.start_hosts(2, public_line(key_one))
+    volume = world.root / "ssh-key"
+    write_secret_volume(volume, {"ssh-privatekey": key_one})
+    head = world.seed()
+    a = world.start_replica("replica-a", "--ssh-private-key-file",
+                            str(volume / "ssh-privatekey"))
+    v1 = world.release
+    assert wait_for(lambda: world.all_at(v1.version, v1.components["kubelet"]),
+                    timeout=120, every=0.5), world.logs()
+
+    for host in world.hosts:
+        host.set_authorized_keys([public_line(key_two)])
+    write_secret_volume(volume, {"ssh-privatekey": key_two})
+    rotated = time.time()
+    successes = a.metric("syncer_reconciles_total", result="success") or 0
+    errors_before = a.metric("syncer_ssh_errors_total")
+    push_hook(world, a.url, head, head)
+    assert wait_for(lambda: (a.metric("syncer_reconciles_total", result="success") or 0)
+                    > successes, timeout=60), a.tail()
+    for host in world.hosts:
+        assert [c for c in host.commands if c.received_at > rotated], host.address
+    assert a.metric("syncer_ssh_errors_total") == errors_before
+    assert a.metric("syncer_hosts", phase="up-to-date") == 2
+    assert "credential reloaded" in a.output() and "ssh-private-key" in a.output()
+    assert a.running()
