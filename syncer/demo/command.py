@@ -123,20 +123,30 @@ def _keep(ui: Narrator, lab: DemoLab) -> None:
         ui.say(f"controller log: {controller.log}")
     if lab.hosts:
         host = lab.hosts[0]
-        port = f" -p {host.port}" if host.port != 22 else ""
-        ui.command(f"ssh -i {lab.key_file}{port} -o StrictHostKeyChecking=no "
-                   f"Administrator@{host.address} sc query kubelet")
+        port = f" -P {host.port}" if host.port != 22 else ""
+        opts = (f"-i {lab.key_file}{port} -o StrictHostKeyChecking=no "
+                "-o UserKnownHostsFile=/dev/null")
+        ui.say("a simulated host answers syncer's command vocabulary "
+               "(docs/windows-commands.md) and SFTP:")
+        ui.command(f"ssh {opts.replace('-P', '-p')} Administrator@{host.address} hostname")
+        ui.command(f"echo 'ls -l /C:/k' | sftp {opts} -b - Administrator@{host.address}")
     if lab.forge is not None:
         ui.say(f"forge API: {lab.forge.api_url} (token in {lab.root / 'secrets'})")
-    while True:
-        time.sleep(3600)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:  # the way out of --keep, not a failure
+        return
 
 
 def _clean_up(ui: Narrator, lab: DemoLab, pids: list[int]) -> None:
     ui.heading("Cleaning up")
     began = time.monotonic()
     root = lab.root
-    lab.close()
+    try:
+        lab.close()
+    except Exception as err:  # report it, and still check what is left
+        ui.fail(f"clean-up: {type(err).__name__}: {err}")
     left = [p for p in pids if _alive(p)]
     if left:
         ui.fail(f"processes still running after clean-up: {left}")

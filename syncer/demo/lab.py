@@ -231,6 +231,7 @@ class DemoLab:
             "--namespace", names.SYSTEM_NAMESPACE,
             "--workdir", str(self.root / "controller"),
             "--interval", self.options.interval,
+            "--shutdown-grace", "30s",  # on Ctrl-C, the host step in progress may finish
             "--webhook-secret-file", str(secrets / "webhook-secret"),
             "--forge", self.options.forge, "--forge-url", self.forge.api_url,
             "--forge-repo", REPOSITORY, "--forge-token-file", str(secrets / "forge-token"),

@@ -140,8 +140,11 @@ class Story:
         if answer.status_code != 202:
             raise DemoFailed(f"the {event} webhook was answered {answer.status_code}: "
                              f"{answer.text}")
-        self.ui.ok(f"{delivery.provider} webhook {event} -> {answer.status_code} "
-                   f"{answer.text.strip()}")
+        try:
+            reason = str(answer.json().get("reason", ""))
+        except ValueError:
+            reason = answer.text.strip()
+        self.ui.ok(f"{delivery.provider} webhook {event} -> {answer.status_code}: {reason}")
 
     # --- 4 -------------------------------------------------------------------------------------
     def merge(self) -> None:

@@ -161,6 +161,7 @@ def _escape(text: str) -> str:
 
 def _rich_table(rows: Sequence[HostStatus], rollout: Mapping[str, Any], note: str) -> Any:
     from rich.console import Group
+    from rich.padding import Padding
     from rich.table import Table
     from rich.text import Text
 
@@ -186,4 +187,4 @@ def _rich_table(rows: Sequence[HostStatus], rollout: Mapping[str, Any], note: st
                           "committed version", style="dim"))
     if note:
         lines.append(Text(note.strip(), style="dim"))
-    return Group(*lines)
+    return Padding(Group(*lines), (0, 0, 0, 4))  # indented like the other blocks

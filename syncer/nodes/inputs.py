@@ -231,7 +231,7 @@ def read_node_inputs(
         if not machine.address:
             waiting.append(machine.name)
             continue
-        platform = policy.platform or machine.platform
+        platform = machine.platform or policy.platform  # the Machine knows best
         hosts.append(
             Host(
                 address=machine.address,
@@ -366,15 +366,15 @@ def parse_desired_state(
         )
 
     policy = load("nodes.json")
-    rollout_doc = _section(policy, "rollout")
-    nodes_doc = _section(policy, "nodes")
+    rollout_doc = _section(policy, "rollout", where, problems)
+    nodes_doc = _section(policy, "nodes", where, problems)
     rollout = RolloutPolicy(
         max_unavailable=max(1, _int(rollout_doc.get("maxUnavailable"), 1)),
         drain_timeout=parse_duration(rollout_doc.get("drainTimeout"), 600.0),
         on_failure=str(rollout_doc.get("onFailure") or "halt"),
         paused=bool(rollout_doc.get("paused", False)),
     )
-    platform = nodes_doc.get("platform") or policy.get("platform")
+    platform = policy.get("platform")
     node_policy = NodePolicy(
         ssh_port=_int(nodes_doc.get("sshPort"), 22),
         host_key_policy=str(nodes_doc.get("hostKeyPolicy") or "tofu"),
@@ -403,10 +403,15 @@ def parse_desired_state(
     )
 
 
-def _section(policy: dict[str, Any], key: str) -> dict[str, Any]:
-    """``policy[key]`` when it is an object, else the policy itself (flat layout)."""
-    value = policy.get(key)
-    return value if isinstance(value, dict) else policy
+def _section(
+    policy: dict[str, Any], key: str, where: str, problems: list[Problem]
+) -> dict[str, Any]:
+    """``policy[key]``, the object the renderer writes (defaults when it is missing)."""
+    value = policy.get(key, {})
+    if not isinstance(value, dict):
+        problems.append(Problem(where, 0, f"nodes.json: {key}: must be a JSON object"))
+        return {}
+    return value
 
 
 def parse_duration(value: Any, default: float) -> float:

@@ -38,10 +38,10 @@ HOSTS = 4
 MAX_UNAVAILABLE = 2
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def own_control_plane() -> Iterator[ControlPlane]:
-    """A cluster of its own: the controller uses the default Windows Node selector, as in
-    production, so other tests' Nodes must not be there."""
+    """A cluster of its own per test: the controller uses the default Windows Node
+    selector, as in production, so no other test's Nodes may be there."""
     with ControlPlane() as cp:
         cp.start_csr_signer()
         yield cp

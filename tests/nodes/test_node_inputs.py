@@ -31,7 +31,9 @@ def _resolver(table: dict[str, str]):  # type: ignore[no-untyped-def]
     return resolve
 
 
-def _fleet_configmap(api: KubeClient, namespace: str, **nodes: object) -> None:
+def _fleet_configmap(
+    api: KubeClient, namespace: str, platform: str = "none", **nodes: object
+) -> None:
     create_configmap(
         api,
         namespace,
@@ -42,7 +44,9 @@ def _fleet_configmap(api: KubeClient, namespace: str, **nodes: object) -> None:
             "components.json": json.dumps(
                 {"kubelet": {"version": "v1.34.4", "url": "u", "sha256": "0" * 64}}
             ),
-            "nodes.json": json.dumps({"rollout": {"maxUnavailable": 1}, "nodes": nodes}),
+            "nodes.json": json.dumps(
+                {"platform": platform, "rollout": {"maxUnavailable": 1}, "nodes": nodes}
+            ),
             "hosts.json": json.dumps(
                 {"10.250.0.1": {"hostKey": "ssh-ed25519 AAAAC3Nz", "labels": {"zone": "a"}}}
             ),
@@ -118,8 +122,9 @@ def test_hosts_from_byoh_list_and_machines(api: KubeClient, namespace: str, scop
 def test_platform_from_fleet_policy_makes_machine_user_capi(
     api: KubeClient, namespace: str, scope: str
 ) -> None:
+    """A Machine whose providerSpec does not name its platform: the Fleet's decides."""
     _fleet_configmap(api, namespace, platform="azure")
-    create_machine(api, namespace, "win-1", ip=unique_ip())
+    create_machine(api, namespace, "win-1", ip=unique_ip(), provider_kind="ProviderSpec")
     inputs = read_node_inputs(
         api, namespace, machine_namespace=namespace, node_selector=scope_selector(scope)
     )

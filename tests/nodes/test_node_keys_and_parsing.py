@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from syncer import names
+from syncer.fleet import load_fleet, render
 from syncer.nodes.inputs import (
     check_address,
     parse_byoh_entries,
@@ -17,6 +20,7 @@ from syncer.nodes.inputs import (
     parse_duration,
 )
 from syncer.nodes.keys import PrivateKeyError, parse_private_key, pub_key_hash
+from syncer.problems import Problem
 
 
 def _keys() -> list[tuple[str, object, bytes]]:
@@ -150,8 +154,8 @@ def test_fleet_configmap_parses_every_key() -> None:
                     "hostKeyPolicy": "pinned",
                     "userData": "wmco",
                     "apiServer": "https://api-int.x:6443",
-                    "platform": "Azure",
                 },
+                "platform": "Azure",
             }
         ),
         "hosts.json": json.dumps(
@@ -170,6 +174,27 @@ def test_fleet_configmap_parses_every_key() -> None:
     assert desired.nodes.api_server == "https://api-int.x:6443"
     assert desired.extras["10.0.0.1"].host_key == "ssh-ed25519 AAAA"
     assert desired.extras["10.0.0.1"].labels == {"zone": "a"}
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_fleet_configmap_as_the_renderer_writes_it() -> None:
+    """The node stage reads exactly what syncer.fleet renders (the contract between them)."""
+    model = load_fleet(EXAMPLES / "azure")
+    [configmap] = [
+        o
+        for o in render(model)
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == names.FLEET_CONFIGMAP
+    ]
+    problems: list[Problem] = []
+    desired = parse_desired_state(configmap["data"], "cm", problems)
+    assert problems == []
+    assert desired.fleet == model.fleet.name and desired.version == model.fleet.version
+    assert set(desired.components) == set(model.fleet.components)
+    assert desired.rollout.max_unavailable == model.fleet.rollout.max_unavailable
+    assert desired.nodes.platform == "azure"
+    assert desired.nodes.ssh_port == model.fleet.nodes.ssh_port
 
 
 def test_fleet_configmap_defaults_and_bad_json_is_a_problem() -> None:
