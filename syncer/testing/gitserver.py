@@ -398,12 +398,25 @@ def _scan_processes(secret: str) -> tuple[bool, bool]:
 
 
 class _Server(ThreadingHTTPServer):
+    """TLS is negotiated in each connection's own thread: wrapping the listening socket
+    would run every handshake inside ``accept()``, so one slow or refusing client (the
+    wrong-CA tests) would stall all the others on a loaded machine."""
+
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], owner: HttpsGitServer):
+    def __init__(self, address: tuple[str, int], owner: HttpsGitServer, tls: ssl.SSLContext):
         self.owner = owner
+        self.tls = tls
         super().__init__(address, _GitHandler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        try:
+            conn = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # the client refused our certificate (or went away): its side reports it
+        with conn:
+            super().finish_request(conn, client_address)
 
 
 class HttpsGitServer:
@@ -427,10 +440,9 @@ class HttpsGitServer:
             self.ca = CertificateAuthority.create(self.base / "tls", self.host)
         if not self.port:
             self.port = free_port(self.host)
-        server = _Server((self.host, self.port), self)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.ca.cert_file, self.ca.key_file)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        server = _Server((self.host, self.port), self, context)
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, daemon=True)
         self._thread.start()

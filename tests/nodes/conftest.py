@@ -19,6 +19,11 @@ def api(kube: client.ApiClient) -> Iterator[KubeClient]:
 
 
 @pytest.fixture
-def scope() -> str:
-    """A label value unique to this test (label Nodes ``syncer-test=<scope>``)."""
-    return unique("t")
+def scope(api: KubeClient) -> Iterator[str]:
+    """A label value unique to this test (label Nodes ``syncer-test=<scope>``). The Nodes
+    carrying it are deleted afterwards: Nodes are cluster-wide and the control plane is
+    shared by the session, so a leftover Windows Node would look like a removed host to
+    any later test that runs the node stage."""
+    token = unique("t")
+    yield token
+    api.request("DELETE", "/api/v1/nodes", query=[("labelSelector", f"syncer-test={token}")])

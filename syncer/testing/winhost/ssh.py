@@ -146,6 +146,10 @@ class SimSFTPHandle(paramiko.SFTPHandle):
             host.fs.charge(growth, self.windows_path)
         except Win32Error as err:
             return sftp_code(err)
+        if self.server.connection.dropped:
+            # Write requests the client pipelined before the cut may still be queued in
+            # this server thread; a dropped connection writes none of them.
+            return SFTP_FAILURE
         if self.limit is not None and self.written + len(data) >= self.limit:
             keep = max(0, self.limit - self.written)
             f.seek(offset)
