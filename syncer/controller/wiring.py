@@ -123,10 +123,9 @@ def builtin(ctx: ReconcilerContext) -> Reconciler:
 
     def reconcile(request: ReconcileRequest, park: threading.Event) -> ReconcileOutcome:
         progress = ControllerProgress(request.progress)
-        assert options.nodes is not None
-        run_options = replace(options, nodes=replace(options.nodes, progress=progress))
         writeback = state["writeback"]
         written: list[Any] = []
+        applied: list[Any] = []
 
         def write_back(result: Any) -> None:
             if writeback is not None:
@@ -137,8 +136,18 @@ def builtin(ctx: ReconcilerContext) -> Reconciler:
             # Objects changed (a new revision, or drift corrected): say so in Git at once,
             # not only after a rollout that may take hours. A resync that changed nothing
             # waits for the hosts, so the status does not flip between with and without.
+            applied.append(result)
             if any(str(r.outcome) != "unchanged" for r in result.applied.results):
                 write_back(result)
+
+        def on_update(snapshot: Any) -> None:
+            # A host started or finished during the rollout: a change of state to record.
+            if applied:
+                write_back(replace(applied[-1], nodes=snapshot))
+
+        assert options.nodes is not None
+        run_options = replace(options, nodes=replace(options.nodes, progress=progress,
+                                                     on_update=on_update))
 
         with lock:
             result = reconcile_once(source(), client, run_options, shutdown=park,

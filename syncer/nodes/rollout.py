@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -98,8 +99,10 @@ def run_rollout(
     plans: list[HostPlan],
     *,
     progress: ProgressReporter | None = None,
+    on_outcome: Callable[[str, HostOutcome], None] | None = None,
 ) -> RolloutResult:
-    """Configure every plan that needs a slot (see the module docstring)."""
+    """Configure every plan that needs a slot (see the module docstring); ``on_outcome``
+    hears of each host as it finishes."""
     progress = progress or NullProgress()
     work = [p for p in plans if p.needs_slot]
     result = RolloutResult(total=len(work))
@@ -160,6 +163,8 @@ def run_rollout(
             renewer.remove(plan.address)
             outcome = future.result()
             result.outcomes[plan.address] = outcome
+            if on_outcome is not None:
+                on_outcome(plan.address, outcome)
             if outcome.ok:
                 progress.finished(plan.address, True, "configured")
             elif outcome.phase == "interrupted":

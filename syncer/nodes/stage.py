@@ -36,7 +36,7 @@ from syncer.cluster.drain import DrainOptions
 from syncer.nodes import kubeconfig
 from syncer.nodes.annotations import WINDOWS_NODES, NodeRecord
 from syncer.nodes.commands import Shell
-from syncer.nodes.configure import StageContext, Timeouts, record_only
+from syncer.nodes.configure import HostOutcome, StageContext, Timeouts, record_only
 from syncer.nodes.deconfigure import RemovalOutcome, deconfigure
 from syncer.nodes.hostplan import Action, HostPlan, plan_host, probe_files, probe_services
 from syncer.nodes.inputs import Host, NodeInputs, read_node_inputs
@@ -77,6 +77,9 @@ class NodeStageOptions:
     # The SSH key from a file instead of Secret cloud-private-key (``syncer run
     # --ssh-private-key-file``): called every round, so a rotated file takes effect.
     private_key: Callable[[], bytes | None] | None = field(default=None, compare=False)
+    # Called with a snapshot of the round (its rows) whenever a host starts or finishes
+    # while the rollout runs: the controller turns it into a status commit.
+    on_update: Callable[[NodeStageResult], None] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -260,7 +263,17 @@ def _round(
         if plan.action is Action.RECORD:
             record_only(ctx, plan)
 
-    rollout = run_rollout(ctx, plans, progress=progress or opts.progress)
+    live = _LiveStatus(api, opts, plans, previous)
+    step_to_user = ctx.on_step
+
+    def step_to_both(address: str, step: str) -> None:
+        step_to_user(address, step)
+        live.step(address, step)
+
+    ctx.on_step = step_to_both
+    rollout = run_rollout(ctx, plans, progress=progress or opts.progress,
+                          on_outcome=live.outcome)
+    previous = live.previous
     result.rollout = rollout
     result.halted = rollout.halted
 
@@ -353,12 +366,20 @@ def _row(plan: HostPlan, phase: str, error: str | None = None) -> HostStatus:
 
 
 def _final_rows(
-    plans: list[HostPlan], rollout: RolloutResult, removals: list[RemovalOutcome]
+    plans: list[HostPlan],
+    rollout: RolloutResult,
+    removals: list[RemovalOutcome],
+    steps: dict[str, str] | None = None,
 ) -> list[HostStatus]:
+    """One row per host; ``steps`` names the step of each host still running."""
     rows = []
     for plan in plans:
         outcome = rollout.outcomes.get(plan.address)
-        if outcome is None:
+        step = (steps or {}).get(plan.address)
+        if outcome is None and step is not None:
+            verb = "upgrading" if plan.action is Action.UPGRADE else "configuring"
+            row = _row(plan, f"{verb}: {step}")
+        elif outcome is None:
             if plan.action is Action.RECORD:
                 row = _row(plan, "up-to-date")
                 row = HostStatus(**{**row.to_json(), "current": plan.desired_version})
@@ -410,9 +431,11 @@ def _rows_without_probe(inputs: NodeInputs, version: str, phase: str,
 
 def _report(
     api: KubeClient, opts: NodeStageOptions, result: NodeStageResult, previous: StatusReport
-) -> None:
+) -> StatusReport:
+    """Write the round's rows to ``syncer-node-status`` (when they changed); return them
+    as the report the next write compares with."""
     if not opts.write_status:
-        return
+        return previous
     rows = carry_since(result.rows, previous)
     result.rows = rows
     hosts = [r for r in rows if r.desired]  # removed hosts have no desired version
@@ -427,3 +450,45 @@ def _report(
         write_status(api, opts.namespace, report, previous)
     except Exception as err:  # the report must not fail the round
         log.warning("cannot write %s: %s", names.NODE_STATUS_CONFIGMAP, err)
+        return previous
+    return report
+
+
+class _LiveStatus:
+    """The rows of a rollout while it runs.
+
+    Each step a host enters is written to ``syncer-node-status`` (only what changed), so
+    ``syncer status`` shows a rollout that takes hours as it goes, not only when the round
+    ends. When a host starts or finishes, ``on_update`` gets a snapshot of the round: a
+    host changing phase is a change of state the status branch records."""
+
+    def __init__(self, api: KubeClient, opts: NodeStageOptions, plans: list[HostPlan],
+                 previous: StatusReport) -> None:
+        self.api, self.opts, self.plans, self.previous = api, opts, plans, previous
+        self.outcomes: dict[str, HostOutcome] = {}
+        self.steps: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def step(self, address: str, step: str) -> None:
+        with self._lock:
+            started = address not in self.steps
+            self.steps[address] = step
+            self._publish(notify=started)
+
+    def outcome(self, address: str, outcome: HostOutcome) -> None:
+        with self._lock:
+            self.outcomes[address] = outcome
+            self.steps.pop(address, None)
+            self._publish(notify=True)
+
+    def _publish(self, notify: bool) -> None:
+        partial = RolloutResult(outcomes=dict(self.outcomes),
+                                total=sum(1 for p in self.plans if p.needs_slot))
+        snapshot = NodeStageResult(plans=self.plans, rollout=partial,
+                                   rows=_final_rows(self.plans, partial, [], self.steps))
+        self.previous = _report(self.api, self.opts, snapshot, self.previous)
+        if notify and self.opts.on_update is not None:
+            try:
+                self.opts.on_update(snapshot)
+            except Exception as err:  # reporting must not fail the rollout
+                log.warning("reporting the rollout's progress failed: %s", err)

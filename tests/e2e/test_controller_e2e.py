@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import git
 import pytest
 from e2e_helpers import (
     WEBHOOK_SECRET,
@@ -27,8 +28,10 @@ from e2e_helpers import (
     write_secret_volume,
 )
 
+from syncer import names
 from syncer.demo import fleet
 from syncer.demo.observe import most_out_at_once, outages
+from syncer.report.status import StatusReport
 from syncer.testing import webhooks
 from syncer.testing.kube import ControlPlane
 
@@ -57,6 +60,13 @@ def world(own_control_plane: ControlPlane, tmp_path: Path) -> Iterator[World]:
         w.close()
         print(logs)
     assert [c.summary for h in w.hosts for c in h.unexpected_commands] == []
+
+
+def status_history(remote: Path) -> list[StatusReport]:
+    """``status.yaml`` of every commit on the status branch, newest first."""
+    repo = git.Repo(remote)
+    return [StatusReport.from_yaml(repo.git.show(f"{sha}:status.yaml"))
+            for sha in repo.git.rev_list(names.STATUS_BRANCH).split()]
 
 
 def push_hook(world: World, target_url: str, before: str, after: str) -> None:
@@ -141,6 +151,13 @@ def test_webhook_failover_key_rotation_and_metrics(world: World) -> None:
     assert most_out_at_once(spans) <= MAX_UNAVAILABLE, spans
     assert observer.most_upgrading <= MAX_UNAVAILABLE
     assert observer.most_upgrading >= 1  # the observer did see the rollout
+
+    # The status branch recorded hosts as they changed phase during the rollout (one
+    # commit per change of state), not only where they ended.
+    phases = [{h.address: h.phase for h in report.hosts}
+              for report in status_history(world.remote)]
+    assert any(p.startswith("upgrading") for commit in phases for p in commit.values()), phases
+    assert all(p == "up-to-date" for p in phases[0].values()), phases[0]
 
     # --- (d) /metrics followed the rollout ------------------------------------------------
     during = [m for m in observer.metrics if m["total"] and m["done"] is not None

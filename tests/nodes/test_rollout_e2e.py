@@ -13,6 +13,8 @@ from click.testing import CliRunner
 from syncer import names
 from syncer.cli import cli
 from syncer.nodes.slots import RolloutLock
+from syncer.nodes.stage import NodeStageResult, run_node_stage
+from syncer.nodes.status import read_status
 from syncer.reconcile import ReconcileOptions, reconcile_once
 from syncer.testing.kube import ControlPlane
 from syncer.testing.nodelab import NodeLab, downtime, entries, max_overlap, scope_selector
@@ -100,6 +102,33 @@ def test_version_bump_respects_max_unavailable(node_lab: NodeLab) -> None:
     assert max_overlap(intervals) == 2  # never more than maxUnavailable out at once
 
 
+def test_status_follows_a_rollout_while_it_runs(node_lab: NodeLab) -> None:
+    """`syncer status` and the status branch see hosts mid-rollout, not only the end."""
+    _join(node_lab, 2)
+    node_lab.set_fleet("1.1.0", kubelet="v1.31.0")
+    seen: list[dict[str, str]] = []  # each host's phase in syncer-node-status, per step
+    snapshots: list[dict[str, str]] = []  # what the controller's status commits get
+
+    def on_step(address: str, step: str) -> None:
+        if step == "replace":
+            seen.append({a: r.phase for a, r in read_status(node_lab.api,
+                                                            node_lab.namespace).hosts.items()})
+
+    def on_update(snapshot: NodeStageResult) -> None:
+        snapshots.append({r.address: r.phase for r in snapshot.rows})
+
+    result = run_node_stage(node_lab.api, node_lab.options(on_update=on_update),
+                            on_step=on_step)
+    assert result.ok, result.summary()
+    # While a host replaced its binaries, status said so (the step before it, by then).
+    assert seen and all(
+        any(p.startswith("upgrading: ") for p in phases.values()) for phases in seen
+    ), seen
+    # A snapshot when each host started and when it finished: 2 hosts, 4 changes of state.
+    assert len(snapshots) == 4, snapshots
+    assert [sorted(s.values()) for s in snapshots][-1] == ["up-to-date", "up-to-date"]
+
+
 def test_controller_restart_mid_rollout_resumes_first(node_lab: NodeLab) -> None:
     _join(node_lab, 3)
     node_lab.set_fleet("1.1.0", kubelet="v1.31.0")
@@ -110,8 +139,6 @@ def test_controller_restart_mid_rollout_resumes_first(node_lab: NodeLab) -> None
         if step == "transfer" and not first:
             first.append(address)
             shutdown.set()
-
-    from syncer.nodes.stage import run_node_stage
 
     interrupted = run_node_stage(node_lab.api, node_lab.options(), shutdown=shutdown,
                                  on_step=on_step)
