@@ -18,6 +18,12 @@ Guarantees:
   changes nothing but ``lastError``.
 - **A no-change resync writes nothing**: unchanged objects are not sent and the inventory
   ConfigMap is only written when what it records changes.
+- **Hosts keep converging when a revision is not applied.** The node stage reads its
+  inputs from the cluster, so after a rejected revision or with the remote unreachable it
+  still runs against what the last good revision applied (its fleet namespace is where
+  the inventory lists the ``syncer-fleet`` ConfigMap): a rollout a killed leader left
+  half-way is resumed, and a drifted host repaired, without waiting for Git. After an
+  apply that failed in part the desired state is mixed, and the stage waits.
 
 The revision of a local directory (no Git source) is a digest of its YAML files,
 ``local@sha256:<12 hex>``, so "applied" and "attempted" are meaningful there too.
@@ -40,7 +46,7 @@ from syncer.cluster.objects import ObjectRef
 from syncer.cluster.plan import FleetLike, Plan, SourceOf, compute_plan
 from syncer.cluster.prune import Confirmation
 from syncer.fleet import Fleet, FleetModel, load_fleet, render
-from syncer.names import INVENTORY_CONFIGMAP, SYSTEM_NAMESPACE
+from syncer.names import FLEET_CONFIGMAP, INVENTORY_CONFIGMAP, SYSTEM_NAMESPACE
 from syncer.nodes.stage import NodeStageOptions, NodeStageResult, run_node_stage
 from syncer.problems import Problem, UserError
 from syncer.source import GitSource, Revision, SourceError
@@ -128,7 +134,7 @@ def reconcile_once(
     path = _fetch(source, result)
     if path is None:
         _record_failure(store, result, options)
-        return result
+        return _nodes_on_last_applied(store, client, options, shutdown, result)
     result.stage = "validate"
     try:
         model = load_fleet(path)
@@ -136,22 +142,46 @@ def reconcile_once(
         result.problems = err.problems
         result.errors = [str(p) for p in err.problems if p.is_error] or [str(err)]
         _record_failure(store, result, options)
-        return result
+        return _nodes_on_last_applied(store, client, options, shutdown, result)
     result.problems = list(model.warnings)
     result.fleet = model.fleet
     reconcile_objects(render(model), model.fleet, client, options,
                       source_of=source_lookup(model), result=result)
+    if result.stage == "guard":  # the prune guard refused it: nothing was applied
+        return _nodes_on_last_applied(store, client, options, shutdown, result)
     good = result.stage == "done" and not options.dry_run
     if good and isinstance(source, GitSource) and result.source_revision is not None:
         source.mark_good(result.source_revision)
     if good and on_applied is not None:
         on_applied(result)
+    if good:
+        _run_nodes(client, options, shutdown, result, model.fleet.namespace)
+    return result
+
+
+def _run_nodes(client: KubeClient, options: ReconcileOptions,
+               shutdown: threading.Event | None, result: ReconcileResult,
+               namespace: str) -> None:
     parked = shutdown is not None and shutdown.is_set()
-    if good and options.nodes is not None and not parked:
-        result.nodes = run_node_stage(
-            client, replace(options.nodes, namespace=model.fleet.namespace),
-            shutdown=shutdown,
-        )
+    if options.nodes is not None and not parked and not options.dry_run:
+        result.nodes = run_node_stage(client, replace(options.nodes, namespace=namespace),
+                                      shutdown=shutdown)
+
+
+def _nodes_on_last_applied(store: InventoryStore, client: KubeClient,
+                           options: ReconcileOptions, shutdown: threading.Event | None,
+                           result: ReconcileResult) -> ReconcileResult:
+    """The node stage on what the last good revision applied (see the module docs)."""
+    if options.nodes is None or options.dry_run:
+        return result
+    try:
+        inventory = store.load()
+    except ApiError:
+        return result  # the cluster is unreachable too: nothing to converge against
+    namespace = next((ref.namespace for ref in inventory.entries
+                      if ref.kind == "ConfigMap" and ref.name == FLEET_CONFIGMAP), None)
+    if namespace is not None:
+        _run_nodes(client, options, shutdown, result, namespace)
     return result
 
 

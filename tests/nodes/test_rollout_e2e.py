@@ -4,6 +4,7 @@ annotations and schedulability, services on the hosts, commands the hosts receiv
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from pathlib import Path
@@ -361,6 +362,18 @@ spec:
     assert lines[0].split() == ["ADDRESS", "NODE", "VERSION", "PHASE", "SINCE", "LAST", "ERROR"]
     assert lines[1].split()[:4] == [host.address, host.name.lower(), "3.0.0", "up-to-date"]
     assert "1/1 hosts at the committed version" in out.output
+
+    # The next revision is invalid, and meanwhile someone replaced kubelet.exe on the host
+    # by hand. Nothing of the revision is applied, but the host still converges to what
+    # the last good revision applied: the node stage does not wait for a valid commit.
+    (fleet / "hosts.yaml").write_text("apiVersion: syncer.io/v1alpha1\nkind: BYOHHosts\n")
+    kubelet_exe = host.drive / "k" / "kubelet.exe"
+    kubelet_exe.write_bytes(b"kubelet v1.29.0 (replaced by hand)\n")
+    rejected = reconcile_once(fleet, node_lab.api, options)
+    assert not rejected.ok and rejected.stage == "validate", rejected.errors
+    assert rejected.nodes is not None, "the node stage did not run on the last good state"
+    assert [r.phase for r in rejected.nodes.rows] == ["up-to-date"], rejected.nodes.rows
+    assert hashlib.sha256(kubelet_exe.read_bytes()).hexdigest() == kubelet["sha256"]
 
 
 def test_paused_rollout_only_plans(node_lab: NodeLab) -> None:
