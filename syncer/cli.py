@@ -8,6 +8,7 @@ errors (click's own), 3 ``plan --exit-code`` found changes.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -22,8 +23,35 @@ if TYPE_CHECKING:
     from syncer.fleet import FleetModel
 
 
+# Subcommands that live in their stage's package, imported only when used: `syncer
+# validate` should not pay for importing the Kubernetes client, paramiko and the rest.
+_LAZY_COMMANDS = {
+    "plan": "syncer.cli_apply:plan_command",
+    "sync": "syncer.cli_apply:sync_command",
+    "status": "syncer.nodes.cli_status:status_command",
+    "history": "syncer.report.commands:history_command",
+    "run": "syncer.controller.commands:run",
+    "suspend": "syncer.controller.commands:suspend",
+    "resume": "syncer.controller.commands:resume",
+    "reconcile": "syncer.controller.commands:reconcile",
+    "demo": "syncer.demo.command:demo_command",
+}
+
+
 class _Group(click.Group):
-    """Turns :class:`UserError` into printed problems and exit 1, for every subcommand."""
+    """Loads subcommands on first use, and turns :class:`UserError` into printed
+    problems and exit 1, for every subcommand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _LAZY_COMMANDS and cmd_name not in self.commands:
+            module, _, attr = _LAZY_COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -40,20 +68,10 @@ def cli() -> None:
     """GitOps for the Windows nodes of a Kubernetes/OpenShift cluster."""
 
 
-# Issue #4: the apply engine (syncer/cluster/, syncer/reconcile.py).
-from syncer.cli_apply import plan_command, sync_command  # noqa: E402
-
-cli.add_command(plan_command)
-cli.add_command(sync_command)
-
-# Issue #7: the controller (syncer/controller/): run, suspend, resume, reconcile.
-from syncer.controller.commands import COMMANDS as _CONTROLLER_COMMANDS  # noqa: E402
-
-for _command in _CONTROLLER_COMMANDS:
-    cli.add_command(_command)
 
 
-# --- issue #2: the fleet repository (syncer/fleet/) -----------------------------------
+
+# --- the fleet repository (syncer/fleet/): validate, render ----------------------------
 def _check_fleet_for_cli(path: Path) -> FleetModel:
     """Check the fleet at ``path``: print warnings, raise UserError on errors.
 
@@ -120,20 +138,8 @@ def render_command(path: Path, output: str) -> None:
     click.echo(to_json(objects) if output == "json" else to_yaml(objects), nl=False)
 
 
-# --- issue #6: write-back to Git (syncer/report/, syncer/source/writeback.py) ---------
-from syncer.report.commands import history_command  # noqa: E402
 
-cli.add_command(history_command)
 
-# Issue #8: the node stage (syncer/nodes/): syncer status.
-from syncer.nodes.cli_status import status_command  # noqa: E402
-
-cli.add_command(status_command)
-
-# Issue #7: the local demo (syncer/demo/): syncer demo.
-from syncer.demo import demo_command  # noqa: E402
-
-cli.add_command(demo_command)
 
 
 def main() -> None:

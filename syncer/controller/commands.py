@@ -121,5 +121,3 @@ def reconcile(
             raise UserError(f"the controller did not handle the request within {timeout:g}s")
         click.echo("reconcile done")
 
-
-COMMANDS = [run, suspend, resume, reconcile]

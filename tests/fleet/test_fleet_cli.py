@@ -254,3 +254,20 @@ def test_real_process_never_prints_a_traceback(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0
     assert proc.stdout == (Path(__file__).parent / "golden" / "vsphere.yaml").read_text()
+
+
+def test_validate_starts_without_the_cluster_and_ssh_stacks() -> None:
+    """`syncer validate` runs in pre-commit hooks and CI on every push: it loads only the
+    fleet code, not the Kubernetes client or paramiko (which cost most of a second)."""
+    probe = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from syncer.cli import cli\n"
+        "result = CliRunner().invoke(cli, ['validate', 'examples/byoh'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(sorted(m for m in ('kubernetes', 'paramiko', 'git') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
