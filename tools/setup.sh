@@ -29,8 +29,10 @@ fi
 
 # Test control plane: kube-apiserver, kubectl and etcd built from Go modules (no registry
 # ships kube-apiserver), cached per version under ~/.cache/syncer/kube/; seconds when cached.
-if ! command -v go >/dev/null 2>&1; then
-    echo "setup: Go is required to build the test control plane (kube-apiserver, etcd)" >&2
+go_minor=$(go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+if [ -z "$go_minor" ] || [ "$go_minor" -lt 24 ]; then
+    echo "setup: Go 1.24 or newer is required to build the test control plane" \
+         "(kube-apiserver, etcd); found: $(go version 2>/dev/null || echo none)" >&2
     exit 1
 fi
 ./tools/kube/build.sh
