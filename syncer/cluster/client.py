@@ -89,6 +89,14 @@ class ApiError(Exception):
     def not_found(self) -> bool:
         return self.status == 404
 
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def forbidden(self) -> bool:
+        return self.status == 403
+
 
 class UnknownKind(Exception):
     """The API server serves no resource for this apiVersion/kind (yet)."""

@@ -53,7 +53,7 @@ def _control(kubeconfig: Path | None, context: str | None, namespace: str) -> An
     from syncer.controller.kubeapi import Kube
 
     client = connect(str(kubeconfig) if kubeconfig else None, context)
-    return Control(Kube(client.api_client), namespace)
+    return Control(Kube(client), namespace)
 
 
 def _fail(err: Exception) -> None:
