@@ -203,6 +203,10 @@ def test_a_rotated_ssh_key_file_is_used_without_a_restart(world: World) -> None:
     v1 = world.release
     assert wait_for(lambda: world.all_at(v1.version, v1.components["kubelet"]),
                     timeout=120, every=0.5), world.logs()
+    # The Nodes are Ready before the reconcile that configured them returns: let it
+    # finish, or its success would pass for the one after the rotation below.
+    assert wait_for(lambda: (a.metric("syncer_reconciles_total", result="success") or 0) >= 1,
+                    timeout=60), a.tail()
 
     for host in world.hosts:
         host.set_authorized_keys([public_line(key_two)])
