@@ -145,7 +145,7 @@ class StatusReport:
 
     @property
     def progress(self) -> RolloutStatus | None:
-        """The rollout as given, or (when not given) counted from the hosts."""
+        """The rollout progress the report was given (None before any host round)."""
         return self.rollout
 
     def summary_line(self) -> str:
@@ -163,6 +163,8 @@ class StatusReport:
             parts.append(
                 f"hosts {progress.updated}/{progress.total} at {progress.desired_version or '?'}"
             )
+            if progress.in_progress:
+                parts.append(f"{progress.in_progress} in progress")
             if progress.failed:
                 parts.append(f"{progress.failed} failed")
             if progress.paused:

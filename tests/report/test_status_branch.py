@@ -67,7 +67,7 @@ def test_publish_commits_status_files_without_touching_main(
     assert git(remote, "ls-tree", "--name-only", BRANCH).split() == ["STATUS.md", "status.yaml"]
     message = git(remote, "log", "-1", "--format=%B", BRANCH)
     assert message.splitlines()[0] == (
-        f"Applied {author.head()[:7]}: 1 object, hosts 0/1 at 1.4.0"
+        f"Applied {author.head()[:7]}: 1 object, hosts 0/1 at 1.4.0, 1 in progress"
     )
     assert f"Syncer-Source: {author.head()}" in message
     assert f"Syncer-State: {rep.state_key()}" in message

@@ -42,7 +42,7 @@ def fleet_report(time: datetime = T0, updated: int = 5, failed: int = 1,
 
 def test_summary_line_names_the_commit_and_the_rollout() -> None:
     assert fleet_report().summary_line() == (
-        "Applied 3f2a9c1: 12 objects, hosts 5/8 at 1.4.0, 1 failed"
+        "Applied 3f2a9c1: 12 objects, hosts 5/8 at 1.4.0, 2 in progress, 1 failed"
     )
     assert fleet_report(updated=8, failed=0).summary_line() == (
         "Applied 3f2a9c1: 12 objects, hosts 8/8 at 1.4.0"

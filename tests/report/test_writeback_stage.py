@@ -234,9 +234,9 @@ def test_history_shows_how_long_until_all_hosts_reached_a_revision(
 
     sha = repo.push_main("Fleet 1.1.0", version="1.1.0")
     assert reconcile(rows("upgrading", "waiting to upgrade"), timedelta(0)) == (
-        f"Applied {sha[:7]}: 3 objects, hosts 0/2 at 1.1.0")
+        f"Applied {sha[:7]}: 3 objects, hosts 0/2 at 1.1.0, 1 in progress")
     assert reconcile(rows("up-to-date", "upgrading"), timedelta(minutes=2)) == (
-        f"Applied {sha[:7]}: 3 objects, hosts 1/2 at 1.1.0")
+        f"Applied {sha[:7]}: 3 objects, hosts 1/2 at 1.1.0, 1 in progress")
     assert reconcile(rows("up-to-date", "up-to-date"), timedelta(minutes=4, seconds=12)) == (
         f"Applied {sha[:7]}: 3 objects, hosts 2/2 at 1.1.0")
     reconcile(rows("up-to-date", "up-to-date"), timedelta(minutes=9))  # nothing new

@@ -85,7 +85,8 @@ def test_rollout_counts_and_all_hosts_reached() -> None:
             rollout.failed) == ("1.1.0", 4, 1, 1, 1)
     report = build_status(applied(("a", Outcome.CREATED)), NodeStageResult(rows=rows), FACTS,
                           time=T)
-    assert report.summary_line() == "Applied 3f2a9c1: 1 object, hosts 1/4 at 1.1.0, 1 failed"
+    assert report.summary_line() == (
+        "Applied 3f2a9c1: 1 object, hosts 1/4 at 1.1.0, 1 in progress, 1 failed")
     assert build_note(report, NodeStageResult(rows=rows)).all_hosts_reached_at is None
     done = NodeStageResult(rows=[NodeRow("10.0.0.1", "w1", "1.1.0", "1.1.0", "up-to-date"),
                                  NodeRow("node/w5", "w5", None, "", "removed")])
