@@ -15,12 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
 from syncer.fleet import dispatch, loading, validation
 from syncer.fleet.fields import Report
 from syncer.fleet.model import FleetModel
-from syncer.problems import Problem, UserError
+from syncer.problems import Problem, UserError, errors
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:
@@ -53,7 +51,7 @@ def check_loaded(loaded: loading.LoadedFiles) -> tuple[FleetModel | None, list[P
 
 
 def check_fleet(
-    path: Path | str, *, yaml: YAML | None = None, display_prefix: str = ""
+    path: Path | str, *, display_prefix: str = ""
 ) -> tuple[FleetModel | None, list[Problem]]:
     """Load and validate the fleet at ``path`` without raising for user mistakes.
 
@@ -65,14 +63,14 @@ def check_fleet(
     root = Path(path)
     if not root.exists():
         return None, [Problem(str(path), 0, "no such file or directory")]
-    return check_loaded(loading.load_path(root, yaml, display_prefix))
+    return check_loaded(loading.load_path(root, display_prefix))
 
 
 def load_fleet(path: Path | str) -> FleetModel:
     """Load and validate the fleet at ``path``; raise UserError with every error."""
     model, problems = check_fleet(path)
     if model is None:
-        raise UserError([p for p in problems if p.is_error])
+        raise UserError(errors(problems))
     return model
 
 

@@ -80,14 +80,16 @@ class Fields:
         return key_line(self.node, key, self.line)
 
     def error(self, key: str | None, message: str) -> None:
-        line = self.line_of(key) if key is not None else self.line
-        name = f"{self.path}{key}" if key is not None else self.path.rstrip(".")
-        self.report.error(self.file, line, f"{name}: {message}" if name else message)
+        self.report.error(self.file, *self._at(key, message))
 
     def warning(self, key: str | None, message: str) -> None:
+        self.report.warning(self.file, *self._at(key, message))
+
+    def _at(self, key: str | None, message: str) -> tuple[int, str]:
+        """The line of ``key`` (of this mapping when None) and ``message`` named after it."""
         line = self.line_of(key) if key is not None else self.line
         name = f"{self.path}{key}" if key is not None else self.path.rstrip(".")
-        self.report.warning(self.file, line, f"{name}: {message}" if name else message)
+        return line, f"{name}: {message}" if name else message
 
     def has(self, key: str) -> bool:
         return self.node.get(key) is not None

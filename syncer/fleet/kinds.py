@@ -319,16 +319,13 @@ def read_machine_set(
     platform = head.platform if head else None
     top, spec, name, labels, annotations = _head(doc, report, ("labels", "annotations"))
     top.finish()
-    if name is not None and platform in platforms.MAX_NAME_LENGTH:
-        limit = platforms.MAX_NAME_LENGTH[platform]
-        if len(name) > limit:
-            report.error(
-                doc.file,
-                key_line(doc.data.get("metadata"), "name", doc.line),
-                f"metadata.name: {name!r} is {len(name)} characters; on {platform} a Windows "
-                f"MachineSet name may be at most {limit} (Windows machine names are limited "
-                "to 15 characters)",
-            )
+    too_long = platforms.name_too_long(name, platform) if name is not None else None
+    if too_long:
+        report.error(
+            doc.file,
+            key_line(doc.data.get("metadata"), "name", doc.line),
+            f"metadata.name: {too_long}",
+        )
     if platform is Platform.NONE:
         report.error(
             doc.file,

@@ -85,16 +85,14 @@ def _syntax_problem(file: str, err: YAMLError) -> Problem:
     return Problem(file, 0, f"YAML syntax error: {str(err).splitlines()[0]}")
 
 
-def load_files(
-    root: Path, files: list[str], yaml: YAML | None = None, prefix: str = ""
-) -> LoadedFiles:
+def load_files(root: Path, files: list[str], prefix: str = "") -> LoadedFiles:
     """Parse ``files`` (relative to ``root``) into documents and syntax problems.
 
     Documents and problems name files relative to ``root``; with ``prefix`` (the CLI
     passes the PATH the user typed) they are named ``<prefix>/<file>`` instead, so
     messages can be followed from the user's working directory.
     """
-    yaml = yaml or YAML()
+    yaml = YAML()
     prefix = prefix.rstrip("/")
     loaded = LoadedFiles(root=root, display_root=prefix or ".", files=list(files))
     root_resolved = root.resolve()
@@ -126,8 +124,8 @@ def load_files(
     return loaded
 
 
-def load_path(path: Path, yaml: YAML | None = None, prefix: str = "") -> LoadedFiles:
+def load_path(path: Path, prefix: str = "") -> LoadedFiles:
     """Find and parse every YAML file of the fleet at ``path`` (a directory or a file)."""
     if path.is_dir():
-        return load_files(path, find_yaml_files(path), yaml, prefix)
-    return load_files(path.parent, [path.name], yaml, prefix)
+        return load_files(path, find_yaml_files(path), prefix)
+    return load_files(path.parent, [path.name], prefix)

@@ -177,16 +177,11 @@ def _check_machine_set(
             value_line(data.get("metadata"), "namespace", doc.line),
             f"metadata.namespace: a MachineSet must be in {names.MACHINE_API_NAMESPACE}",
         )
-    if name is not None and platform in platforms.MAX_NAME_LENGTH:
-        limit = platforms.MAX_NAME_LENGTH[platform]
-        if len(name) > limit:
-            report.error(
-                file,
-                value_line(data.get("metadata"), "name", doc.line),
-                f"metadata.name: {name!r} is {len(name)} characters; on {platform} a Windows "
-                f"MachineSet name may be at most {limit} (Windows machine names are limited "
-                "to 15 characters)",
-            )
+    too_long = platforms.name_too_long(name, platform) if name is not None else None
+    if too_long:
+        report.error(
+            file, value_line(data.get("metadata"), "name", doc.line), f"metadata.name: {too_long}"
+        )
     secret, parent, key = _dig(
         data, "spec", "template", "spec", "providerSpec", "value", "userDataSecret", "name"
     )

@@ -39,6 +39,18 @@ WINDOWS_SERVERS: dict[Platform, tuple[str, ...]] = {
 # the MachineSet name plus "-" and 5 random characters.
 MAX_NAME_LENGTH: dict[Platform, int] = {Platform.AZURE: 9, Platform.VSPHERE: 9}
 
+
+def name_too_long(name: str, platform: Platform | None) -> str | None:
+    """Why ``name`` is too long for a Windows MachineSet on ``platform``, or None."""
+    limit = MAX_NAME_LENGTH.get(platform) if platform is not None else None
+    if limit is None or len(name) <= limit:
+        return None
+    return (
+        f"{name!r} is {len(name)} characters; on {platform} a Windows MachineSet name may be "
+        f"at most {limit} (Windows machine names are limited to 15 characters)"
+    )
+
+
 AZURE_IMAGE_SKUS = {"2019": "2019-Datacenter-with-Containers", "2022": "2022-datacenter-smalldisk"}
 
 _AWS_REGION_RE = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+")
@@ -57,10 +69,6 @@ def _check_quantity(value: str) -> str | None:
     if not _QUANTITY_RE.fullmatch(value):
         return "must be a size like 16Gi (a whole number with Mi, Gi or Ti)"
     return None
-
-
-def _check_secret_name(value: str) -> str | None:
-    return formats.check_dns_subdomain(value)
 
 
 @dataclass(frozen=True)
@@ -83,10 +91,6 @@ class PlatformSpec:
     fields: tuple[FieldSpec, ...]
     provider_spec: Callable[[str, str, dict[str, Any]], dict[str, Any]]
 
-    @property
-    def field_names(self) -> frozenset[str]:
-        return frozenset(f.name for f in self.fields)
-
 
 def _credentials(name: str) -> FieldSpec:
     return FieldSpec(
@@ -94,7 +98,7 @@ def _credentials(name: str) -> FieldSpec:
         "string",
         "name of the Secret in openshift-machine-api with the cloud credentials",
         default=name,
-        check=_check_secret_name,
+        check=formats.check_dns_subdomain,
     )
 
 

@@ -176,12 +176,12 @@ def rollout_of(rows: Iterable[NodeRow], paused: bool = False) -> RolloutStatus:
     versions = [r.desired for r in wanted]
     desired = max(set(versions), key=versions.count) if versions else ""
     updated = sum(1 for r in wanted if _reached(r, desired))
-    failed = sum(1 for r in wanted if r.last_error or r.phase.startswith(("failed", "rolled back")))
+    failed = sum(1 for r in wanted if _failed(r))
     in_progress = sum(
         1
         for r in wanted
         if not _reached(r, desired)
-        and not (r.last_error or r.phase.startswith(("failed", "rolled back")))
+        and not _failed(r)
         and not r.phase.startswith(("waiting", "paused", "blocked"))
     )
     return RolloutStatus(desired, len(wanted), updated, in_progress, failed, paused)
@@ -215,6 +215,10 @@ def build_note(
 
 def _reached(row: NodeRow, desired: str) -> bool:
     return bool(desired) and row.desired == desired and row.phase == UP_TO_DATE
+
+
+def _failed(row: NodeRow) -> bool:
+    return bool(row.last_error) or row.phase.startswith(("failed", "rolled back"))
 
 
 def _since(text: str) -> datetime | None:

@@ -22,6 +22,7 @@ instead (:mod:`syncer.controller.wiring`); both end in the same :class:`WriteBac
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -88,11 +89,7 @@ def writeback_for_sync(
         return None
     remote = None
     if status_repo is not None:
-        base = auth or RemoteConfig(status_repo)
-        remote = RemoteConfig(
-            status_repo, ssh_key_file=base.ssh_key_file, known_hosts_file=base.known_hosts_file,
-            token_file=base.token_file, token_env=base.token_env, ca_file=base.ca_file,
-        )
+        remote = replace(auth, url=status_repo) if auth else RemoteConfig(status_repo)
     try:
         forge_config = None
         if forge:

@@ -88,16 +88,7 @@ class ApplyNote:
         if self.reason is not None:
             data["reason"] = self.reason
         if self.objects is not None:
-            data["objects"] = [
-                {
-                    "kind": o.kind,
-                    "namespace": o.namespace,
-                    "name": o.name,
-                    "result": o.result,
-                    "error": o.error,
-                }
-                for o in self.objects
-            ]
+            data["objects"] = [o.to_dict() for o in self.objects]
         if self.hosts is not None:
             data["hosts"] = [
                 {
@@ -183,7 +174,7 @@ def _all_reached(report: StatusReport) -> datetime | None:
     """The report's time when every host is at the desired version, else None."""
     if report.outcome is not Outcome.APPLIED or not report.hosts:
         return None
-    progress = report.progress
+    progress = report.rollout
     if progress is None or progress.updated < progress.total:
         return None
     return report.time

@@ -71,18 +71,18 @@ def evaluate(
     if model is None or any(p.is_error for p in problems):
         return base
     if live_error is not None or client is None or inventory is None:
-        return _with(base, plan_error=live_error or "no cluster configured")
+        return replace(base, plan_error=live_error or "no cluster configured")
     try:
         plan = plan_against(model, client, inventory, head_sha)
     except ApiError as err:
-        return _with(base, plan_error=str(err))
+        return replace(base, plan_error=str(err))
     if plan.refusal:
         fleet = model.fleet.source
         refused = Problem(fleet.file, fleet.line,
                           f"the prune guard would refuse to apply this revision: {plan.refusal}")
         problems = [*problems, refused]
-    return _with(base, problems=problems, objects=object_changes(plan),
-                 hosts=host_upgrades(model, nodes or ()))
+    return replace(base, problems=problems, objects=object_changes(plan),
+                   hosts=host_upgrades(model, nodes or ()))
 
 
 def plan_against(model: FleetModel, client: KubeClient, inventory: InventoryStore,
@@ -186,7 +186,3 @@ def _redacted(obj: dict[str, Any]) -> dict[str, Any]:
         if isinstance(out.get(key), dict):
             out[key] = {name: REDACTED for name in out[key]}
     return out
-
-
-def _with(base: Preview, **changes: Any) -> Preview:
-    return replace(base, **changes)

@@ -33,11 +33,9 @@ from enum import StrEnum
 
 from syncer.problems import Problem
 
+from .forges.base import STATUS_DESCRIPTION_MAX
 from .forges.bodies import marker_comment
 from .forges.model import CommitState
-
-#: Longest commit status description (GitHub's limit; GitLab and Gitea show less).
-DESCRIPTION_MAX = 140
 
 FileLink = Callable[[str, int | None], str | None]
 
@@ -283,7 +281,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _fit(head: str, middle: str, tail: str, limit: int = DESCRIPTION_MAX) -> str:
+def _fit(head: str, middle: str, tail: str, limit: int = STATUS_DESCRIPTION_MAX) -> str:
     room = limit - len(head) - len(tail)
     if len(middle) > room:
         middle = middle[: max(room - 1, 0)].rstrip() + "…"

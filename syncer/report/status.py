@@ -60,6 +60,16 @@ class ObjectStatus:
     result: str  # created | configured | unchanged | pruned | failed | skipped
     error: str = ""
 
+    def to_dict(self) -> dict[str, str]:
+        """The form in ``status.yaml`` and in the git note."""
+        return {
+            "kind": self.kind,
+            "namespace": self.namespace,
+            "name": self.name,
+            "result": self.result,
+            "error": self.error,
+        }
+
 
 @dataclass(frozen=True)
 class HostStatus:
@@ -120,7 +130,7 @@ class StatusReport:
     error: str = ""
     objects: tuple[ObjectStatus, ...] = ()
     hosts: tuple[HostStatus, ...] = ()
-    rollout: RolloutStatus | None = None
+    rollout: RolloutStatus | None = None  # None before any host round
     controller: str = ""
 
     def __post_init__(self) -> None:
@@ -143,11 +153,6 @@ class StatusReport:
     def short(self) -> str:
         return self.source.revision[:7]
 
-    @property
-    def progress(self) -> RolloutStatus | None:
-        """The rollout progress the report was given (None before any host round)."""
-        return self.rollout
-
     def summary_line(self) -> str:
         """The commit subject, e.g. ``Applied 3f2a9c1: 12 objects, hosts 5/8 at 1.4.0``."""
         head = f"{self.outcome.value} {self.short}"
@@ -158,7 +163,7 @@ class StatusReport:
         failed_objects = sum(1 for o in self.objects if o.result == "failed")
         if failed_objects:
             parts[0] += f" ({failed_objects} failed)"
-        progress = self.progress
+        progress = self.rollout
         if progress is not None and progress.total:
             parts.append(
                 f"hosts {progress.updated}/{progress.total} at {progress.desired_version or '?'}"
@@ -186,7 +191,7 @@ class StatusReport:
     # -- serialisation -----------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        progress = self.progress
+        progress = self.rollout
         return {
             "apiVersion": API_VERSION,
             "kind": STATUS_KIND,
@@ -202,16 +207,7 @@ class StatusReport:
                 "message": self.source.message,
                 "author": self.source.author,
             },
-            "objects": [
-                {
-                    "kind": o.kind,
-                    "namespace": o.namespace,
-                    "name": o.name,
-                    "result": o.result,
-                    "error": o.error,
-                }
-                for o in self.objects
-            ],
+            "objects": [o.to_dict() for o in self.objects],
             "hosts": [
                 {
                     "address": h.address,
@@ -316,7 +312,7 @@ class StatusReport:
             lines.append(f"| Error | {_cell(self.error)} |")
         if self.controller:
             lines.append(f"| Controller | {_cell(self.controller)} |")
-        progress = self.progress
+        progress = self.rollout
         if progress is not None:
             lines += [
                 "",
@@ -354,9 +350,6 @@ class StatusReport:
                 for o in self.objects
             ]
         return "\n".join(lines) + "\n"
-
-    def with_time(self, time: datetime) -> StatusReport:
-        return replace(self, time=time)
 
 
 # -- helpers ---------------------------------------------------------------------------

@@ -48,12 +48,14 @@ class GitRunner:
         *args: str,
         stdin: bytes | None = None,
         extra_env: Mapping[str, str] | None = None,
-        check: bool = True,
     ) -> str:
-        """Run ``git <args>``; return stdout (without the final newline)."""
+        """Run ``git <args>``; return stdout (without the final newline).
+
+        A failing command raises the :class:`SourceError` its stderr describes.
+        """
         env = self.env
         status, out, err = self._execute(env, args, stdin, extra_env)
-        if status != 0 and check:
+        if status != 0:
             raise classify(err, self.url, env.secrets)
         return out
 

@@ -100,8 +100,7 @@ class SignatureVerifier:
         fmt = "%G?%x1f%GS%x1f%GK%x1f%GF%x1f%GP"
         out = self._git(runner, "log", "-1", "--no-show-signature", f"--format={fmt}", sha)
         status, signer, key, fingerprint, primary = (out.strip("\n").split("\x1f") + [""] * 5)[:5]
-        raw = runner.run("cat-file", "commit", sha)
-        kind = "SSH" if _SSH_ARMOR in raw else "GPG" if _PGP_ARMOR in raw else None
+        kind = _signature_kind(runner.run("cat-file", "commit", sha))
         key = fingerprint or key or primary
         return _verdict(f"commit {short}", kind, status.strip(), signer, key, fingerprint)
 
@@ -110,17 +109,15 @@ class SignatureVerifier:
         what = f"tag {name}"
         if runner.run("cat-file", "-t", tag).strip() != "tag":
             return Verification(False, reason=f"{what} is not an annotated (signed) tag")
-        raw = runner.run("cat-file", "tag", tag)
-        kind = "SSH" if _SSH_ARMOR in raw else "GPG" if _PGP_ARMOR in raw else None
+        kind = _signature_kind(runner.run("cat-file", "tag", tag))
         if kind is None:
             return Verification(False, reason=f"{what} is not signed")
         status, _, err = runner.run_status(
             "verify-tag", "--raw", tag, extra_env=self._env(runner)
         )
-        if kind == "GPG":
-            code, signer, key = _parse_gpg_status(err)
-            return _verdict(what, kind, code, signer, key, key)
-        code, signer, key = _parse_ssh_output(err, status)
+        code, signer, key = (
+            _parse_gpg_status(err) if kind == "GPG" else _parse_ssh_output(err, status)
+        )
         return _verdict(what, kind, code, signer, key, key)
 
     def _env(self, runner: GitRunner) -> dict[str, str]:
@@ -129,6 +126,11 @@ class SignatureVerifier:
 
     def _git(self, runner: GitRunner, *args: str) -> str:
         return runner.run(*args, extra_env=self._env(runner))
+
+
+def _signature_kind(raw: str) -> str | None:
+    """The kind of signature (``SSH`` or ``GPG``) in a raw commit or tag; None: unsigned."""
+    return "SSH" if _SSH_ARMOR in raw else "GPG" if _PGP_ARMOR in raw else None
 
 
 def _write_gpg_conf(home: Path) -> None:

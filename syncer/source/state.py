@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,6 @@ class SourceState:
     seen: RevisionInfo | None = None
     rejected: dict[str, str] | None = None  # {"sha": ..., "reason": ...}
     good: RevisionInfo | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,7 +69,6 @@ class SourceState:
             "seen": self.seen.to_json() if self.seen else None,
             "rejected": self.rejected,
             "good": self.good.to_json() if self.good else None,
-            "extra": self.extra,
         }
 
     @classmethod
@@ -84,7 +82,6 @@ class SourceState:
             seen=RevisionInfo.from_json(seen) if seen else None,
             rejected=data.get("rejected"),
             good=RevisionInfo.from_json(good) if good else None,
-            extra=dict(data.get("extra") or {}),
         )
 
 

@@ -58,10 +58,6 @@ class Revision:
     verified_by: str | None = None
 
     @property
-    def short(self) -> str:
-        return self.sha[:7]
-
-    @property
     def name(self) -> str:
         """Flux-style revision name, e.g. ``main@sha1:3f2a9c1…``."""
         return f"{self.ref}@sha1:{self.sha}"

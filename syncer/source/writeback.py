@@ -218,9 +218,10 @@ class StatusWriter:
                             self.retry.backoff * 2 ** self._state.failures)
                 self._state.retry_at = self._clock() + delay
                 self._state.last_error = err.message
+                pending = len(self._journal.entries())
                 log.warning("write-back: %s; %d entries queued, next try in %.1fs",
-                            err.message, len(self._journal.entries()), delay)
-                return PublishResult(False, pushed, len(self._journal.entries()), err.message)
+                            err.message, pending, delay)
+                return PublishResult(False, pushed, pending, err.message)
             self._state.failures = 0
             self._state.retry_at = 0.0
             self._state.last_error = None

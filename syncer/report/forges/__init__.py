@@ -9,9 +9,10 @@ Usage::
 
 One module per forge (:mod:`.github`, :mod:`.gitlab`, :mod:`.gitea`) holds only what
 differs: paths, field names, state names, authentication and rate-limit headers. The
-comment upsert and status dedup are shared (:mod:`.base`), as are HTTP, retries and
-pagination (:mod:`.transport`), bodies and truncation (:mod:`.bodies`). Every failure is a
-:class:`ForgeError`; :func:`attempt` turns one into a reportable :class:`ForgeOutcome`.
+comment upsert and status dedup are shared (:mod:`.base`, which also holds what Gitea
+shares with GitHub), as are HTTP, retries and pagination (:mod:`.transport`), bodies and
+truncation (:mod:`.bodies`). Every failure is a :class:`ForgeError`; :func:`attempt`
+turns one into a reportable :class:`ForgeOutcome`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What the three forge clients share: the comment upsert and the status dedup.
+"""What the forge clients share: the comment upsert and the status dedup.
 
 A subclass says how to list, create and edit comments, list pull requests, read the
 latest status of a context and post a status; :class:`RestForge` turns that into the
@@ -13,6 +13,10 @@ latest status of a context and post a status; :class:`RestForge` turns that into
   state, description and link are unchanged: a reconcile that runs every minute must not
   pile up statuses (GitHub refuses more than 1,000 per commit and context; GitLab refuses
   ``pending`` → ``pending`` with a 400).
+
+:class:`RepoForge` adds what Gitea shares with GitHub, whose API it follows: the
+``/repos/{owner}/{repo}`` paths, pull requests as JSON, comments as issue comments and
+``POST /statuses/{sha}``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
 
 from .bodies import marker_comment, same_body, truncate, with_marker
 from .errors import ForgeError
@@ -192,6 +198,88 @@ class RestForge(ABC):
         target_url: str | None,
         ref: str | None,
     ) -> None: ...
+
+
+class RepoForge(RestForge):
+    """Base of the GitHub and Gitea clients (Gitea's API follows GitHub's).
+
+    The defaults are GitHub's; a subclass overrides what its forge does differently and
+    lists pull requests and reads the latest status its own way.
+    """
+
+    max_page_size: int = 100
+    #: Web path of the repository tree at a commit, between the repository URL and the sha.
+    tree_path: str = "blob"
+
+    def __init__(self, transport: Transport, repository: str, page_size: int | None = None):
+        super().__init__(transport)
+        owner, name = repository.split("/")
+        self.repo_path = f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+        self.page_size = min(page_size or self.max_page_size, self.max_page_size)
+
+    def _pull_request(self, item: dict[str, Any]) -> PullRequest:
+        number = int(item["number"])
+        sha = str(item["head"]["sha"])
+        repo_url = ((item.get("base") or {}).get("repo") or {}).get("html_url")
+        return PullRequest(
+            number=number,
+            title=str(item.get("title", "")),
+            head_sha=sha,
+            head_ref=str(item["head"]["ref"]),
+            base_ref=str(item["base"]["ref"]),
+            author=str((item.get("user") or {}).get("login", "")),
+            url=str(item.get("html_url", "")),
+            fetch_ref=f"refs/pull/{number}/head",
+            files_url=f"{repo_url}/{self.tree_path}/{sha}/" if repo_url else None,
+        )
+
+    def _comments_query(self) -> dict[str, str | int]:
+        """Query parameters of the comment listing."""
+        return {"per_page": self.page_size}
+
+    def _list_comments(self, pr: PullRequest) -> Iterator[Comment]:
+        path = f"{self.repo_path}/issues/{pr.number}/comments"
+        for item in self.transport.paginate(path, self._comments_query()):
+            yield issue_comment(item)
+
+    def _create_comment(self, pr: PullRequest, body: str) -> Comment:
+        path = f"{self.repo_path}/issues/{pr.number}/comments"
+        item = self.transport.json("POST", path, json={"body": body}, idempotent=False)
+        return issue_comment(item)
+
+    def _edit_comment(self, pr: PullRequest, comment_id: int, body: str) -> Comment:
+        path = f"{self.repo_path}/issues/comments/{comment_id}"
+        return issue_comment(self.transport.json("PATCH", path, json={"body": body}))
+
+    def _post_status(
+        self,
+        sha: str,
+        state: CommitState,
+        context: str,
+        description: str,
+        target_url: str | None,
+        ref: str | None,
+    ) -> None:
+        body: dict[str, str] = {
+            "state": state.value,
+            "context": context,
+            "description": description,
+        }
+        if target_url:
+            body["target_url"] = target_url
+        self.transport.request(
+            "POST", f"{self.repo_path}/statuses/{quote(sha, safe='')}", json=body
+        )
+
+
+def issue_comment(item: Any) -> Comment:
+    """A :class:`Comment` from a GitHub or Gitea issue comment."""
+    return Comment(
+        id=int(item["id"]),
+        body=str(item.get("body") or ""),
+        author=str((item.get("user") or {}).get("login", "")),
+        url=str(item.get("html_url", "")),
+    )
 
 
 def _shorten(text: str, limit: int) -> str:

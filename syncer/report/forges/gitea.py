@@ -26,14 +26,12 @@ the same as GitHub.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import quote
 
 import requests
 
-from .base import LatestStatus, RestForge
+from .base import LatestStatus, RepoForge, issue_comment
 from .model import Comment, CommitState, PullRequest
-from .transport import Transport
 
 MAX_PAGE_SIZE = 50
 MAX_COMMENT_CHARS = 65_536
@@ -71,15 +69,11 @@ def error_message(response: requests.Response) -> str:
     return str(data)[:200]
 
 
-class GiteaForge(RestForge):
+class GiteaForge(RepoForge):
     provider = "gitea"
     max_comment_chars = MAX_COMMENT_CHARS
-
-    def __init__(self, transport: Transport, repository: str, page_size: int | None = None):
-        super().__init__(transport)
-        owner, name = repository.split("/")
-        self.repo_path = f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
-        self.page_size = min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
+    max_page_size = MAX_PAGE_SIZE
+    tree_path = "src/commit"
 
     def _list_pull_requests(self, base_branch: str) -> Iterator[PullRequest]:
         params: dict[str, str | int] = {
@@ -91,37 +85,15 @@ class GiteaForge(RestForge):
         for item in self.transport.paginate(f"{self.repo_path}/pulls", params):
             yield self._pull_request(item)
 
-    def _pull_request(self, item: dict[str, Any]) -> PullRequest:
-        number = int(item["number"])
-        sha = str(item["head"]["sha"])
-        repo_url = ((item.get("base") or {}).get("repo") or {}).get("html_url")
-        return PullRequest(
-            number=number,
-            title=str(item.get("title", "")),
-            head_sha=sha,
-            head_ref=str(item["head"]["ref"]),
-            base_ref=str(item["base"]["ref"]),
-            author=str((item.get("user") or {}).get("login", "")),
-            url=str(item.get("html_url", "")),
-            fetch_ref=f"refs/pull/{number}/head",
-            files_url=f"{repo_url}/src/commit/{sha}/" if repo_url else None,
-        )
-
-    def _list_comments(self, pr: PullRequest) -> Iterator[Comment]:
-        path = f"{self.repo_path}/issues/{pr.number}/comments"
-        for item in self.transport.paginate(path, {}):
-            yield _comment(item)
-
-    def _create_comment(self, pr: PullRequest, body: str) -> Comment:
-        path = f"{self.repo_path}/issues/{pr.number}/comments"
-        return _comment(self.transport.json("POST", path, json={"body": body}, idempotent=False))
+    def _comments_query(self) -> dict[str, str | int]:
+        return {}  # the endpoint has no paging parameters
 
     def _edit_comment(self, pr: PullRequest, comment_id: int, body: str) -> Comment:
         path = f"{self.repo_path}/issues/comments/{comment_id}"
         item = self.transport.json("PATCH", path, json={"body": body})
         if item is None:  # 204: Gitea's answer for a comment type without content
             return Comment(id=comment_id, body=body)
-        return _comment(item)
+        return issue_comment(item)
 
     def _latest_status(self, sha: str, context: str, ref: str | None) -> LatestStatus | None:
         path = f"{self.repo_path}/commits/{quote(sha, safe='')}/status"
@@ -142,32 +114,3 @@ class GiteaForge(RestForge):
             if not statuses or seen >= int(data.get("total_count") or 0):
                 return None
             page += 1
-
-    def _post_status(
-        self,
-        sha: str,
-        state: CommitState,
-        context: str,
-        description: str,
-        target_url: str | None,
-        ref: str | None,
-    ) -> None:
-        body: dict[str, str] = {
-            "state": state.value,
-            "context": context,
-            "description": description,
-        }
-        if target_url:
-            body["target_url"] = target_url
-        self.transport.request(
-            "POST", f"{self.repo_path}/statuses/{quote(sha, safe='')}", json=body
-        )
-
-
-def _comment(item: Any) -> Comment:
-    return Comment(
-        id=int(item["id"]),
-        body=str(item.get("body") or ""),
-        author=str((item.get("user") or {}).get("login", "")),
-        url=str(item.get("html_url", "")),
-    )

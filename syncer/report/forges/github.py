@@ -23,14 +23,13 @@ Token permissions: fine-grained ``Pull requests: write`` + ``Commit statuses: wr
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import quote
 
 import requests
 
-from .base import LatestStatus, RestForge
-from .model import Comment, CommitState, PullRequest
-from .transport import Throttle, Transport, default_classifier, retry_after, until_epoch
+from .base import LatestStatus, RepoForge
+from .model import CommitState, PullRequest
+from .transport import Throttle, default_classifier, retry_after, until_epoch
 
 API_VERSION = "2022-11-28"
 MAX_PAGE_SIZE = 100
@@ -81,15 +80,10 @@ def error_message(response: requests.Response) -> str:
     return f"{message}: {'; '.join(details)}" if details else message
 
 
-class GitHubForge(RestForge):
+class GitHubForge(RepoForge):
     provider = "github"
     max_comment_chars = MAX_COMMENT_CHARS
-
-    def __init__(self, transport: Transport, repository: str, page_size: int | None = None):
-        super().__init__(transport)
-        owner, name = repository.split("/")
-        self.repo_path = f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
-        self.page_size = min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
+    max_page_size = MAX_PAGE_SIZE
 
     def _list_pull_requests(self, base_branch: str) -> Iterator[PullRequest]:
         params: dict[str, str | int] = {
@@ -102,35 +96,6 @@ class GitHubForge(RestForge):
         for item in self.transport.paginate(f"{self.repo_path}/pulls", params):
             yield self._pull_request(item)
 
-    def _pull_request(self, item: dict[str, Any]) -> PullRequest:
-        number = int(item["number"])
-        head_sha = str(item["head"]["sha"])
-        repo_url = ((item.get("base") or {}).get("repo") or {}).get("html_url")
-        return PullRequest(
-            number=number,
-            title=str(item.get("title", "")),
-            head_sha=head_sha,
-            head_ref=str(item["head"]["ref"]),
-            base_ref=str(item["base"]["ref"]),
-            author=str((item.get("user") or {}).get("login", "")),
-            url=str(item.get("html_url", "")),
-            fetch_ref=f"refs/pull/{number}/head",
-            files_url=f"{repo_url}/blob/{head_sha}/" if repo_url else None,
-        )
-
-    def _list_comments(self, pr: PullRequest) -> Iterator[Comment]:
-        path = f"{self.repo_path}/issues/{pr.number}/comments"
-        for item in self.transport.paginate(path, {"per_page": self.page_size}):
-            yield _comment(item)
-
-    def _create_comment(self, pr: PullRequest, body: str) -> Comment:
-        path = f"{self.repo_path}/issues/{pr.number}/comments"
-        return _comment(self.transport.json("POST", path, json={"body": body}, idempotent=False))
-
-    def _edit_comment(self, pr: PullRequest, comment_id: int, body: str) -> Comment:
-        path = f"{self.repo_path}/issues/comments/{comment_id}"
-        return _comment(self.transport.json("PATCH", path, json={"body": body}))
-
     def _latest_status(self, sha: str, context: str, ref: str | None) -> LatestStatus | None:
         path = f"{self.repo_path}/commits/{quote(sha, safe='')}/statuses"
         for item in self.transport.paginate(path, {"per_page": self.page_size}):
@@ -141,32 +106,3 @@ class GitHubForge(RestForge):
                     item.get("target_url"),
                 )
         return None
-
-    def _post_status(
-        self,
-        sha: str,
-        state: CommitState,
-        context: str,
-        description: str,
-        target_url: str | None,
-        ref: str | None,
-    ) -> None:
-        body: dict[str, str] = {
-            "state": state.value,
-            "context": context,
-            "description": description,
-        }
-        if target_url:
-            body["target_url"] = target_url
-        self.transport.request(
-            "POST", f"{self.repo_path}/statuses/{quote(sha, safe='')}", json=body
-        )
-
-
-def _comment(item: Any) -> Comment:
-    return Comment(
-        id=int(item["id"]),
-        body=str(item.get("body") or ""),
-        author=str((item.get("user") or {}).get("login", "")),
-        url=str(item.get("html_url", "")),
-    )
