@@ -96,7 +96,8 @@ WINDOWS_BUILDS: dict[str, str] = {
 # --- syncer's node records (issue #8) --------------------------------------------------
 # Node annotations syncer writes next to WMCO's (see syncer/nodes/annotations.py).
 SYNCER_PREFIX = "syncer.io/"
-ANNOTATION_COMPONENTS = SYNCER_PREFIX + "components"  # JSON: name -> {"version", "sha256"}
+# JSON: name -> {"version", "sha256", "url"} of what is installed ("url" optional).
+ANNOTATION_COMPONENTS = SYNCER_PREFIX + "components"
 ANNOTATION_PHASE = SYNCER_PREFIX + "phase"  # the host state machine's current step
 ANNOTATION_FAILED_STEP = SYNCER_PREFIX + "failed-step"  # present while the host is failed
 ANNOTATION_LAST_ERROR = SYNCER_PREFIX + "last-error"

@@ -29,10 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from syncer import names
-from syncer.cluster.client import ApiError, KubeClient
+from syncer.cluster.client import KubeClient, Resource
 
 # Cap on what a Node annotation may carry for one error (annotations total 256 KiB).
 MAX_ERROR_LENGTH = 4000
@@ -209,24 +208,17 @@ def format_components(components: Mapping[str, ComponentRecord]) -> str:
 # --- reading ---------------------------------------------------------------------------
 
 
+NODES = Resource("", "v1", "Node", "nodes", False)
+
+
 def node_path(name: str) -> str:
-    return f"/api/v1/nodes/{quote(name, safe='')}"
+    return NODES.path(name=name)
 
 
 def read_node(api: KubeClient, name: str) -> NodeRecord | None:
     """The Node, or None if it does not exist."""
-    node = get_node(api, name)
+    node = api.get(NODES, "", name)
     return None if node is None else NodeRecord.from_node(node)
-
-
-def get_node(api: KubeClient, name: str) -> dict[str, Any] | None:
-    try:
-        node: dict[str, Any] = api.request("GET", node_path(name))
-    except ApiError as err:
-        if err.not_found:
-            return None
-        raise
-    return node
 
 
 WINDOWS_NODES = f"{names.LABEL_OS}=windows"

@@ -54,6 +54,7 @@ halts and says why.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -70,7 +71,15 @@ from syncer.nodes import commands
 from syncer.nodes.annotations import ComponentRecord, ConfiguredRecord, NodeRecord
 from syncer.nodes.commands import CommandFailed, ServiceState
 from syncer.nodes.hostkeys import HostKeyStore, PinningPolicy
-from syncer.nodes.hostplan import Action, ComponentChange, HostPlan, probe_files, probe_services
+from syncer.nodes.hostplan import (
+    Action,
+    ComponentChange,
+    HostPlan,
+    config_differs,
+    plan_host,
+    probe_files,
+    probe_services,
+)
 from syncer.nodes.inputs import ComponentVersion, DesiredState, Host, HostKind
 from syncer.nodes.keys import PrivateKey
 from syncer.nodes.kubeconfig import BootstrapFiles
@@ -86,9 +95,10 @@ from syncer.nodes.layout import (
     kubelet_config,
     managed_components,
     process_name,
+    service_spec,
 )
 from syncer.nodes.payloads import Payload, PayloadCache, PayloadError
-from syncer.nodes.probe import HostFacts, inventory
+from syncer.nodes.probe import HostFacts, inventory, probe_host
 from syncer.nodes.resolving import ReverseResolver, reverse_lookup
 from syncer.nodes.slots import RolloutLock
 from syncer.nodes.ssh import HostSession, SshError, SshOptions
@@ -437,11 +447,12 @@ class HostRun:
 
     def _configure_services(self, restart: list[str]) -> None:
         assert self.plan.identity is not None
-        from syncer.nodes.layout import service_spec
-
         for name in restart:
             spec = service_spec(name, self.plan.identity)
-            if spec is None or _configured_as(spec, self.facts.services.get(spec.name)):
+            if spec is None:
+                continue
+            info = self.facts.services.get(spec.name)
+            if info is not None and config_differs(spec, info) is None:
                 continue  # exists exactly as wanted: only restarted
             self._ensure_service(spec)
 
@@ -454,7 +465,7 @@ class HostRun:
                 commands.sc_create(spec.name, spec.binary_path, depends_on=spec.depends_on)
             )
             if result.exit_code == commands.ERROR_SERVICE_EXISTS:
-                info = None  # created meanwhile (an earlier, interrupted run): configure it
+                # Created meanwhile (an earlier, interrupted run): configure it.
                 self._config(spec)
             else:
                 commands.parse_sc_done(result, "sc create")
@@ -576,15 +587,7 @@ class HostRun:
     def _annotate(self) -> None:
         ctx = self.ctx
         assert self.node_name is not None
-        record = ConfiguredRecord(
-            version=ctx.desired.version,
-            pub_key_hash=ctx.private_key.pub_key_hash,
-            username=self.host.username,
-            address=self.host.address,
-            components=component_records(ctx.desired.components),
-            byoh=self.host.kind is HostKind.BYOH,
-        )
-        node_meta.mark_configured(ctx.api, self.node_name, record)
+        node_meta.mark_configured(ctx.api, self.node_name, _configured_record(ctx, self.host))
         labels: dict[str, str | None] = {names.LABEL_WORKER_ROLE: ""}
         labels.update(dict(self.host.labels))
         annotations: dict[str, str | None] = {names.ANNOTATION_SHELL: str(self.facts.shell)}
@@ -593,7 +596,8 @@ class HostRun:
         node_meta.patch_node_metadata(
             ctx.api, self.node_name, labels=labels, annotations=annotations
         )
-        ctx.lock.clear_failure(self.host.address, self.node_name)
+        # mark_configured cleared the Node's failure record; drop a host-state one too.
+        ctx.lock.clear_failure(self.host.address)
 
     # --- failure ------------------------------------------------------------------------
     def _record_failure(self, outcome: HostOutcome) -> None:
@@ -649,9 +653,6 @@ class HostRun:
         desired = replace(ctx.desired, version=node.version, components=components)
         back = StageContext(**{**ctx.__dict__, "desired": desired})
         back.shutdown = threading.Event()  # a rollback is finished even during shutdown
-        from syncer.nodes.hostplan import plan_host
-        from syncer.nodes.probe import probe_host
-
         fresh = node_meta.read_node(ctx.api, node.name) or node
         probe = probe_host(
             self.host.address,
@@ -707,28 +708,18 @@ def record_only(ctx: StageContext, plan: HostPlan) -> None:
     """The ``record`` action: the host matches; bring the Node's record up to date
     (no cordon, no drain, nothing sent to the host)."""
     assert plan.node is not None
-    record = ConfiguredRecord(
+    node_meta.mark_configured(ctx.api, plan.node.name, _configured_record(ctx, plan.host))
+
+
+def _configured_record(ctx: StageContext, host: Host) -> ConfiguredRecord:
+    """What the Node of ``host`` records once it runs the committed version."""
+    return ConfiguredRecord(
         version=ctx.desired.version,
         pub_key_hash=ctx.private_key.pub_key_hash,
-        username=plan.host.username,
-        address=plan.host.address,
+        username=host.username,
+        address=host.address,
         components=component_records(ctx.desired.components),
-        byoh=plan.host.kind is HostKind.BYOH,
-    )
-    node_meta.mark_configured(ctx.api, plan.node.name, record)
-
-
-def _configured_as(spec: ServiceSpec, info: commands.ServiceInfo | None) -> bool:
-    """True when the service exists with exactly ``spec``'s configuration (its state
-    aside). Recovery actions are not in the inventory; they are set whenever syncer
-    creates or reconfigures a service."""
-    return (
-        info is not None
-        and info.binary_path == spec.binary_path
-        and sorted(d.casefold() for d in info.dependencies)
-        == sorted(d.casefold() for d in spec.depends_on)
-        and info.description == spec.description
-        and info.start_type in (commands.StartType.AUTO, commands.StartType.DELAYED_AUTO)
+        byoh=host.kind is HostKind.BYOH,
     )
 
 
@@ -741,8 +732,6 @@ def component_records(components: Mapping[str, ComponentVersion]) -> dict[str, C
 
 
 def _sha256(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 

@@ -41,7 +41,8 @@ from syncer.nodes.commands import CommandFailed, ServiceState
 from syncer.nodes.configure import StageContext, _message
 from syncer.nodes.hostkeys import HostKeyMismatch
 from syncer.nodes.inputs import Host, HostKind, RemovedHost
-from syncer.nodes.layout import MANAGED_PREFIX, ROOT
+from syncer.nodes.layout import MANAGED_PREFIX, ROOT, process_name
+from syncer.nodes.resolving import is_ipv4
 from syncer.nodes.ssh import HostSession, SshError
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def _clean_host(
         address=removed.address,
         username=removed.username,
         kind=removed.kind,
-        ip=removed.address if _looks_ipv4(removed.address) else None,
+        ip=removed.address if is_ipv4(removed.address) else None,
         node_name=removed.node_name,
         pinned_host_key=extras.host_key if extras is not None else None,
     )
@@ -187,17 +188,9 @@ def _stop(session: HostSession, ctx: StageContext, service: str) -> None:
         time.sleep(min(0.1, ctx.timeouts.poll))
     component = next((c for c in CATALOGUE.values() if c.service == service), None)
     if component is not None:
-        from syncer.nodes.layout import process_name
-
         process = process_name(component)
         if process:
             session.run(
                 commands.wait_process_exit(process, ctx.timeouts.process_exit),
                 timeout=ctx.timeouts.process_exit + ctx.ssh.command_timeout,
             )
-
-
-def _looks_ipv4(address: str) -> bool:
-    from syncer.nodes.resolving import is_ipv4
-
-    return is_ipv4(address)

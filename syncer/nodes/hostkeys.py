@@ -33,14 +33,13 @@ import binascii
 import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
-from urllib.parse import quote
 
 import paramiko
 
 from syncer import names
-from syncer.cluster.client import ApiError, KubeClient
-from syncer.nodes.annotations import MERGE_PATCH, read_node, set_ssh_host_key
+from syncer.cluster.client import KubeClient
+from syncer.nodes import configmaps
+from syncer.nodes.annotations import NodeRecord, read_node, set_ssh_host_key
 
 
 class Decision(StrEnum):
@@ -157,12 +156,6 @@ class HostKeyStore:
         self.api = api
         self.namespace = namespace
 
-    @property
-    def _cm_path(self) -> str:
-        return (
-            f"/api/v1/namespaces/{quote(self.namespace)}/configmaps/{names.SSH_HOST_KEYS_CONFIGMAP}"
-        )
-
     def lookup(
         self, address: str, node_name: str | None = None, git_key: str | None = None
     ) -> Pin | None:
@@ -176,7 +169,7 @@ class HostKeyStore:
                 "update hostKey of this host in the fleet repository",
             )
         if node_name:
-            node = read_node(self.api, node_name)
+            node = self._node(node_name)
             if node is not None and node.ssh_host_key is not None:
                 key_type, blob = node.ssh_host_key
                 return Pin(
@@ -227,30 +220,9 @@ class HostKeyStore:
             set_ssh_host_key(self.api, node_name, key.key_type, key.blob)
             self.forget(address)
             return f"Node {node_name}"
-        patch = {"data": {address: key.blob}}
-        try:
-            self.api.request("PATCH", self._cm_path, body=patch, content_type=MERGE_PATCH)
-        except ApiError as err:
-            if not err.not_found:
-                raise
-            body = {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {
-                    "name": names.SSH_HOST_KEYS_CONFIGMAP,
-                    "namespace": self.namespace,
-                    "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY_VALUE},
-                },
-                "data": {address: key.blob},
-            }
-            try:
-                self.api.request(
-                    "POST", f"/api/v1/namespaces/{quote(self.namespace)}/configmaps", body=body
-                )
-            except ApiError as again:
-                if again.status != 409:
-                    raise
-                self.api.request("PATCH", self._cm_path, body=patch, content_type=MERGE_PATCH)
+        configmaps.patch_data(
+            self.api, self.namespace, names.SSH_HOST_KEYS_CONFIGMAP, {address: key.blob}
+        )
         return f"ConfigMap {self.namespace}/{names.SSH_HOST_KEYS_CONFIGMAP}"
 
     def move_to_node(self, address: str, node_name: str) -> bool:
@@ -271,24 +243,17 @@ class HostKeyStore:
     def forget(self, address: str) -> None:
         """Drop the ConfigMap pin of ``address`` (after deconfiguring a host, so a reused
         address is not blocked by a stale key)."""
-        if address not in self._configmap_data():
-            return
-        try:
-            self.api.request(
-                "PATCH", self._cm_path, body={"data": {address: None}}, content_type=MERGE_PATCH
+        if address in self._configmap_data():
+            configmaps.patch_data(
+                self.api, self.namespace, names.SSH_HOST_KEYS_CONFIGMAP, {address: None}
             )
-        except ApiError as err:
-            if not err.not_found:
-                raise
+
+    def _node(self, name: str) -> NodeRecord | None:
+        """The Node whose pin :meth:`lookup` consults."""
+        return read_node(self.api, name)
 
     def _configmap_data(self) -> dict[str, str]:
-        try:
-            cm: dict[str, Any] = self.api.request("GET", self._cm_path)
-        except ApiError as err:
-            if err.not_found:
-                return {}
-            raise
-        return dict(cm.get("data") or {})
+        return configmaps.read_data(self.api, self.namespace, names.SSH_HOST_KEYS_CONFIGMAP) or {}
 
 
 class PinningPolicy(paramiko.MissingHostKeyPolicy):

@@ -27,14 +27,13 @@ a failed host does not take a new slot every round.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from syncer import names
 from syncer.components import CATALOGUE
 from syncer.nodes.annotations import NodeRecord
-from syncer.nodes.commands import ServiceState, StartType
+from syncer.nodes.commands import ServiceInfo, ServiceState, StartType
 from syncer.nodes.inputs import ComponentVersion, DesiredState, Host
 from syncer.nodes.layout import (
     HostIdentity,
@@ -62,10 +61,7 @@ class Action(StrEnum):
 class ComponentChange:
     name: str
     desired: ComponentVersion
-    installed_sha256: str | None
-    transfer: bool  # the payload differs: upload and replace
-    service: ServiceSpec | None
-    reconfigure: bool  # the service is missing, differs or is not running
+    transfer: bool  # the payload differs: upload and replace (else only its service)
 
     @property
     def staged(self) -> str:
@@ -95,10 +91,6 @@ class HostPlan:
         return self.action in (Action.CONFIGURE, Action.UPGRADE)
 
     @property
-    def current_version(self) -> str | None:
-        return self.node.version if self.node else None
-
-    @property
     def transfers(self) -> list[ComponentChange]:
         return [c for c in self.changes if c.transfer]
 
@@ -126,6 +118,16 @@ def service_differs(spec: ServiceSpec, facts: HostFacts) -> str | None:
     info = facts.services.get(spec.name)
     if info is None:
         return "missing"
+    why = config_differs(spec, info)
+    if why is None and info.state is not ServiceState.RUNNING:
+        why = f"not running ({info.state.name.lower()})"
+    return why
+
+
+def config_differs(spec: ServiceSpec, info: ServiceInfo) -> str | None:
+    """Why an existing service is configured other than ``spec`` says, its state aside
+    (None when it is not). Recovery actions are not in the inventory; they are set
+    whenever syncer creates or reconfigures a service."""
     if info.binary_path != spec.binary_path:
         return "binary path or arguments differ"
     if sorted(d.casefold() for d in info.dependencies) != sorted(
@@ -136,8 +138,6 @@ def service_differs(spec: ServiceSpec, facts: HostFacts) -> str | None:
         return "description differs"
     if info.start_type not in (StartType.AUTO, StartType.DELAYED_AUTO):
         return f"start type is {info.start_type}"
-    if info.state is not ServiceState.RUNNING:
-        return f"not running ({info.state.name.lower()})"
     return None
 
 
@@ -193,7 +193,7 @@ def plan_host(
         spec = service_spec(name, identity)
         why = service_differs(spec, facts) if spec is not None else None
         if transfer or why is not None:
-            changes.append(ComponentChange(name, want, installed, transfer, spec, why is not None))
+            changes.append(ComponentChange(name, want, transfer))
             if transfer:
                 reasons.append(f"{name} {'missing' if installed is None else 'differs'}")
             else:
@@ -234,7 +234,3 @@ def record_lag(node: NodeRecord, desired: DesiredState) -> str | None:
     if wanted != recorded:
         return "component record differs"
     return None
-
-
-def components_of(desired: DesiredState) -> Mapping[str, ComponentVersion]:
-    return {n: c for n, c in desired.components.items() if n in CATALOGUE}

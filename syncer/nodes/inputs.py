@@ -38,11 +38,14 @@ from typing import Any
 from urllib.parse import quote
 
 from syncer import names
-from syncer.cluster.client import ApiError, KubeClient
+from syncer.cluster.client import ApiError, KubeClient, Resource
+from syncer.nodes import configmaps
 from syncer.nodes.annotations import WINDOWS_NODES, NodeRecord, list_windows_nodes
 from syncer.nodes.keys import PrivateKey, PrivateKeyError, parse_private_key
 from syncer.nodes.resolving import Resolution, Resolver, is_ipv4, is_ipv6, resolve_all, resolve_ipv4
 from syncer.problems import Problem
+
+_SECRETS = Resource("", "v1", "Secret", "secrets", True)
 
 MACHINE_USER = "Administrator"
 AZURE_MACHINE_USER = "capi"
@@ -165,12 +168,6 @@ class NodeInputs:
         """Why this round must configure and remove nothing, or None."""
         if not self.resolution.ok:
             return self.resolution.reason
-        return None
-
-    def host(self, address: str) -> Host | None:
-        for h in self.hosts:
-            if h.address == address:
-                return h
         return None
 
 
@@ -326,12 +323,10 @@ def read_desired_state(
     api: KubeClient, namespace: str, problems: list[Problem] | None = None
 ) -> DesiredState | None:
     """Parse ``syncer-fleet``; None when it does not exist. Bad JSON -> problems."""
-    cm = _get(api, f"/api/v1/namespaces/{quote(namespace)}/configmaps/{names.FLEET_CONFIGMAP}")
-    if cm is None:
+    data = configmaps.read_data(api, namespace, names.FLEET_CONFIGMAP)
+    if data is None:
         return None
-    return parse_desired_state(
-        cm.get("data") or {}, f"ConfigMap {namespace}/{names.FLEET_CONFIGMAP}", problems
-    )
+    return parse_desired_state(data, f"ConfigMap {namespace}/{names.FLEET_CONFIGMAP}", problems)
 
 
 def parse_desired_state(
@@ -454,12 +449,10 @@ def read_byoh_entries(
 
     A missing ConfigMap means no BYOH hosts (WMCO: deleting it deconfigures them all).
     """
-    cm = _get(api, f"/api/v1/namespaces/{quote(namespace)}/configmaps/{names.BYOH_CONFIGMAP}")
-    if cm is None:
+    data = configmaps.read_data(api, namespace, names.BYOH_CONFIGMAP)
+    if data is None:
         return [], set()
-    return parse_byoh_entries(
-        cm.get("data") or {}, f"ConfigMap {namespace}/{names.BYOH_CONFIGMAP}", problems
-    )
+    return parse_byoh_entries(data, f"ConfigMap {namespace}/{names.BYOH_CONFIGMAP}", problems)
 
 
 def parse_byoh_entries(
@@ -565,7 +558,7 @@ def read_private_key(
     """The key from ``cloud-private-key``; None (and a problem) if missing or unusable."""
     problems = problems if problems is not None else []
     where = f"Secret {namespace}/{names.PRIVATE_KEY_SECRET}"
-    secret = _get(api, f"/api/v1/namespaces/{quote(namespace)}/secrets/{names.PRIVATE_KEY_SECRET}")
+    secret = api.get(_SECRETS, namespace, names.PRIVATE_KEY_SECRET)
     if secret is None:
         problems.append(Problem(where, 0, "not found: hosts cannot be reached over SSH"))
         return None
@@ -578,16 +571,6 @@ def read_private_key(
     except (PrivateKeyError, ValueError) as err:
         problems.append(Problem(where, 0, f"{names.PRIVATE_KEY_SECRET_KEY}: {err}"))
         return None
-
-
-def _get(api: KubeClient, path: str) -> dict[str, Any] | None:
-    try:
-        obj: dict[str, Any] = api.request("GET", path)
-    except ApiError as err:
-        if err.not_found:
-            return None
-        raise
-    return obj
 
 
 __all__ = [

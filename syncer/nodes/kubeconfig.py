@@ -43,6 +43,7 @@ from ruamel.yaml import YAML
 
 from syncer import names
 from syncer.cluster.client import ApiError, KubeClient
+from syncer.nodes import configmaps
 
 BOOTSTRAP_KUBECONFIG = r"C:\k\bootstrap-kubeconfig"
 BOOTSTRAP_CA = r"C:\k\bootstrap-ca.crt"
@@ -165,17 +166,9 @@ def cluster_ca(api: KubeClient, namespace: str) -> bytes:
     ca_file = getattr(api.api_client.configuration, "ssl_ca_cert", None)
     if ca_file and Path(ca_file).is_file():
         return Path(ca_file).read_bytes()
-    try:
-        cm = api.request(
-            "GET", f"/api/v1/namespaces/{quote(namespace)}/configmaps/kube-root-ca.crt"
-        )
-    except ApiError as err:
-        if not err.not_found:
-            raise
-    else:
-        ca = (cm.get("data") or {}).get("ca.crt")
-        if ca:
-            return str(ca).encode("utf-8")
+    ca = (configmaps.read_data(api, namespace, "kube-root-ca.crt") or {}).get("ca.crt")
+    if ca:
+        return str(ca).encode("utf-8")
     raise ValueError(
         "cannot tell which CA signed the API server: pass ca=, or run with a kubeconfig "
         "that names certificate-authority"

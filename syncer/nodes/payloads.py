@@ -27,14 +27,12 @@ import tempfile
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-
-from syncer.components import CATALOGUE, PayloadKind
 
 CHUNK = 1 << 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -51,10 +49,6 @@ class Payload:
     sha256: str
     path: Path  # the verified file in the cache
     size: int
-
-    @property
-    def kind(self) -> PayloadKind:
-        return CATALOGUE[self.component].kind
 
 
 def default_cache_dir() -> Path:
@@ -218,13 +212,12 @@ class Wanted:
 
 
 def fetch_all(
-    cache: PayloadCache, wanted: Mapping[str, Wanted] | list[Wanted], *, workers: int = 4
+    cache: PayloadCache, wanted: Iterable[Wanted], *, workers: int = 4
 ) -> dict[str, Payload]:
     """Fetch every payload (concurrently); raise one PayloadError naming every failure.
 
     Keys of the result are the digests. Called before any host is touched."""
-    items = list(wanted.values()) if isinstance(wanted, Mapping) else list(wanted)
-    unique = {w.sha256.lower(): w for w in items}
+    unique = {w.sha256.lower(): w for w in wanted}
     results: dict[str, Payload] = {}
     failures: list[str] = []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(unique) or 1))) as pool:

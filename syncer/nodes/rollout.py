@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -51,7 +51,6 @@ class RolloutResult:
     total: int = 0
     halted: str | None = None  # why the rollout stopped early
     interrupted: bool = False
-    not_started: list[str] = field(default_factory=list)
     max_concurrency: int = 0
 
     @property
@@ -97,18 +96,19 @@ class _Renewer:
 def run_rollout(
     ctx: StageContext,
     plans: list[HostPlan],
+    orphans: Collection[str],
     *,
     progress: ProgressReporter | None = None,
     on_outcome: Callable[[str, HostOutcome], None] | None = None,
 ) -> RolloutResult:
-    """Configure every plan that needs a slot (see the module docstring); ``on_outcome``
-    hears of each host as it finishes."""
+    """Configure every plan that needs a slot (see the module docstring). ``orphans``:
+    the addresses of the orphaned slots (:meth:`RolloutLock.orphans`, as the plans were
+    made); ``on_outcome`` hears of each host as it finishes."""
     progress = progress or NullProgress()
     work = [p for p in plans if p.needs_slot]
     result = RolloutResult(total=len(work))
     addresses = {p.address for p in plans}
-    orphans = {h.address: h for h in ctx.lock.orphans()}
-    for address in orphans:
+    for address in sorted(orphans):
         if address not in addresses:
             log.info("releasing the orphaned slot of %s (no longer a host)", address)
             ctx.lock.release(address)
@@ -215,7 +215,6 @@ def run_rollout(
             runs.pop(address).discard()
         ctx.on_step = user_step
         progress.close()
-    result.not_started = [p.address for p in pending]
     if result.halted:
         log.warning("%s", result.halted)
     return result

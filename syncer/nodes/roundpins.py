@@ -4,9 +4,9 @@
 use the Nodes the round already read (:func:`~syncer.nodes.inputs.read_node_inputs`) and
 read the ``windows-ssh-host-keys`` ConfigMap once, instead of one GET per SSH connection.
 The rules are unchanged (Git pin, then the Node's, then the ConfigMap's); writes go to
-the cluster as before and drop the cached ConfigMap, and a Node that did not exist when
-the round began (a host that just joined) is read live. This is what keeps a no-change
-pass over many hosts at about one SSH round trip per host.
+the cluster as before and drop the cached ConfigMap (and the written Node), and a Node
+that did not exist when the round began (a host that just joined) is read live. This is
+what keeps a no-change pass over many hosts at about one SSH round trip per host.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from syncer import names
 from syncer.cluster.client import KubeClient
 from syncer.nodes.annotations import NodeRecord
-from syncer.nodes.hostkeys import HostKey, HostKeyStore, Pin
+from syncer.nodes.hostkeys import HostKey, HostKeyStore
 
 
 class RoundHostKeyStore(HostKeyStore):
@@ -27,17 +26,10 @@ class RoundHostKeyStore(HostKeyStore):
         self._lock = threading.Lock()
         self._cm: dict[str, str] | None = None
 
-    def lookup(
-        self, address: str, node_name: str | None = None, git_key: str | None = None
-    ) -> Pin | None:
-        if git_key or not node_name or node_name not in self._nodes:
-            return super().lookup(address, node_name, git_key)
-        node = self._nodes[node_name]
-        if node.ssh_host_key is not None:
-            # The same pin HostKeyStore.lookup builds from a live read of the Node.
-            key_type, blob = node.ssh_host_key
-            return _node_pin(node_name, HostKey.from_blob(blob, key_type))
-        return super().lookup(address, None, None)
+    def _node(self, name: str) -> NodeRecord | None:
+        with self._lock:
+            node = self._nodes.get(name)
+        return node if node is not None else super()._node(name)
 
     def _configmap_data(self) -> dict[str, str]:
         with self._lock:
@@ -71,14 +63,3 @@ class RoundHostKeyStore(HostKeyStore):
             super().forget(address)
         finally:
             self._invalidate()
-
-
-def _node_pin(node_name: str, key: HostKey) -> Pin:
-    """The same pin :meth:`HostKeyStore.lookup` builds from a live read of the Node."""
-    return Pin(
-        key,
-        "node",
-        f"annotation {names.ANNOTATION_SSH_HOST_KEY} on Node {node_name}",
-        f"kubectl annotate node {node_name} {names.ANNOTATION_SSH_HOST_KEY}- "
-        f"{names.ANNOTATION_SSH_HOST_KEY_TYPE}-",
-    )

@@ -39,7 +39,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -47,13 +47,8 @@ from urllib.parse import quote
 from syncer import names
 from syncer.cluster.client import ApiError, KubeClient
 from syncer.nodes import annotations as node_meta
-from syncer.nodes.annotations import (
-    MERGE_PATCH,
-    WINDOWS_NODES,
-    NodeRecord,
-    list_windows_nodes,
-    now_rfc3339,
-)
+from syncer.nodes import configmaps
+from syncer.nodes.annotations import WINDOWS_NODES, NodeRecord, list_windows_nodes, now_rfc3339
 
 MAX_ATTEMPTS = 50
 
@@ -149,10 +144,6 @@ class RolloutLock:
             f"{names.ROLLOUT_LEASE}"
         )
 
-    @property
-    def _state_path(self) -> str:
-        return f"/api/v1/namespaces/{quote(self.namespace)}/configmaps/{names.HOST_STATE_CONFIGMAP}"
-
     # -- reading -------------------------------------------------------------------------
 
     def _read_lease(self) -> dict[str, Any]:
@@ -217,8 +208,11 @@ class RolloutLock:
         """Hosts that were mid-upgrade when their controller stopped: resume these first."""
         return [h for h in self.holders() if self.is_orphan(h)]
 
-    def failures(self) -> list[FailureRecord]:
-        """Every failed host: Node annotations, then host-state entries without a Node."""
+    def failures(self, nodes: Iterable[NodeRecord] | None = None) -> list[FailureRecord]:
+        """Every failed host: Node annotations, then host-state entries without a Node.
+        ``nodes``: the Windows Nodes, when the caller has read them already."""
+        if nodes is None:
+            nodes = list_windows_nodes(self.api, self.node_selector)
         out = [
             FailureRecord(
                 node.address,
@@ -227,7 +221,7 @@ class RolloutLock:
                 node.last_error or "",
                 node.since or "",
             )
-            for node in list_windows_nodes(self.api, self.node_selector)
+            for node in nodes
             if node.failed
         ]
         for address, doc in sorted(self._state().items()):
@@ -243,14 +237,9 @@ class RolloutLock:
         return out
 
     def _state(self) -> dict[str, dict[str, Any]]:
-        try:
-            cm = self.api.request("GET", self._state_path)
-        except ApiError as err:
-            if err.not_found:
-                return {}
-            raise
+        data = configmaps.read_data(self.api, self.namespace, names.HOST_STATE_CONFIGMAP) or {}
         out: dict[str, dict[str, Any]] = {}
-        for address, text in (cm.get("data") or {}).items():
+        for address, text in data.items():
             try:
                 doc = json.loads(text)
             except ValueError:
@@ -423,34 +412,7 @@ class RolloutLock:
             self._patch_state({address: None})
 
     def _patch_state(self, data: dict[str, str | None]) -> None:
-        try:
-            self.api.request(
-                "PATCH", self._state_path, body={"data": data}, content_type=MERGE_PATCH
-            )
-            return
-        except ApiError as err:
-            if not err.not_found:
-                raise
-        body = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": names.HOST_STATE_CONFIGMAP,
-                "namespace": self.namespace,
-                "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY_VALUE},
-            },
-            "data": {k: v for k, v in data.items() if v is not None},
-        }
-        try:
-            self.api.request(
-                "POST", f"/api/v1/namespaces/{quote(self.namespace)}/configmaps", body=body
-            )
-        except ApiError as err:
-            if err.status != 409:
-                raise
-            self.api.request(
-                "PATCH", self._state_path, body={"data": data}, content_type=MERGE_PATCH
-            )
+        configmaps.patch_data(self.api, self.namespace, names.HOST_STATE_CONFIGMAP, data)
 
 
 __all__ = [

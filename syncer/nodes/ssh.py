@@ -47,7 +47,6 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -146,9 +145,6 @@ class SshOptions:
     poll_interval: float = 1.0  # while waiting for a reboot
 
 
-PolicyFactory = Callable[[], PinningPolicy]
-
-
 def sftp_path(windows_path: str) -> str:
     """``C:\\k\\kubelet.exe`` -> ``/C:/k/kubelet.exe`` (Windows OpenSSH's SFTP form)."""
     return "/" + windows_path.replace("\\", "/")
@@ -178,7 +174,6 @@ class HostSession:
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self.commands_run = 0
-        self.bytes_uploaded = 0
 
     # --- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> HostSession:
@@ -386,10 +381,8 @@ class HostSession:
             with sftp.open(remote, "wb") as f:
                 f.set_pipelined(True)
                 f.write(local)
-            self.bytes_uploaded += len(local)
-            return
-        attrs = sftp.put(str(local), remote, confirm=False)
-        self.bytes_uploaded += int(attrs.st_size or 0)
+        else:
+            sftp.put(str(local), remote, confirm=False)
 
     # --- reboots -----------------------------------------------------------------------
     def reboot(self) -> None:

@@ -4,8 +4,10 @@
 :func:`syncer.reconcile.reconcile_once` (``syncer sync --once``) and by the controller:
 
 1. **inputs** from the cluster (:mod:`syncer.nodes.inputs`): desired state, BYOH hosts,
-   Machines, Nodes, the private key. If any BYOH address fails to resolve, the round stops
-   here: nothing is configured and nothing removed (WMCO's DNS rule).
+   Machines, Nodes, the private key. The ``windows-user-data`` Secret is brought in line
+   with the key (unless the Fleet leaves it to WMCO). If any BYOH address fails to
+   resolve, the round stops here: nothing is configured and nothing removed (WMCO's DNS
+   rule).
 2. **probe** every host concurrently (bounded pool; one connection and normally one
    command each, :mod:`syncer.nodes.probe`). The probe makes one connection attempt: an
    unreachable host is reported and tried again next round instead of holding the round
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from syncer import names
-from syncer.cluster.client import KubeClient
+from syncer.cluster.client import ApiError, KubeClient
 from syncer.cluster.drain import DrainOptions
 from syncer.nodes import kubeconfig
 from syncer.nodes.annotations import WINDOWS_NODES, NodeRecord
@@ -39,8 +41,8 @@ from syncer.nodes.commands import Shell
 from syncer.nodes.configure import HostOutcome, StageContext, Timeouts, record_only
 from syncer.nodes.deconfigure import RemovalOutcome, deconfigure
 from syncer.nodes.hostplan import Action, HostPlan, plan_host, probe_files, probe_services
-from syncer.nodes.inputs import Host, NodeInputs, read_node_inputs
-from syncer.nodes.keys import PrivateKeyError, parse_private_key
+from syncer.nodes.inputs import DesiredState, Host, NodeInputs, read_node_inputs
+from syncer.nodes.keys import PrivateKey, PrivateKeyError, parse_private_key
 from syncer.nodes.payloads import PayloadCache, PayloadError, Wanted, fetch_all
 from syncer.nodes.probe import ProbeResult, probe_host
 from syncer.nodes.progress import ProgressReporter
@@ -50,6 +52,8 @@ from syncer.nodes.roundpins import RoundHostKeyStore
 from syncer.nodes.slots import RolloutLock
 from syncer.nodes.ssh import SSH_ERRORS, HostSession, SshOptions, wait_closed
 from syncer.nodes.status import HostStatus, StatusReport, carry_since, read_status, write_status
+from syncer.nodes.userdata import Action as UserDataAction
+from syncer.nodes.userdata import ensure_user_data
 from syncer.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -174,6 +178,8 @@ def _round(
     if desired is None:
         result.blocked = f"no ConfigMap {opts.namespace}/{names.FLEET_CONFIGMAP}"
         return result
+    if inputs.private_key is not None:
+        _maintain_user_data(api, opts, desired, inputs.private_key, result)
     if inputs.blocked:
         result.blocked = inputs.blocked
         result.rows = _rows_without_probe(inputs, desired.version, "blocked: DNS", inputs.blocked)
@@ -220,7 +226,7 @@ def _round(
     # --- probe and plan ----------------------------------------------------------------
     probes = _probe_all(ctx, opts, inputs, previous, shutdown)
     orphans = {h.address for h in lock.orphans()}
-    failures = {f.address: f for f in lock.failures() if f.address}
+    failures = {f.address: f for f in lock.failures(inputs.nodes.values()) if f.address}
     plans: list[HostPlan] = []
     for host in inputs.hosts:
         node = inputs.nodes.get(host.node_name) if host.node_name else None
@@ -271,7 +277,7 @@ def _round(
         live.step(address, step)
 
     ctx.on_step = step_to_both
-    rollout = run_rollout(ctx, plans, progress=progress or opts.progress,
+    rollout = run_rollout(ctx, plans, orphans, progress=progress or opts.progress,
                           on_outcome=live.outcome)
     previous = live.previous
     result.rollout = rollout
@@ -286,6 +292,23 @@ def _round(
     result.ssh_errors = SSH_ERRORS.value - errors_before
     _report(api, opts, result, previous)
     return result
+
+
+def _maintain_user_data(api: KubeClient, opts: NodeStageOptions, desired: DesiredState,
+                        key: PrivateKey, result: NodeStageResult) -> None:
+    """``windows-user-data`` follows the private key every round, hosts or not: Windows
+    MachineSets need it before their first Machine, and a key rotation rewrites it. With
+    ``nodes.userData: wmco`` WMCO owns it and nothing is written."""
+    try:
+        outcome = ensure_user_data(api, key, desired.nodes.user_data,
+                                   platform=desired.nodes.platform,
+                                   namespace=opts.machine_namespace, fleet=desired.fleet or None)
+    except (ApiError, ValueError) as err:
+        where = f"{opts.machine_namespace}/{names.USER_DATA_SECRET}"
+        result.problems.append(Problem(where, 0, f"cannot maintain the Secret: {err}"))
+        return
+    if outcome.action in (UserDataAction.CREATED, UserDataAction.UPDATED):
+        log.info("%s", outcome.message)
 
 
 def _with_key_file(inputs: NodeInputs, read: Callable[[], bytes | None]) -> NodeInputs:
@@ -381,8 +404,7 @@ def _final_rows(
             row = _row(plan, f"{verb}: {step}")
         elif outcome is None:
             if plan.action is Action.RECORD:
-                row = _row(plan, "up-to-date")
-                row = HostStatus(**{**row.to_json(), "current": plan.desired_version})
+                row = replace(_row(plan, "up-to-date"), current=plan.desired_version)
             elif plan.needs_slot:
                 row = _row(plan, f"waiting to {plan.action.value}")
             elif plan.action is Action.BLOCKED:
@@ -390,15 +412,15 @@ def _final_rows(
             else:
                 row = _row(plan, plan.action.value)
         elif outcome.ok:
-            row = HostStatus(**{**_row(plan, "up-to-date").to_json(),
-                                "node": outcome.node_name, "current": plan.desired_version})
+            row = replace(_row(plan, "up-to-date"), node=outcome.node_name,
+                          current=plan.desired_version)
         elif outcome.phase == "interrupted":
-            row = HostStatus(**{**_row(plan, f"interrupted before {outcome.step}").to_json(),
-                                "node": outcome.node_name})
+            row = replace(_row(plan, f"interrupted before {outcome.step}"),
+                          node=outcome.node_name)
         else:
             phase = "rolled back" if outcome.rolled_back else "failed"
-            row = HostStatus(**{**_row(plan, f"{phase} at {outcome.step}",
-                                       outcome.error).to_json(), "node": outcome.node_name})
+            row = replace(_row(plan, f"{phase} at {outcome.step}", outcome.error),
+                          node=outcome.node_name)
         rows.append(row)
     for removal in removals:
         rows.append(HostStatus(

@@ -2,7 +2,7 @@
 
 Each round ends by writing the ConfigMap ``syncer-node-status`` (fleet namespace):
 ``hosts.json`` (address -> row: node, current and desired version, phase, last error,
-since, shell) and ``rollout.json`` (hosts done / total, halted reason, blocked reason).
+since, kind, shell) and ``rollout.json`` (hosts done / total, halted reason, blocked reason).
 It is written only when its content changed, so a no-change round writes nothing; the
 ``since`` of a row only moves when its phase or error changes.
 
@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
-from urllib.parse import quote
 
 from syncer import names
-from syncer.cluster.client import ApiError, KubeClient
-from syncer.nodes.annotations import MERGE_PATCH, list_windows_nodes, now_rfc3339
+from syncer.cluster.client import KubeClient
+from syncer.nodes import configmaps
+from syncer.nodes.annotations import list_windows_nodes, now_rfc3339
 
 
 @dataclass(frozen=True)
@@ -59,19 +59,11 @@ class StatusReport:
     rollout: dict[str, Any] = field(default_factory=dict)
 
 
-def _path(namespace: str) -> str:
-    return f"/api/v1/namespaces/{quote(namespace)}/configmaps/{names.NODE_STATUS_CONFIGMAP}"
-
-
 def read_status(api: KubeClient, namespace: str) -> StatusReport:
-    try:
-        cm = api.request("GET", _path(namespace))
-    except ApiError as err:
-        if err.not_found:
-            return StatusReport()
-        raise
-    data = cm.get("data") or {}
+    data = configmaps.read_data(api, namespace, names.NODE_STATUS_CONFIGMAP)
     report = StatusReport()
+    if data is None:
+        return report
     try:
         for address, row in (json.loads(data.get("hosts.json") or "{}")).items():
             report.hosts[address] = HostStatus.from_json({**row, "address": address})
@@ -90,52 +82,32 @@ def carry_since(rows: list[HostStatus], previous: StatusReport) -> list[HostStat
         if row.since:
             out.append(row)
         elif old is not None and (old.phase, old.last_error) == (row.phase, row.last_error):
-            out.append(_with(row, since=old.since or now))
+            out.append(replace(row, since=old.since or now))
         else:
-            out.append(_with(row, since=now))
+            out.append(replace(row, since=now))
     return out
 
 
-def _with(row: HostStatus, **changes: Any) -> HostStatus:
-    return HostStatus(**{**asdict(row), **changes})
+def _rows_json(report: StatusReport) -> dict[str, dict[str, Any]]:
+    """``hosts.json``: address -> row without its address."""
+    return {
+        address: {k: v for k, v in row.to_json().items() if k != "address"}
+        for address, row in sorted(report.hosts.items())
+    }
 
 
 def write_status(
     api: KubeClient, namespace: str, report: StatusReport, previous: StatusReport
 ) -> bool:
     """Write the report if it differs from ``previous``. True if written."""
-    hosts = {a: {k: v for k, v in r.to_json().items() if k != "address"}
-             for a, r in sorted(report.hosts.items())}
-    old_hosts = {a: {k: v for k, v in r.to_json().items() if k != "address"}
-                 for a, r in sorted(previous.hosts.items())}
-    if hosts == old_hosts and report.rollout == previous.rollout:
+    hosts = _rows_json(report)
+    if hosts == _rows_json(previous) and report.rollout == previous.rollout:
         return False
     data = {
         "hosts.json": json.dumps(hosts, sort_keys=True, indent=1),
         "rollout.json": json.dumps(report.rollout, sort_keys=True),
     }
-    try:
-        api.request("PATCH", _path(namespace), body={"data": data}, content_type=MERGE_PATCH)
-        return True
-    except ApiError as err:
-        if not err.not_found:
-            raise
-    body = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": names.NODE_STATUS_CONFIGMAP,
-            "namespace": namespace,
-            "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY_VALUE},
-        },
-        "data": data,
-    }
-    try:
-        api.request("POST", f"/api/v1/namespaces/{quote(namespace)}/configmaps", body=body)
-    except ApiError as err:
-        if err.status != 409:
-            raise
-        api.request("PATCH", _path(namespace), body={"data": data}, content_type=MERGE_PATCH)
+    configmaps.patch_data(api, namespace, names.NODE_STATUS_CONFIGMAP, data)
     return True
 
 
@@ -157,7 +129,7 @@ def live_rows(api: KubeClient, namespace: str) -> tuple[list[HostStatus], dict[s
             elif node.phase and node.phase not in ("configured",) and row.phase != "blocked":
                 phase = node.phase
                 since = node.since or since
-            row = _with(row, current=node.version, phase=phase, last_error=error, since=since)
+            row = replace(row, current=node.version, phase=phase, last_error=error, since=since)
         rows.append(row)
     return rows, report.rollout
 

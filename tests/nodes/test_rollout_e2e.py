@@ -4,15 +4,21 @@ annotations and schedulability, services on the hosts, commands the hosts receiv
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import threading
 import time
 from pathlib import Path
 
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from syncer import names
 from syncer.cli import cli
+from syncer.cluster.client import ApiError
+from syncer.nodes.keys import parse_private_key
 from syncer.nodes.slots import RolloutLock
 from syncer.nodes.stage import NodeStageResult, run_node_stage
 from syncer.nodes.status import read_status
@@ -387,3 +393,45 @@ def test_paused_rollout_only_plans(node_lab: NodeLab) -> None:
     assert [e.split(" ")[0] for e in entries(host)[seen:]] == ["inventory"]
     node = node_lab.node_of(host)
     assert node is not None and node["status"]["nodeInfo"]["kubeletVersion"] == "v1.30.4"
+
+
+def test_each_round_maintains_windows_user_data(node_lab: NodeLab) -> None:
+    """Windows MachineSets reference `windows-user-data`: every round keeps it in step with
+    `cloud-private-key` (before any host exists, and after a key rotation), unless the
+    Fleet leaves it to WMCO."""
+    secrets = f"/api/v1/namespaces/{node_lab.namespace}/secrets"
+
+    def user_data() -> str | None:
+        try:
+            secret = node_lab.api.request("GET", f"{secrets}/{names.USER_DATA_SECRET}")
+        except ApiError as err:
+            assert err.not_found
+            return None
+        return base64.b64decode(secret["data"][names.USER_DATA_SECRET_KEY]).decode()
+
+    node_lab.set_fleet("1.0.0")  # no hosts yet
+    node_lab.run()
+    script = user_data()
+    assert script is not None and node_lab.key_line in script
+    assert "<powershell>" in script and "administrators_authorized_keys" in script
+
+    rotated = Ed25519PrivateKey.generate().private_bytes(
+        Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption())
+    body = node_lab.api.request("GET", f"{secrets}/{names.PRIVATE_KEY_SECRET}")
+    body["data"] = {names.PRIVATE_KEY_SECRET_KEY: base64.b64encode(rotated).decode()}
+    node_lab.api.request("PUT", f"{secrets}/{names.PRIVATE_KEY_SECRET}", body=body)
+    node_lab.run()
+    script = user_data()
+    assert script is not None and parse_private_key(rotated).public_key in script
+    assert node_lab.key_line not in script
+
+    # nodes.userData: wmco: WMCO owns the Secret; syncer neither writes nor recreates it.
+    path = f"/api/v1/namespaces/{node_lab.namespace}/configmaps/{names.FLEET_CONFIGMAP}"
+    fleet_cm = node_lab.api.request("GET", path)
+    policy = json.loads(fleet_cm["data"]["nodes.json"])
+    policy["nodes"]["userData"] = "wmco"
+    fleet_cm["data"]["nodes.json"] = json.dumps(policy)
+    node_lab.api.request("PUT", path, body=fleet_cm)
+    node_lab.api.request("DELETE", f"{secrets}/{names.USER_DATA_SECRET}")
+    node_lab.run()
+    assert user_data() is None
