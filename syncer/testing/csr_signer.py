@@ -28,12 +28,11 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from syncer.testing.pki import BACKDATE, CertificateAuthority, cert_pem
+from syncer.testing.pki import CertificateAuthority, cert_pem
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +60,13 @@ def _conditions(csr: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def _subject_alt_names(req: x509.CertificateSigningRequest) -> x509.SubjectAlternativeName:
+    try:
+        return req.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return x509.SubjectAlternativeName([])
+
+
 def validate(csr_obj: Mapping[str, Any], req: x509.CertificateSigningRequest) -> None:
     """Raise :class:`SignerValidationError` when ``req`` breaks its signer's rules."""
     spec = csr_obj["spec"]
@@ -79,10 +85,7 @@ def validate(csr_obj: Mapping[str, Any], req: x509.CertificateSigningRequest) ->
             f"usages {sorted(usages)} not allowed for {signer}; "
             f"allowed {sorted(_ALLOWED_USAGES[signer])}, must include {_REQUIRED_USAGE[signer]}"
         )
-    try:
-        san = req.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        san = x509.SubjectAlternativeName([])
+    san = _subject_alt_names(req)
     dns = san.get_values_for_type(x509.DNSName)
     ips = san.get_values_for_type(x509.IPAddress)
     others = [n for n in san if not isinstance(n, x509.DNSName | x509.IPAddress)]
@@ -95,59 +98,29 @@ def validate(csr_obj: Mapping[str, Any], req: x509.CertificateSigningRequest) ->
             raise SignerValidationError("at least one DNS or IP SAN is required")
 
 
-def sign(
-    ca: CertificateAuthority,
-    csr_obj: Mapping[str, Any],
-    *,
-    now: dt.datetime | None = None,
-) -> bytes:
+def sign(ca: CertificateAuthority, csr_obj: Mapping[str, Any]) -> bytes:
     """Validate and sign one CSR object; returns the PEM certificate."""
     req = x509.load_pem_x509_csr(base64.b64decode(csr_obj["spec"]["request"]))
     if not req.is_signature_valid:
         raise SignerValidationError("CSR signature is invalid")
     validate(csr_obj, req)
-    now = now or dt.datetime.now(dt.UTC)
     duration = DEFAULT_DURATION
     if seconds := csr_obj["spec"].get("expirationSeconds"):
         duration = min(duration, max(MIN_DURATION, dt.timedelta(seconds=int(seconds))))
     usages = set(csr_obj["spec"].get("usages") or [])
-    eku = [ExtendedKeyUsageOID.CLIENT_AUTH] if "client auth" in usages else []
-    eku += [ExtendedKeyUsageOID.SERVER_AUTH] if "server auth" in usages else []
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(req.subject)
-        .issuer_name(ca.cert.subject)
-        .public_key(req.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(min(now + duration, ca.cert.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature="digital signature" in usages,
-                content_commitment=False,
-                key_encipherment="key encipherment" in usages,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
-            critical=False,
-        )
+    san = _subject_alt_names(req)
+    cert = ca.sign(
+        req.subject,
+        req.public_key(),
+        client="client auth" in usages,
+        server="server auth" in usages,
+        dns_names=san.get_values_for_type(x509.DNSName),
+        ip_addresses=san.get_values_for_type(x509.IPAddress),
+        validity=duration,
+        digital_signature="digital signature" in usages,
+        key_encipherment="key encipherment" in usages,
     )
-    try:
-        san = req.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        builder = builder.add_extension(san.value, critical=False)
-    except x509.ExtensionNotFound:
-        pass
-    return cert_pem(builder.sign(ca.key, hashes.SHA256()))
+    return cert_pem(cert)
 
 
 class CSRSigner:
@@ -175,10 +148,6 @@ class CSRSigner:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
         while not self._stop.is_set():

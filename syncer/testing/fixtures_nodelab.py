@@ -37,9 +37,6 @@ def node_lab(kube: client.ApiClient, namespace: str, tmp_path: Path) -> Iterator
         finally:
             # Nodes are cluster-wide: leave none behind for other tests' node stages.
             lab.stop()
-            for name in nl.nodes():
-                with contextlib.suppress(ApiError):
-                    nl.api.request("DELETE", f"/api/v1/nodes/{name}")
-            for name in nl.extra_nodes:
+            for name in [*nl.nodes(), *nl.extra_nodes]:
                 with contextlib.suppress(ApiError):
                     nl.api.request("DELETE", f"/api/v1/nodes/{name}")

@@ -19,7 +19,6 @@ remote that is down for a while.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import gzip
 import ipaddress
 import os
@@ -35,20 +34,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
+from syncer.testing import pki
 from syncer.testing.gitrepos import SshKey
+from syncer.testing.processes import free_port
 
 SSHD = "/usr/sbin/sshd"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for_banner(host: str, port: int, prefix: bytes, timeout: float = 10.0) -> None:
@@ -186,57 +176,23 @@ class SshGitServer:
 
 
 @dataclass
-class CertificateAuthority:
-    """A throw-away CA and one server certificate for 127.0.0.1/localhost."""
+class ServerTls:
+    """A throw-away CA (:mod:`syncer.testing.pki`) and one server certificate it issued
+    for ``host`` and ``localhost``, as PEM files."""
 
     ca_file: Path
     cert_file: Path
     key_file: Path
 
     @classmethod
-    def create(cls, directory: Path, host: str = "127.0.0.1") -> CertificateAuthority:
+    def create(cls, directory: Path, host: str = "127.0.0.1") -> ServerTls:
         directory.mkdir(parents=True, exist_ok=True)
-        now = dt.datetime.now(dt.UTC)
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "syncer test CA")])
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name).issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-            .sign(ca_key, hashes.SHA256())
-        )
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost"),
-            ]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(ca_key, hashes.SHA256())
-        )
+        ca = pki.CertificateAuthority.create("syncer test CA")
+        key, cert = ca.issue(host, server=True, dns_names=["localhost"],
+                             ip_addresses=[ipaddress.ip_address(host)])
         ca_file = directory / "ca.pem"
-        ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-        cert_file = directory / "server.pem"
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file = directory / "server-key.pem"
-        key_file.write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
-        key_file.chmod(0o600)
+        ca_file.write_bytes(pki.cert_pem(ca.cert))
+        key_file, cert_file = pki.write_key_and_cert(directory, "server", key, cert)
         return cls(ca_file, cert_file, key_file)
 
 
@@ -436,8 +392,8 @@ class HttpsGitServer:
 
     def start(self) -> HttpsGitServer:
         self.root.mkdir(parents=True, exist_ok=True)
-        if not hasattr(self, "ca"):
-            self.ca = CertificateAuthority.create(self.base / "tls", self.host)
+        if not hasattr(self, "ca"):  # kept across restarts; tests may share one
+            self.ca = ServerTls.create(self.base / "tls", self.host)
         if not self.port:
             self.port = free_port(self.host)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

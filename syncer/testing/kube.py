@@ -43,8 +43,8 @@ last lines.
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
-import ctypes
 import http.client
 import ipaddress
 import json
@@ -53,7 +53,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -81,6 +80,7 @@ from syncer.testing.pki import (
     public_key_pem,
     write_key_and_cert,
 )
+from syncer.testing.processes import die_with_parent, free_port
 from syncer.testing.standins import aggregate_cluster_roles
 
 # Namespaces every OpenShift cluster has that syncer writes into; created at start.
@@ -90,7 +90,6 @@ KUBERNETES_SERVICE_IP = "10.0.0.1"
 AUTHENTICATED = "system:authenticated"
 _WORKDIR_PREFIX = "syncer-kube-"
 _LOG_TAIL_LINES = 40
-_PR_SET_PDEATHSIG = 1
 
 
 class ControlPlaneError(RuntimeError):
@@ -99,12 +98,6 @@ class ControlPlaneError(RuntimeError):
 
 class _PortConflict(ControlPlaneError):
     """A process lost the race for the free port it was given; start again."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _tmp_base() -> Path:
@@ -148,23 +141,6 @@ def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
 
 # --- process supervision ---------------------------------------------------------------
 
-_libc: Any = None
-with contextlib.suppress(OSError):
-    _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _child_preexec(parent_pid: int) -> Callable[[], None]:
-    """Runs in the forked child: die with the parent (Linux ``PR_SET_PDEATHSIG``)."""
-
-    def preexec() -> None:
-        if _libc is not None:
-            _libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
 class _Process:
     """One supervised child process with its log file."""
 
@@ -172,20 +148,13 @@ class _Process:
         self.name = name
         self.log_path = log_path
         self._log: IO[bytes] = log_path.open("ab")
-        # PDEATHSIG fires when the *thread* that forked exits, so only the main thread
-        # (which lives as long as the interpreter) may use it.
-        preexec = (
-            _child_preexec(os.getpid())
-            if threading.current_thread() is threading.main_thread()
-            else None
-        )
         self.popen = subprocess.Popen(
             list(args),
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=preexec,
+            preexec_fn=die_with_parent(),
             close_fds=True,
         )
 
@@ -360,10 +329,6 @@ class ControlPlane:
     ) -> None:
         self.stop()
 
-    @property
-    def running(self) -> bool:
-        return bool(self._procs) and all(p.running() for p in self._procs)
-
     def start(self, attempts: int = 3) -> ControlPlane:
         """Start etcd and kube-apiserver, wait for ``/readyz``, install CRDs. Returns self."""
         with self._lock:
@@ -426,7 +391,7 @@ class ControlPlane:
         with _live_lock:
             _live.add(self)
         work = self._workdir
-        etcd_port, api_port = _free_port(), _free_port()
+        etcd_port, api_port = free_port(), free_port()
         self._etcd_url = f"http://127.0.0.1:{etcd_port}"
         self._server = f"https://127.0.0.1:{api_port}"
         etcd_data = work / f"etcd-{etcd_port}"
@@ -451,7 +416,7 @@ class ControlPlane:
             "kube-apiserver", self._apiserver_args(api_port), work / "kube-apiserver.log"
         )
         self._procs.append(apiserver)
-        self._write_kubeconfig(self.kubeconfig, admin=True)
+        self._write_kubeconfig(self.kubeconfig)
         self._wait_ready(apiserver)
         self.timings["kube-apiserver"] = time.monotonic() - begin
         with self.api_client() as api:
@@ -575,11 +540,7 @@ class ControlPlane:
                 continue
             crd = yaml.load(entry.read_text())
             names.append(crd["metadata"]["name"])
-            try:
-                ext.create_custom_resource_definition(crd)
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
+            _create_if_missing(ext.create_custom_resource_definition, crd)
         deadline = time.monotonic() + 30
         for name in names:
             while True:
@@ -611,11 +572,6 @@ class ControlPlane:
         return url
 
     @property
-    def etcd_url(self) -> str:
-        url: str = self._require(self._etcd_url, "etcd")
-        return url
-
-    @property
     def version(self) -> str:
         """The Kubernetes version of the binaries, e.g. ``v1.34.4``."""
         return self.binaries.version
@@ -630,18 +586,9 @@ class ControlPlane:
         return self.workdir / "pki" / "ca.crt"
 
     @property
-    def ca_key_path(self) -> Path:
-        """The cluster CA's private key (what a cluster signer would use)."""
-        return self.workdir / "pki" / "ca.key"
-
-    @property
     def ca(self) -> CertificateAuthority:
         ca: CertificateAuthority = self._require(self._ca, "CA")
         return ca
-
-    def log_path(self, component: str) -> Path:
-        """Log file of ``etcd`` or ``kube-apiserver``."""
-        return self.workdir / f"{component}.log"
 
     def pids(self) -> list[int]:
         """PIDs of the running child processes (for leak checks)."""
@@ -710,9 +657,7 @@ class ControlPlane:
         token it authenticates as the ServiceAccount for real, as it would in a Pod.
         """
         token = self.service_account_token(namespace, name)
-        self._write_kubeconfig(
-            path, admin=False, token=token, user=service_account_username(namespace, name)
-        )
+        self._write_kubeconfig(path, token=token, user=service_account_username(namespace, name))
         return path
 
     def kubectl(
@@ -732,22 +677,22 @@ class ControlPlane:
         )
 
     def _write_kubeconfig(
-        self, path: Path, *, admin: bool, token: str | None = None, user: str = "admin"
+        self, path: Path, *, token: str | None = None, user: str = "admin"
     ) -> None:
-        import base64
+        """A kubeconfig with ``token``, or else the admin's client certificate."""
 
         def b64(p: Path) -> str:
             return base64.b64encode(p.read_bytes()).decode()
 
         pki = self.workdir / "pki"
         creds: dict[str, str]
-        if admin:
+        if token is None:
             creds = {
                 "client-certificate-data": b64(pki / "admin.crt"),
                 "client-key-data": b64(pki / "admin.key"),
             }
         else:
-            creds = {"token": token or ""}
+            creds = {"token": token}
         config = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -822,8 +767,7 @@ class ControlPlane:
         self, api: client.ApiClient, name: str, labels: Mapping[str, str] | None = None
     ) -> None:
         ns = client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=dict(labels or {})))
-        with contextlib.suppress(_AlreadyExists):
-            _create(lambda: client.CoreV1Api(api).create_namespace(ns))
+        _create_if_missing(client.CoreV1Api(api).create_namespace, ns)
         _create_service_account(api, name, "default")
 
     # -- diagnostics ----------------------------------------------------------------------
@@ -841,21 +785,16 @@ class ControlPlane:
 
 def _create_service_account(api: client.ApiClient, namespace: str, name: str) -> None:
     sa = client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
-    with contextlib.suppress(_AlreadyExists):
-        _create(lambda: client.CoreV1Api(api).create_namespaced_service_account(namespace, sa))
+    _create_if_missing(client.CoreV1Api(api).create_namespaced_service_account, namespace, sa)
 
 
-class _AlreadyExists(Exception):
-    pass
-
-
-def _create(call: Callable[[], Any]) -> Any:
+def _create_if_missing(create: Callable[..., object], *args: object) -> None:
+    """``create(*args)``; an object of that name existing already (409) is fine."""
     try:
-        return call()
+        create(*args)
     except ApiException as exc:
-        if exc.status == 409:
-            raise _AlreadyExists() from exc
-        raise
+        if exc.status != 409:
+            raise
 
 
 @contextlib.contextmanager

@@ -196,16 +196,16 @@ class MachineAPISimulator:
         for _ in range(want - len(active)):
             self._create_machine(ms)
         if len(active) > want:
-            def order(m: dict[str, Any]) -> tuple[int, str]:
-                marked = DELETE_ANNOTATION in (m["metadata"].get("annotations") or {})
-                return (0 if marked else 1, "~" + m["metadata"]["creationTimestamp"])
+            def created(m: dict[str, Any]) -> str:
+                return str(m["metadata"]["creationTimestamp"])
 
-            surplus = sorted(active, key=order)
-            # Marked ones first, then the newest (largest creationTimestamp).
-            marked = [m for m in surplus if order(m)[0] == 0]
-            rest = sorted([m for m in surplus if order(m)[0] == 1],
-                          key=lambda m: m["metadata"]["creationTimestamp"], reverse=True)
-            for machine in (marked + rest)[: len(active) - want]:
+            def marked(m: dict[str, Any]) -> bool:
+                return DELETE_ANNOTATION in (m["metadata"].get("annotations") or {})
+
+            # Marked ones first (oldest first), then the newest unmarked.
+            doomed = sorted(filter(marked, active), key=created) + sorted(
+                (m for m in active if not marked(m)), key=created, reverse=True)
+            for machine in doomed[: len(active) - want]:
                 self._delete_machine(machine)
 
     def _create_machine(self, ms: dict[str, Any]) -> None:

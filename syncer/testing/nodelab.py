@@ -154,8 +154,7 @@ class NodeLab:
         versions = dict(versions or {})
         components = {}
         for name in COMPONENTS:
-            v = kubelet if name in ("kubelet", "kube-proxy") else versions.get(name, "v1.0.0")
-            v = versions.get(name, v)
+            v = versions.get(name, kubelet if name in ("kubelet", "kube-proxy") else "v1.0.0")
             components[name] = self.payload(name, v, corrupt=corrupt == name)
         self.fleet_version = version
         self.components = components

@@ -27,7 +27,10 @@ DEFAULT_VALIDITY = dt.timedelta(days=365)
 # Like kube-controller-manager's signer: backdate so clock skew does not bite.
 BACKDATE = dt.timedelta(minutes=5)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# What an x509 IPAddress name holds (a CSR may even carry a network).
+IPAddress = (
+    ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network
+)
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:
@@ -66,6 +69,22 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _key_usage(
+    *, digital_signature: bool, key_encipherment: bool = False, cert_sign: bool = False
+) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 @dataclass(frozen=True)
 class CertificateAuthority:
     """A self-signed CA and its key."""
@@ -88,20 +107,7 @@ class CertificateAuthority:
             .not_valid_before(now - BACKDATE)
             .not_valid_after(now + DEFAULT_VALIDITY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage(digital_signature=True, cert_sign=True), critical=True)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
             )
@@ -119,11 +125,14 @@ class CertificateAuthority:
         dns_names: Sequence[str] = (),
         ip_addresses: Sequence[IPAddress] = (),
         validity: dt.timedelta = DEFAULT_VALIDITY,
+        digital_signature: bool = True,
+        key_encipherment: bool = True,
     ) -> x509.Certificate:
         """Issue a leaf certificate for ``public_key``.
 
         ``client``/``server`` select the extended key usages (TLS client and/or server
-        authentication). The certificate never outlives the CA.
+        authentication), ``digital_signature``/``key_encipherment`` the key usages. The
+        certificate never outlives the CA.
         """
         now = _now()
         not_after = min(now + validity, self.cert.not_valid_after_utc)
@@ -142,16 +151,8 @@ class CertificateAuthority:
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=True,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
+                _key_usage(
+                    digital_signature=digital_signature, key_encipherment=key_encipherment
                 ),
                 critical=True,
             )

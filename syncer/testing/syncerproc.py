@@ -14,47 +14,20 @@ its rollout and releases its Lease), :meth:`kill` a SIGKILL (a crashed pod).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-_PR_SET_PDEATHSIG = 1
+from syncer.testing.processes import die_with_parent, free_port
+
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child die with this process (Linux), or None off
-    the main thread (PDEATHSIG fires when the forking *thread* exits)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    parent = os.getpid()
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-    def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
 
 
 class SyncerProcess:

@@ -8,6 +8,7 @@ import pytest
 from winhelpers import payload, run, wait_for
 
 from syncer.nodes import commands as c
+from syncer.testing.nodelab import tar_gz
 from syncer.testing.winhost import SimClient, SimHost
 
 PROXY = "C:\\k\\kube-proxy.exe"
@@ -146,8 +147,6 @@ def test_a_running_binary_can_be_renamed_away(win_client: SimClient, installed: 
 
 
 def test_archive_over_a_held_file(win_client: SimClient, installed: SimHost) -> None:
-    from winhelpers import tar_gz
-
     start_and_wait(win_client, installed, "containerd")
     installed.fs.write_bytes("C:\\k\\containerd.tar.gz", tar_gz({
         "containerd.exe": payload("containerd", "v1.7.21"), "ctr.exe": b"ctr\n"}))

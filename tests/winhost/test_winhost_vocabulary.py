@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-from winhelpers import payload, run, tar_gz, wait_for
+from winhelpers import payload, run, wait_for
 
 from syncer.nodes import commands as c
+from syncer.testing.nodelab import tar_gz
 from syncer.testing.winhost import SimClient, SimHost
 from syncer.testing.winhost.vocabulary import BODIES
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import tarfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,16 +34,6 @@ def run(client: SimClient, command: str, timeout: float | None = None) -> Comman
 def payload(component: str, version: str) -> bytes:
     """A simulated payload binary: a text file whose first line states its version."""
     return f"{component} {version}\n".encode()
-
-
-def tar_gz(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.05) -> bool:

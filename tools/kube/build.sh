@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kubectl from the k8s.io/kubernetes Go module, the way
-# controller-runtime's envtest gets them, and caches them under
+# Builds kube-apiserver and kubectl from the k8s.io/kubernetes Go module (and etcd from
+# the etcd server module it pins), the way controller-runtime's envtest gets them, and
+# caches them under
 #   ${SYNCER_KUBE_CACHE:-~/.cache/syncer/kube}/<version>/bin/
 # The Kubernetes version is the one go.mod in this folder requires. No package registry
 # ships kube-apiserver, so the first build compiles it (several minutes on 2 cores);

@@ -221,6 +221,12 @@ class Dialect(ABC):
     def extra_headers(self) -> dict[str, str]:
         return {}
 
+    def _repo(self, req: Request) -> None:
+        """404 unless the path's ``owner``/``repo`` name the simulated repository."""
+        full = f"{req.match['owner']}/{req.match['repo']}"
+        if full.lower() != self.sim.repository.lower():
+            raise ApiError(self.not_found())
+
 
 class ForgeSimulator:
     """A local, strict forge API for one flavour. Use as a context manager."""
@@ -328,7 +334,7 @@ class ForgeSimulator:
                 title or f"Change {number}",
                 author,
                 state,
-                self._stamp(),
+                self.stamp(),
             )
             self.pull_requests[number] = pr
             self.commits.add(head_sha)
@@ -340,18 +346,30 @@ class ForgeSimulator:
             self.pull_requests[number].head_sha = head_sha
             self.commits.add(head_sha)
 
-    def add_commit(self, sha: str) -> None:
-        with self.lock:
-            self.commits.add(sha)
-
     def add_comment(
         self, number: int, body: str, *, author: str = "bob", system: bool = False
     ) -> SimComment:
         with self.lock:
-            stamp = self._stamp()
+            stamp = self.stamp()
             comment = SimComment(next(self._ids), number, body, author, system, stamp, stamp)
             self.comments[comment.id] = comment
             return comment
+
+    def add_status(
+        self,
+        sha: str,
+        state: str,
+        context: str,
+        description: str,
+        target_url: str | None,
+        ref: str | None = None,
+    ) -> SimStatus:
+        with self.lock:
+            status = SimStatus(
+                next(self._ids), sha, state, context, description, target_url, ref, self.stamp()
+            )
+            self.statuses.append(status)
+            return status
 
     def comments_on(self, number: int) -> list[SimComment]:
         with self.lock:
@@ -436,15 +454,10 @@ class ForgeSimulator:
 
     # --- helpers for dialects ----------------------------------------------------------
 
-    def next_id(self) -> int:
-        return next(self._ids)
-
-    def _stamp(self) -> str:
+    def stamp(self) -> str:
+        """The next tick of the simulator's clock (one second apart)."""
         n = next(self._clock)
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1_700_000_000 + n))
-
-    def stamp(self) -> str:
-        return self._stamp()
 
     def page(
         self, req: Request, items: list[Any], size_param: str, default_size: int | None = None
@@ -464,28 +477,22 @@ class ForgeSimulator:
         pages = max(1, -(-len(items) // size))
         return items[(page - 1) * size : page * size], page, size, pages
 
-    def link_header(
-        self,
-        req: Request,
-        page: int,
-        pages: int,
-        rels: tuple[str, ...] = ("next", "last", "first", "prev"),
-    ) -> str:
+    def link_headers(self, req: Request, page: int, pages: int) -> dict[str, str]:
+        """``{"Link": ...}`` with next/last/first/prev, or ``{}`` for a single page."""
+
         def url(n: int) -> str:
             query = {k: v[0] for k, v in req.query.items()}
             query["page"] = str(n)
             return f"{req.base_url}{req.path}?{urlencode(query)}"
 
         links: list[str] = []
-        if "next" in rels and page < pages:
+        if page < pages:
             links.append(f'<{url(page + 1)}>; rel="next"')
-        if "last" in rels and page < pages:
             links.append(f'<{url(pages)}>; rel="last"')
-        if "first" in rels and page > 1:
+        if page > 1:
             links.append(f'<{url(1)}>; rel="first"')
-        if "prev" in rels and page > 1:
             links.append(f'<{url(page - 1)}>; rel="prev"')
-        return ", ".join(links)
+        return {"Link": ", ".join(links)} if links else {}
 
     # --- the request pipeline (server threads) -----------------------------------------
 

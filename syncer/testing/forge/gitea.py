@@ -110,10 +110,6 @@ class GiteaDialect(Dialect):
 
     # --- helpers -----------------------------------------------------------------------
 
-    def _repo(self, req: Request) -> None:
-        if f"{req.match['owner']}/{req.match['repo']}".lower() != self.sim.repository.lower():
-            raise ApiError(self.not_found())
-
     def _comment_json(self, c: SimComment) -> dict[str, Any]:
         return {
             "id": c.id,
@@ -176,10 +172,7 @@ class GiteaDialect(Dialect):
             and (base is None or p.base == base)
         ]
         chunk, page, _size, pages = self.sim.page(req, items, "limit")
-        headers = {"X-Total-Count": str(len(items))}
-        link = self.sim.link_header(req, page, pages)
-        if link:
-            headers["Link"] = link
+        headers = {"X-Total-Count": str(len(items)), **self.sim.link_headers(req, page, pages)}
         return Reply(200, chunk, headers)
 
     def list_comments(self, req: Request) -> Reply:
@@ -200,9 +193,7 @@ class GiteaDialect(Dialect):
         body = self._body(req)
         if index not in self.sim.pull_requests:
             raise ApiError(self.not_found())
-        stamp = self.sim.stamp()
-        c = SimComment(self.sim.next_id(), index, body, self.sim.bot, False, stamp, stamp)
-        self.sim.comments[c.id] = c
+        c = self.sim.add_comment(index, body, author=self.sim.bot)
         return Reply(201, self._comment_json(c))
 
     def edit_comment(self, req: Request) -> Reply:
@@ -264,15 +255,11 @@ class GiteaDialect(Dialect):
             )
         if sha not in self.sim.commits:
             raise ApiError(self.not_found())
-        s = SimStatus(
-            self.sim.next_id(),
+        s = self.sim.add_status(
             sha,
             state,
             data.get("context") or "default",
             data.get("description") or "",
             data.get("target_url") or None,
-            None,
-            self.sim.stamp(),
         )
-        self.sim.statuses.append(s)
         return Reply(201, self._status_json(s))

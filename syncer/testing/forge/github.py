@@ -177,18 +177,9 @@ class GitHubDialect(Dialect):
 
     # --- helpers -----------------------------------------------------------------------
 
-    def _repo(self, req: Request) -> None:
-        full = f"{req.match['owner']}/{req.match['repo']}"
-        if full.lower() != self.sim.repository.lower():
-            raise ApiError(_error(404, "Not Found"))
-
     def _paged(self, req: Request, items: list[Any]) -> Reply:
         chunk, page, _size, pages = self.sim.page(req, items, "per_page")
-        headers = {}
-        link = self.sim.link_header(req, page, pages)
-        if link:
-            headers["Link"] = link
-        return Reply(200, chunk, headers)
+        return Reply(200, chunk, self.sim.link_headers(req, page, pages))
 
     def _repo_json(self) -> dict[str, Any]:
         return {"full_name": self.sim.repository, "html_url": self.sim.web_url, "private": True}
@@ -287,9 +278,7 @@ class GitHubDialect(Dialect):
         body = self._check_body(req.json_object(self.not_found))
         if number not in self.sim.pull_requests:
             raise ApiError(_error(404, "Not Found"))
-        stamp = self.sim.stamp()
-        c = SimComment(self.sim.next_id(), number, body, self.sim.bot, False, stamp, stamp)
-        self.sim.comments[c.id] = c
+        c = self.sim.add_comment(number, body, author=self.sim.bot)
         data = self._comment_json(c)
         return Reply(201, data, {"Location": data["url"]})
 
@@ -358,15 +347,5 @@ class GitHubDialect(Dialect):
                     "This SHA and context has reached the maximum number of statuses.",
                 )
             )
-        s = SimStatus(
-            self.sim.next_id(),
-            sha,
-            state,
-            context,
-            description,
-            data.get("target_url"),
-            None,
-            self.sim.stamp(),
-        )
-        self.sim.statuses.append(s)
+        s = self.sim.add_status(sha, state, context, description, data.get("target_url"))
         return Reply(201, self._status_json(s))

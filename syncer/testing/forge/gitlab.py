@@ -156,10 +156,8 @@ class GitLabDialect(Dialect):
             "X-Prev-Page": str(page - 1) if page > 1 else "",
             "X-Total": str(len(items)),
             "X-Total-Pages": str(pages),
+            **self.sim.link_headers(req, page, pages),
         }
-        link = self.sim.link_header(req, page, pages)
-        if link:
-            headers["Link"] = link
         return Reply(200, chunk, headers)
 
     def _mr(self, req: Request) -> int:
@@ -246,9 +244,7 @@ class GitLabDialect(Dialect):
     def create_note(self, req: Request) -> Reply:
         iid = self._mr(req)
         body = self._body(req)
-        stamp = self.sim.stamp()
-        c = SimComment(self.sim.next_id(), iid, body, self.sim.bot, False, stamp, stamp)
-        self.sim.comments[c.id] = c
+        c = self.sim.add_comment(iid, body, author=self.sim.bot)
         return Reply(201, self._note_json(c))
 
     def update_note(self, req: Request) -> Reply:
@@ -333,15 +329,7 @@ class GitLabDialect(Dialect):
             current.description = data.get("description") or ""
             current.target_url = data.get("target_url")
             return Reply(201, self._status_json(current))
-        s = SimStatus(
-            self.sim.next_id(),
-            sha,
-            state,
-            name,
-            data.get("description") or "",
-            data.get("target_url"),
-            ref,
-            self.sim.stamp(),
+        s = self.sim.add_status(
+            sha, state, name, data.get("description") or "", data.get("target_url"), ref
         )
-        self.sim.statuses.append(s)
         return Reply(201, self._status_json(s))

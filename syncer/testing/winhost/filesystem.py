@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tarfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from syncer.testing.winhost import win32
@@ -133,18 +132,6 @@ class Drive:
     def held(self, path: str) -> bool:
         return bool(self.holders(self.key(path)))
 
-    def held_below(self, real: Path) -> str | None:
-        """A held file at or below ``real``, as a Windows path, or None."""
-        if real.is_file():
-            win = self.windows(real)
-            return win if self.held(win) else None
-        for dirpath, _dirs, files in os.walk(real):
-            for name in files:
-                win = self.windows(Path(dirpath) / name)
-                if self.held(win):
-                    return win
-        return None
-
     # --- space -------------------------------------------------------------------------
     def charge(self, nbytes: int, path: str) -> None:
         """Take ``nbytes`` from the free-space budget, or fail with ERROR_DISK_FULL."""
@@ -171,6 +158,16 @@ class Drive:
         if not real.parent.is_dir():
             raise Win32Error(win32.PATH_NOT_FOUND, path)
 
+    def _writable(self, path: str) -> Path:
+        """The real path of a file about to be (re)written; fails as opening it would."""
+        real = self.resolve(path)
+        self._parent_must_exist(real, path)
+        if real.is_dir():
+            raise Win32Error(win32.ACCESS_DENIED, path)
+        if real.exists() and self.held(path):
+            raise Win32Error(win32.SHARING_VIOLATION, path)
+        return real
+
     def make_directory(self, path: str) -> None:
         """``Directory.CreateDirectory``: parents too; an existing file is an error."""
         current = self.root
@@ -184,24 +181,14 @@ class Drive:
 
     def write_bytes(self, path: str, data: bytes) -> None:
         """Create or truncate-and-write a file (``File.WriteAllText``)."""
-        real = self.resolve(path)
-        self._parent_must_exist(real, path)
-        if real.is_dir():
-            raise Win32Error(win32.ACCESS_DENIED, path)
-        if real.exists() and self.held(path):
-            raise Win32Error(win32.SHARING_VIOLATION, path)
+        real = self._writable(path)
         old = real.stat().st_size if real.exists() else 0
         self.charge(len(data) - old, path)
         real.write_bytes(data)
 
     def open_for_write(self, path: str, truncate: bool) -> Path:
         """Checks before an SFTP open for writing; returns the real path to open."""
-        real = self.resolve(path)
-        self._parent_must_exist(real, path)
-        if real.is_dir():
-            raise Win32Error(win32.ACCESS_DENIED, path)
-        if real.exists() and self.held(path):
-            raise Win32Error(win32.SHARING_VIOLATION, path)
+        real = self._writable(path)
         if truncate and real.exists():
             self.refund(real.stat().st_size)
         return real
@@ -254,9 +241,7 @@ class Drive:
         if dst.exists() and dst.resolve() != src.resolve():
             if not replace:
                 raise Win32Error(win32.ALREADY_EXISTS, destination)
-            if dst.is_dir():
-                raise Win32Error(win32.ACCESS_DENIED, destination)
-            if self.held(destination):
+            if dst.is_dir() or self.held(destination):
                 raise Win32Error(win32.ACCESS_DENIED, destination)
             self.refund(dst.stat().st_size)
         os.replace(src, dst)
@@ -307,11 +292,3 @@ class Drive:
         except (tarfile.TarError, OSError, EOFError) as err:
             errors.append(f"tar.exe: Error opening archive: {err}")
         return errors
-
-    def walk(self) -> Iterator[Path]:
-        for dirpath, _dirs, files in os.walk(self.root):
-            for name in files:
-                yield Path(dirpath) / name
-
-    def wipe(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)

@@ -28,7 +28,6 @@ import contextlib
 import io
 import itertools
 import logging
-import secrets
 import socket
 import threading
 import time
@@ -121,13 +120,6 @@ class ReceivedCommand:
         return self.executed.outcome.unexpected if self.executed else None
 
 
-@dataclass
-class Knobs:
-    reboot_delay: float = 0.3
-    reboot_downtime: float = 1.0
-    command_latency: float = 0.0
-
-
 class SimHost:
     def __init__(
         self,
@@ -167,7 +159,9 @@ class SimHost:
             transition_seconds=service_transition_seconds,
             linger_seconds=process_linger_seconds,
         )
-        self.knobs = Knobs(reboot_delay, reboot_downtime, command_latency)
+        self.reboot_delay = reboot_delay
+        self.reboot_downtime = reboot_downtime
+        self.command_latency = command_latency
         self.faults = Faults(self)
         self.commands: list[ReceivedCommand] = []
         self.reboots = 0
@@ -184,31 +178,7 @@ class SimHost:
         self._lay_out_drive(authorized_keys)
         self.scm.add_running("sshd", SSHD_EXE, "auto", "OpenSSH SSH Server")
 
-    # --- knobs ---------------------------------------------------------------------------
-    @property
-    def reboot_downtime(self) -> float:
-        return self.knobs.reboot_downtime
-
-    @reboot_downtime.setter
-    def reboot_downtime(self, value: float) -> None:
-        self.knobs.reboot_downtime = value
-
-    @property
-    def reboot_delay(self) -> float:
-        return self.knobs.reboot_delay
-
-    @reboot_delay.setter
-    def reboot_delay(self, value: float) -> None:
-        self.knobs.reboot_delay = value
-
-    @property
-    def command_latency(self) -> float:
-        return self.knobs.command_latency
-
-    @command_latency.setter
-    def command_latency(self, value: float) -> None:
-        self.knobs.command_latency = value
-
+    # --- knobs kept by the service control manager ---------------------------------------
     @property
     def process_linger_seconds(self) -> float:
         return self.scm.linger_seconds
@@ -396,7 +366,7 @@ class SimHost:
 
     def _answer(self, record: ReceivedCommand) -> tuple[Outcome, int | None]:
         """The host's answer, and the byte count after which to cut (drop fault)."""
-        if self.knobs.command_latency and not self.sleep(self.knobs.command_latency):
+        if self.command_latency and not self.sleep(self.command_latency):
             return Outcome(None), None
         executed, match = self.interpreter.understand(record.command)
         record.executed = executed
@@ -425,7 +395,7 @@ class SimHost:
             if self._rebooting:
                 return
             self._rebooting = True
-        self.lab.call_later(self.knobs.reboot_delay, self._go_down)
+        self.lab.call_later(self.reboot_delay, self._go_down)
 
     def reboot(self) -> None:
         """Reboot now (as if someone pulled the power and it came back)."""
@@ -442,7 +412,7 @@ class SimHost:
         self._update_listening()
         self._close_all()
         self.scm.shutdown()
-        self.lab.call_later(self.knobs.reboot_downtime, self._come_up)
+        self.lab.call_later(self.reboot_downtime, self._come_up)
 
     def _come_up(self) -> None:
         if self.lab.stopped:
@@ -488,9 +458,3 @@ class SimHost:
 def _close_socket(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.close()
-
-
-def random_suffix(n: int = 5) -> str:
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"
-    return "".join(secrets.choice(alphabet) for _ in range(n))
-

@@ -61,7 +61,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from ruamel.yaml import YAML
 
-from syncer.testing.winhost.scm import Service
+from syncer.testing.winhost.scm import Service, State
 from syncer.testing.winhost.win32 import Win32Error
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ DEFAULT_CERT_DIR = "C:\\var\\lib\\kubelet\\pki"
 CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
 LEASE_NAMESPACE = "kube-node-lease"
 ERROR_PROCESS_ABORTED = 1067
+_STARTED = (State.START_PENDING, State.RUNNING)  # the kubelet's process runs
 _VERSION = re.compile(r"^\s*\S+\s+(v?\d+\.\d+\.\d+\S*)")
 _OS_IMAGES = {17763: "Windows Server 2019 Datacenter", 20348: "Windows Server 2022 Datacenter",
               26100: "Windows Server 2025 Datacenter"}
@@ -250,8 +251,7 @@ class Kubelets:
         try:
             kubelet = self._launch(host, svc)
         except KubeletCrash as crash:
-            log.warning("%s: kubelet exits: %s", host.name, crash)
-            host.scm.crash(KUBELET_SERVICE, ERROR_PROCESS_ABORTED)
+            self._crash(host, crash)
             return
         with self._lock:
             old = self._running.get(host.name)
@@ -267,13 +267,17 @@ class Kubelets:
                 kubelet.registered = True
         except KubeletCrash as crash:
             kubelet.error = str(crash)
-            log.warning("%s: kubelet exits: %s", host.name, crash)
-            host.scm.crash(KUBELET_SERVICE, ERROR_PROCESS_ABORTED)
+            self._crash(host, crash)
         except Exception as err:
             kubelet.error = f"{type(err).__name__}: {err}"
             log.warning("%s: kubelet registration failed: %s", host.name, kubelet.error)
-        if host.scm.state(KUBELET_SERVICE) not in (2, 4):  # stopped while we registered
+        if host.scm.state(KUBELET_SERVICE) not in _STARTED:  # stopped while we registered
             self._stopped(host)
+
+    @staticmethod
+    def _crash(host: SimHost, crash: KubeletCrash) -> None:
+        log.warning("%s: kubelet exits: %s", host.name, crash)
+        host.scm.crash(KUBELET_SERVICE, ERROR_PROCESS_ABORTED)
 
     def _launch(self, host: SimHost, svc: Service) -> SimKubelet:
         try:
@@ -368,7 +372,7 @@ class Kubelets:
             cert_pem = b""
             while time.monotonic() < deadline:
                 if self._stop.is_set() or not host.up or kubelet.stopped or (
-                    host.scm.state(KUBELET_SERVICE) not in (2, 4)
+                    host.scm.state(KUBELET_SERVICE) not in _STARTED
                 ):
                     raise KubeletCrash("stopped while waiting for the client certificate")
                 obj = certs.read_certificate_signing_request(name)
@@ -422,7 +426,7 @@ class Kubelets:
     def _conditions(self, kubelet: SimKubelet, *, ready: bool | None) -> list[dict[str, Any]]:
         now = _rfc3339(_now())
         since = _rfc3339(kubelet.started_at)
-        runtime_up = kubelet.host.scm.state(CONTAINERD_SERVICE) == 4
+        runtime_up = kubelet.host.scm.state(CONTAINERD_SERVICE) is State.RUNNING
         if ready is None:
             status, reason, message = "Unknown", "NodeStatusUnknown", \
                 "Kubelet stopped posting node status."

@@ -114,9 +114,6 @@ class HostLab:
                 self.kubelets.attach(host)
         return host
 
-    def host(self, name: str) -> SimHost:
-        return self.hosts[name]
-
     def by_address(self, address: str) -> SimHost | None:
         for host in list(self.hosts.values()):
             if host.address == address:
@@ -130,7 +127,6 @@ class HostLab:
             if host is None:
                 return
             self._set_listening(host, False)
-            self._set_listening(host, False)  # and release a reserved address
         host.shutdown()
         if self.kubelets is not None:
             self.kubelets.detach(host)
@@ -239,9 +235,7 @@ class HostLab:
                 while True:
                     try:
                         conn, peer = listener.accept()
-                    except (BlockingIOError, InterruptedError):
-                        break
-                    except OSError:
+                    except OSError:  # nothing left to accept (or the socket closed)
                         break
                     conn.setblocking(True)
                     # Without it, Nagle and delayed ACKs add ~40 ms to every reply.

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 QUOTES = "'\u2018\u2019\u201a\u201b"
 _DELIMITERS = set(" \t\r\n;'\"$@(){}[],|=+&`#") | set(QUOTES)
+_NAME = re.compile(r"[A-Za-z0-9_]+")  # of a $variable or @splat
 
 
 class ParseError(Exception):
@@ -90,7 +91,7 @@ def tokenize(text: str) -> list[Token]:
         elif c == "#":
             raise ParseError("comments are not part of the vocabulary")
         elif c == "$":
-            m = re.compile(r"[A-Za-z0-9_]+").match(text, i + 1)
+            m = _NAME.match(text, i + 1)
             if not m:
                 raise ParseError(f"unsupported variable syntax at {text[i:i + 10]!r}")
             tokens.append(Token("VAR", m.group()))
@@ -101,7 +102,7 @@ def tokenize(text: str) -> list[Token]:
                 tokens.append(Token("PUNCT", "@" + nxt))
                 i += 2
             else:
-                m = re.compile(r"[A-Za-z0-9_]+").match(text, i + 1)
+                m = _NAME.match(text, i + 1)
                 if not m:
                     raise ParseError("unsupported '@' syntax")
                 tokens.append(Token("SPLAT", m.group()))
@@ -134,13 +135,6 @@ def normalize(tokens: list[Token]) -> list[Token]:
 
 def same(a: list[Token], b: list[Token]) -> bool:
     return len(a) == len(b) and all(x.same(y) for x, y in zip(a, b, strict=True))
-
-
-def first_difference(a: list[Token], b: list[Token]) -> int:
-    for i, (x, y) in enumerate(zip(a, b, strict=False)):
-        if not x.same(y):
-            return i
-    return min(len(a), len(b))
 
 
 # --- native programs ---------------------------------------------------------------------

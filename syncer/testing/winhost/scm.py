@@ -42,9 +42,6 @@ class State(IntEnum):
     RUNNING = 4
 
 
-START_TYPES = ("auto", "delayed-auto", "demand", "disabled", "boot", "system")
-
-
 @dataclass
 class Process:
     pid: int
@@ -92,6 +89,11 @@ class Service:
 ServiceHook = Callable[[Service], None]
 
 
+def _snapshot(svc: Service) -> Service:
+    """A copy callers may keep (and hooks may read) while the SCM changes the original."""
+    return replace(svc, dependencies=list(svc.dependencies))
+
+
 class ServiceControlManager:
     def __init__(self, drive: Drive, *, transition_seconds: float = 0.2,
                  linger_seconds: float = 1.0) -> None:
@@ -137,7 +139,7 @@ class ServiceControlManager:
     def get(self, name: str) -> Service:
         """A snapshot of one service (raises 1060 when it does not exist)."""
         with self._lock:
-            return replace(self._get(name), dependencies=list(self._get(name).dependencies))
+            return _snapshot(self._get(name))
 
     def exists(self, name: str) -> bool:
         with self._lock:
@@ -147,7 +149,7 @@ class ServiceControlManager:
     def services(self) -> list[Service]:
         with self._lock:
             self._advance(time.monotonic())
-            return [replace(s, dependencies=list(s.dependencies)) for s in self._services.values()]
+            return [_snapshot(s) for s in self._services.values()]
 
     def state(self, name: str) -> State | None:
         with self._lock:
@@ -227,7 +229,7 @@ class ServiceControlManager:
     def start(self, name: str) -> Service:
         with self._lock:
             svc = self._start_locked(name, time.monotonic())
-            snapshot = replace(svc, dependencies=list(svc.dependencies))
+            snapshot = _snapshot(svc)
         for hook in list(self.on_start):
             hook(snapshot)
         return snapshot
@@ -282,7 +284,7 @@ class ServiceControlManager:
                     raise Win32Error(win32.DEPENDENT_SERVICES_RUNNING)
             svc.state = State.STOP_PENDING
             svc.pending_until = now + self.transition_seconds
-            snapshot = replace(svc, dependencies=list(svc.dependencies))
+            snapshot = _snapshot(svc)
         for hook in list(self.on_stop):
             hook(snapshot)
         return snapshot
@@ -327,7 +329,7 @@ class ServiceControlManager:
             running = []
             for key, svc in list(self._services.items()):
                 if svc.state is not State.STOPPED:
-                    running.append(replace(svc))
+                    running.append(_snapshot(svc))
                 svc.state = State.STOPPED
                 svc.pid = None
                 if svc.marked_for_deletion:
@@ -358,7 +360,7 @@ class ServiceControlManager:
                     try:
                         self._start_locked(svc.name, now)
                         self._advance(time.monotonic())
-                        started.append(replace(svc))
+                        started.append(_snapshot(svc))
                     except Win32Error:
                         failed.append(svc.name)
             failed.extend(s.name for s in pending)

@@ -234,7 +234,7 @@ class Interpreter:
         words = command.split()
         if words and all(re.fullmatch(r"[A-Za-z0-9+/=._-]+", w) for w in words):
             first = words[0].lower()
-            if words == ["Get-Help"] or (first == "get-help" and len(words) == 1):
+            if first == "get-help" and len(words) == 1:
                 out = Outcome(0, GET_HELP_TEXT)
                 return Executed("powershell", None, "shell-probe", {}, out), None
             if first in ("hostname", "hostname.exe") and len(words) == 1:

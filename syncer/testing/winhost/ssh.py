@@ -18,11 +18,14 @@ disk).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import struct
 import threading
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import paramiko
 from paramiko.common import (
@@ -52,6 +55,8 @@ log = logging.getLogger(__name__)
 
 BANNER = "SSH-2.0-OpenSSH_for_Windows_9.5"
 TRANSPORT_LOG = "syncer.testing.winhost.transport"
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class _QuietDisconnects(logging.Filter):
@@ -70,6 +75,19 @@ def sftp_code(err: Win32Error) -> int:
     if err.code in (win32.ACCESS_DENIED, win32.SHARING_VIOLATION):
         return SFTP_PERMISSION_DENIED
     return SFTP_FAILURE
+
+
+def _status_on_error(method: Callable[_P, _R]) -> Callable[_P, _R | int]:
+    """An SFTP request whose drive operation fails answers with :func:`sftp_code`."""
+
+    @functools.wraps(method)
+    def answer(*args: _P.args, **kwargs: _P.kwargs) -> _R | int:
+        try:
+            return method(*args, **kwargs)
+        except Win32Error as err:
+            return sftp_code(err)
+
+    return answer
 
 
 class SSHServer(paramiko.ServerInterface):
@@ -155,7 +173,7 @@ class SimSFTPHandle(paramiko.SFTPHandle):
             f.seek(offset)
             f.write(data[:keep])
             f.flush()
-            self.server.host.drop_connection(self.server.connection)
+            host.drop_connection(self.server.connection)
             return SFTP_FAILURE
         self.written += len(data)
         result: int = super().write(offset, data)
@@ -183,29 +201,21 @@ class SimSFTPServer(paramiko.SFTPServerInterface):
             return "/"
         return "/C:/" + "/".join(parts)
 
-    def _real(self, path: str) -> tuple[str, Any]:
-        win = self._windows(path)
-        return win, self.host.fs.resolve(win)
+    def _real(self, path: str) -> Path:
+        return self.host.fs.resolve(self._windows(path))
 
     # --- queries ---------------------------------------------------------------------------
+    @_status_on_error
     def list_folder(self, path: str) -> Any:
-        try:
-            _win, real = self._real(path)
-        except Win32Error as err:
-            return sftp_code(err)
+        real = self._real(path)
         if not real.is_dir():
             return SFTP_NO_SUCH_FILE
-        out = []
-        for name in sorted(os.listdir(real)):
-            attr = paramiko.SFTPAttributes.from_stat(os.stat(real / name), filename=name)
-            out.append(attr)
-        return out
+        return [paramiko.SFTPAttributes.from_stat(os.stat(real / name), filename=name)
+                for name in sorted(os.listdir(real))]
 
+    @_status_on_error
     def stat(self, path: str) -> Any:
-        try:
-            _win, real = self._real(path)
-        except Win32Error as err:
-            return sftp_code(err)
+        real = self._real(path)
         if not real.exists():
             return SFTP_NO_SUCH_FILE
         return paramiko.SFTPAttributes.from_stat(os.stat(real))
@@ -213,22 +223,21 @@ class SimSFTPServer(paramiko.SFTPServerInterface):
     lstat = stat
 
     # --- files -----------------------------------------------------------------------------
+    @_status_on_error
     def open(self, path: str, flags: int, attr: Any) -> Any:
-        try:
-            win, real = self._real(path)
-            writing = bool(flags & (os.O_WRONLY | os.O_RDWR))
-            if real.is_dir():
-                return SFTP_PERMISSION_DENIED
-            if writing:
-                if not real.exists() and not flags & os.O_CREAT:
-                    return SFTP_NO_SUCH_FILE
-                if real.exists() and flags & os.O_EXCL:
-                    return SFTP_FAILURE
-                real = self.host.fs.open_for_write(win, truncate=bool(flags & os.O_TRUNC))
-            elif not real.is_file():
+        win = self._windows(path)
+        real = self.host.fs.resolve(win)
+        writing = bool(flags & (os.O_WRONLY | os.O_RDWR))
+        if real.is_dir():
+            return SFTP_PERMISSION_DENIED
+        if writing:
+            if not real.exists() and not flags & os.O_CREAT:
                 return SFTP_NO_SUCH_FILE
-        except Win32Error as err:
-            return sftp_code(err)
+            if real.exists() and flags & os.O_EXCL:
+                return SFTP_FAILURE
+            real = self.host.fs.open_for_write(win, truncate=bool(flags & os.O_TRUNC))
+        elif not real.is_file():
+            return SFTP_NO_SUCH_FILE
         mode = "rb"
         if flags & os.O_RDWR:
             mode = "a+b" if flags & os.O_APPEND else "r+b"
@@ -249,35 +258,27 @@ class SimSFTPServer(paramiko.SFTPServerInterface):
             handle.readfile = fobj
         return handle
 
+    @_status_on_error
     def remove(self, path: str) -> int:
-        try:
-            win, real = self._real(path)
-            if real.is_dir():
-                return SFTP_FAILURE
-            self.host.fs.remove(win, recursive=False)
-        except Win32Error as err:
-            return sftp_code(err)
+        win = self._windows(path)
+        if self.host.fs.resolve(win).is_dir():
+            return SFTP_FAILURE
+        self.host.fs.remove(win, recursive=False)
         return SFTP_OK
 
+    @_status_on_error
     def rename(self, oldpath: str, newpath: str) -> int:
-        try:
-            self.host.fs.move(self._windows(oldpath), self._windows(newpath), replace=False)
-        except Win32Error as err:
-            return SFTP_FAILURE if err.code == win32.ALREADY_EXISTS else sftp_code(err)
+        self.host.fs.move(self._windows(oldpath), self._windows(newpath), replace=False)
         return SFTP_OK
 
+    @_status_on_error
     def posix_rename(self, oldpath: str, newpath: str) -> int:
-        try:
-            self.host.fs.move(self._windows(oldpath), self._windows(newpath), replace=True)
-        except Win32Error as err:
-            return sftp_code(err)
+        self.host.fs.move(self._windows(oldpath), self._windows(newpath), replace=True)
         return SFTP_OK
 
+    @_status_on_error
     def mkdir(self, path: str, attr: Any) -> int:
-        try:
-            _win, real = self._real(path)
-        except Win32Error as err:
-            return sftp_code(err)
+        real = self._real(path)
         if real.exists():
             return SFTP_FAILURE
         if not real.parent.is_dir():
@@ -285,11 +286,9 @@ class SimSFTPServer(paramiko.SFTPServerInterface):
         real.mkdir()
         return SFTP_OK
 
+    @_status_on_error
     def rmdir(self, path: str) -> int:
-        try:
-            _win, real = self._real(path)
-        except Win32Error as err:
-            return sftp_code(err)
+        real = self._real(path)
         if not real.is_dir():
             return SFTP_NO_SUCH_FILE
         if any(real.iterdir()):
@@ -297,12 +296,9 @@ class SimSFTPServer(paramiko.SFTPServerInterface):
         real.rmdir()
         return SFTP_OK
 
+    @_status_on_error
     def chattr(self, path: str, attr: Any) -> int:
-        try:
-            _win, real = self._real(path)
-        except Win32Error as err:
-            return sftp_code(err)
-        return SFTP_OK if real.exists() else SFTP_NO_SUCH_FILE
+        return SFTP_OK if self._real(path).exists() else SFTP_NO_SUCH_FILE
 
     def readlink(self, path: str) -> Any:
         return SFTP_OP_UNSUPPORTED

@@ -23,7 +23,13 @@ from typing import Any, Protocol
 from syncer.testing.winhost import sc as sc_exe
 from syncer.testing.winhost import win32
 from syncer.testing.winhost.filesystem import Drive
-from syncer.testing.winhost.pwsh import Token, ps51_command_line, split_command_line, tokenize
+from syncer.testing.winhost.pwsh import (
+    Token,
+    ps51_command_line,
+    same,
+    split_command_line,
+    tokenize,
+)
 from syncer.testing.winhost.scm import ServiceControlManager, State
 from syncer.testing.winhost.win32 import Win32Error
 
@@ -354,22 +360,15 @@ def _match_body(body: Body, body_tokens: list[Token], middle: list[Token]) -> Ma
             i += 1
     except (IndexError, ValueError):
         return None
-    rest = middle[i:]
-    if len(rest) != len(body_tokens):
-        return None
-    if all(a.same(b) for a, b in zip(rest, body_tokens, strict=True)):
-        return Match(body, params)
-    return None
+    return Match(body, params) if same(middle[i:], body_tokens) else None
 
 
 def recognise(tokens: list[Token]) -> Match | str:
     """The vocabulary entry ``tokens`` is, or a reason why it is none."""
     pre, post = PRELUDE_TOKENS, EPILOGUE_TOKENS
-    if len(tokens) < len(pre) + len(post) or not all(
-        a.same(b) for a, b in zip(tokens[: len(pre)], pre, strict=True)
-    ):
+    if len(tokens) < len(pre) + len(post) or not same(tokens[: len(pre)], pre):
         return "script does not start with the vocabulary prelude"
-    if not all(a.same(b) for a, b in zip(tokens[-len(post):], post, strict=True)):
+    if not same(tokens[-len(post):], post):
         return "script does not end with the vocabulary catch block"
     middle = tokens[len(pre): len(tokens) - len(post)]
     if middle and middle[-1].kind == "SEP":
