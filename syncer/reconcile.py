@@ -133,29 +133,30 @@ def reconcile_once(
     result = ReconcileResult()
     path = _fetch(source, result)
     if path is None:
-        _record_failure(store, result, options)
-        return _nodes_on_last_applied(store, client, options, shutdown, result)
+        inventory = _record_failure(store, result, options)
+        return _nodes_on_last_applied(inventory, client, options, shutdown, result)
     result.stage = "validate"
     try:
         model = load_fleet(path)
     except UserError as err:
         result.problems = err.problems
         result.errors = [str(p) for p in err.problems if p.is_error] or [str(err)]
-        _record_failure(store, result, options)
-        return _nodes_on_last_applied(store, client, options, shutdown, result)
+        inventory = _record_failure(store, result, options)
+        return _nodes_on_last_applied(inventory, client, options, shutdown, result)
     result.problems = list(model.warnings)
     result.fleet = model.fleet
     reconcile_objects(render(model), model.fleet, client, options,
                       source_of=source_lookup(model), result=result)
     if result.stage == "guard":  # the prune guard refused it: nothing was applied
-        return _nodes_on_last_applied(store, client, options, shutdown, result)
-    good = result.stage == "done" and not options.dry_run
-    if good and isinstance(source, GitSource) and result.source_revision is not None:
+        assert result.plan is not None
+        return _nodes_on_last_applied(result.plan.inventory, client, options, shutdown, result)
+    if result.stage != "done" or options.dry_run:
+        return result
+    if isinstance(source, GitSource) and result.source_revision is not None:
         source.mark_good(result.source_revision)
-    if good and on_applied is not None:
+    if on_applied is not None:
         on_applied(result)
-    if good:
-        _run_nodes(client, options, shutdown, result, model.fleet.namespace)
+    _run_nodes(client, options, shutdown, result, model.fleet.namespace)
     return result
 
 
@@ -168,16 +169,13 @@ def _run_nodes(client: KubeClient, options: ReconcileOptions,
                                       shutdown=shutdown)
 
 
-def _nodes_on_last_applied(store: InventoryStore, client: KubeClient,
+def _nodes_on_last_applied(inventory: Inventory | None, client: KubeClient,
                            options: ReconcileOptions, shutdown: threading.Event | None,
                            result: ReconcileResult) -> ReconcileResult:
-    """The node stage on what the last good revision applied (see the module docs)."""
-    if options.nodes is None or options.dry_run:
+    """The node stage on what the last good revision applied (see the module docs), as
+    ``inventory`` (just read) records it; None: the cluster could not be read."""
+    if options.nodes is None or options.dry_run or inventory is None:
         return result
-    try:
-        inventory = store.load()
-    except ApiError:
-        return result  # the cluster is unreachable too: nothing to converge against
     namespace = next((ref.namespace for ref in inventory.entries
                       if ref.kind == "ConfigMap" and ref.name == FLEET_CONFIGMAP), None)
     if namespace is not None:
@@ -270,11 +268,12 @@ def _fetch(source: Path | GitSource, result: ReconcileResult) -> Path | None:
 def _record_failure(
     store: InventoryStore, result: ReconcileResult, options: ReconcileOptions,
     inventory: Inventory | None = None,
-) -> None:
+) -> Inventory | None:
     """Record a revision that was not applied: ``lastAttempted*`` and ``lastError`` only
-    (only what changed; nothing in a dry run)."""
+    (only what changed; nothing in a dry run). Returns the inventory, read unless given;
+    None when it could not be read (or, in a dry run, was not)."""
     if options.dry_run:
-        return
+        return inventory
     try:
         inventory = inventory or store.load()
         before = _comparable(inventory)
@@ -287,6 +286,7 @@ def _record_failure(
             store.save(inventory)
     except ApiError as err:  # the cluster is not reachable either: report both
         result.errors.append(f"cannot record the failure in the cluster: {err}")
+    return inventory
 
 
 def _comparable(inventory: Inventory) -> dict[str, str]:

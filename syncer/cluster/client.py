@@ -57,6 +57,7 @@ _AGGREGATED = ",".join(
 )
 _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
 RETRYABLE_STATUS = frozenset({0, 409, 429, 500, 502, 503, 504})
 READ_ATTEMPTS = 3
 # urllib3 retries only failed connects; statuses (429 with Retry-After included) come back

@@ -35,7 +35,7 @@ import base64
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -51,6 +51,7 @@ NODE_PREFIX = "system:node:"
 NODES_GROUP = "system:nodes"
 AUTHENTICATED_GROUP = "system:authenticated"
 APPROVE_REASON = "SyncerApprove"
+_CSRS = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
 
 CLIENT_USAGES = (
     frozenset({"digital signature", "key encipherment", "client auth"}),
@@ -257,7 +258,7 @@ def approve_byoh_csrs(
 
     ``ssh_hostnames`` maps address -> host name read over SSH (the fallback). Returns one
     decision per kubelet CSR seen (approved or left alone, with why)."""
-    doc = api.request("GET", "/apis/certificates.k8s.io/v1/certificatesigningrequests")
+    doc = api.request("GET", _CSRS)
     csrs = [c for c in doc.get("items") or [] if _pending(c)]
     if not csrs:
         return []
@@ -278,10 +279,7 @@ def approve_byoh_csrs(
 
 
 def _approve(api: KubeClient, csr: dict[str, Any], decision: CsrDecision) -> CsrDecision:
-    path = (
-        "/apis/certificates.k8s.io/v1/certificatesigningrequests/"
-        f"{quote(decision.name, safe='')}/approval"
-    )
+    path = f"{_CSRS}/{quote(decision.name, safe='')}"
     condition = {
         "type": "Approved",
         "status": "True",
@@ -293,36 +291,13 @@ def _approve(api: KubeClient, csr: dict[str, Any], decision: CsrDecision) -> Csr
         status["conditions"] = [*(status.get("conditions") or []), condition]
         body = {**csr, "status": status}
         try:
-            api.request("PUT", path, body=body)
+            api.request("PUT", f"{path}/approval", body=body)
             return decision
         except ApiError as err:
             if err.status != 409:
-                return CsrDecision(
-                    decision.name,
-                    decision.node_name,
-                    decision.kind,
-                    False,
-                    f"approval failed: {err}",
-                    decision.address,
-                )
-        fresh: dict[str, Any] = api.request(
-            "GET", f"/apis/certificates.k8s.io/v1/certificatesigningrequests/{decision.name}"
-        )
+                return replace(decision, approved=False, reason=f"approval failed: {err}")
+        fresh: dict[str, Any] = api.request("GET", path)
         if not _pending(fresh):
-            return CsrDecision(
-                decision.name,
-                decision.node_name,
-                decision.kind,
-                False,
-                "decided by someone else meanwhile",
-                decision.address,
-            )
+            return replace(decision, approved=False, reason="decided by someone else meanwhile")
         csr = fresh
-    return CsrDecision(
-        decision.name,
-        decision.node_name,
-        decision.kind,
-        False,
-        "approval kept conflicting",
-        decision.address,
-    )
+    return replace(decision, approved=False, reason="approval kept conflicting")

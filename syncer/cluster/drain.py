@@ -31,9 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 from syncer import names
-from syncer.cluster.client import ApiError, KubeClient
-
-MERGE_PATCH = "application/merge-patch+json"
+from syncer.cluster.client import MERGE_PATCH, ApiError, KubeClient
 
 
 @dataclass(frozen=True, order=True)

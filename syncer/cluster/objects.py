@@ -59,9 +59,6 @@ class ObjectRef:
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
-    def with_version(self, version: str) -> ObjectRef:
-        return ObjectRef(self.group, self.kind, self.namespace, self.name, version)
-
     def __str__(self) -> str:
         kind = f"{self.kind}.{self.group}" if self.group else self.kind
         where = f"{self.namespace}/" if self.namespace else ""

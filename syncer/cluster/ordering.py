@@ -46,7 +46,6 @@ _STAGES: dict[tuple[str, str], int] = {
     ("", "LimitRange"): 4,
 }
 LAST_STAGE = 5
-STAGE_NAMES = ["CRDs", "Namespaces", "RBAC", "ConfigMaps and Secrets", "RuntimeClasses", "rest"]
 
 
 def stage_of(ref: ObjectRef) -> int:

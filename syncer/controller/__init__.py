@@ -5,7 +5,8 @@ Layers, each a small module with one job (imports only go downwards in this list
 - ``commands``: the click commands ``run``, ``suspend``, ``resume``, ``reconcile``.
 - ``app``: the composition root of ``syncer run``; threads, signals, graceful shutdown.
 - ``wiring``: builds the :data:`~syncer.controller.loop.Reconciler` (the real reconcile,
-  ``syncer.reconcile.reconcile_once``, or a test's scripted one).
+  ``syncer.reconcile.reconcile_once``, or a test's scripted one); ``nodestage``: the node
+  stage's options and its progress as metrics and Events inside that reconcile.
 - ``loop``: when to reconcile (leadership, interval with jitter, webhooks, reconcile-now,
   suspend), one at a time, with a park token for safe shutdown.
 - ``server`` (+ ``webhooks``, ``metrics``): the one HTTP server: probes, Prometheus
@@ -13,5 +14,6 @@ Layers, each a small module with one job (imports only go downwards in this list
 - ``leader``: Lease-based leader election; ``control``: the ``syncer-control`` ConfigMap;
   ``events``: Kubernetes Events; ``credentials``: Secret files reloaded on rotation.
 - ``config``: ``ControllerConfig`` from flags, environment and a YAML file; ``logs``:
-  structured, redacted logs; ``kubeapi``: the few raw JSON API calls of the above.
+  structured, redacted logs; ``kubeapi``: how the above talk to the API server (plain
+  JSON through :class:`~syncer.cluster.client.KubeClient`), and MicroTime.
 """

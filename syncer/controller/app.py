@@ -30,7 +30,6 @@ from syncer.controller.config import ControllerConfig, default_identity, format_
 from syncer.controller.control import Control
 from syncer.controller.credentials import CredentialFiles
 from syncer.controller.events import EventRecorder
-from syncer.controller.kubeapi import Kube, KubeError
 from syncer.controller.leader import AlwaysLeader, LeaderElector, LeaseSettings
 from syncer.controller.loop import WEBHOOK, Loop, Trigger
 from syncer.controller.metrics import Metrics
@@ -43,25 +42,22 @@ log = logging.getLogger("syncer.controller")
 
 def run_controller(config: ControllerConfig, stop: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); return the exit code."""
-    from syncer.cluster.client import connect
+    from syncer.cluster.client import ApiError, connect
 
     config.check()
     logs.setup(config.log_format, config.log_level)
     identity = config.identity or default_identity()
     stop = stop or threading.Event()
 
-    api_client = connect(
-        str(config.kubeconfig) if config.kubeconfig else None, config.context
-    ).api_client
+    client = connect(str(config.kubeconfig) if config.kubeconfig else None, config.context)
     config.workdir.mkdir(parents=True, exist_ok=True)
     files = CredentialFiles.from_config(config, runtime_dir=config.workdir / ".credentials")
     files.start()
-    kube = Kube(api_client)
     metrics = Metrics()
-    events = EventRecorder(kube, config.namespace, identity)
-    control = Control(kube, config.namespace)
+    events = EventRecorder(client, config.namespace, identity)
+    control = Control(client, config.namespace)
     factory = load_factory(config.reconciler)
-    reconcile = factory(ReconcilerContext(config, api_client, files, identity))
+    reconcile = factory(ReconcilerContext(config, client, files, identity))
 
     loop = Loop(
         reconcile,
@@ -75,35 +71,34 @@ def run_controller(config: ControllerConfig, stop: threading.Event | None = None
         identity=identity,
         ref=config.ref,
     )
+
+    def started_leading() -> None:
+        loop.leadership_changed(True)
+
+    def stopped_leading() -> None:
+        loop.leadership_changed(False)
+
     elector: LeaderElector | AlwaysLeader
     if config.leader_elect:
-        elector = LeaderElector(
-            kube,
-            LeaseSettings(
-                name=config.lease_name,
-                namespace=config.effective_lease_namespace,
-                identity=identity,
-                lease_duration=config.lease_duration,
-                renew_deadline=config.renew_deadline,
-                retry_period=config.retry_period,
-            ),
-            on_started_leading=lambda: loop.leadership_changed(True),
-            on_stopped_leading=lambda: loop.leadership_changed(False),
+        settings = LeaseSettings(
+            name=config.lease_name,
+            namespace=config.effective_lease_namespace,
+            identity=identity,
+            lease_duration=config.lease_duration,
+            renew_deadline=config.renew_deadline,
+            retry_period=config.retry_period,
         )
+        elector = LeaderElector(client, settings, started_leading, stopped_leading)
     else:
-        elector = AlwaysLeader(
-            identity,
-            on_started_leading=lambda: loop.leadership_changed(True),
-            on_stopped_leading=lambda: loop.leadership_changed(False),
-        )
+        elector = AlwaysLeader(identity, started_leading, stopped_leading)
 
     shutting_down = threading.Event()
     election_thread: list[threading.Thread] = []
 
     def api_reachable() -> tuple[bool, str]:
         try:
-            kube.get("/version", timeout=3)
-        except KubeError as err:
+            client.request("GET", "/version", timeout=(3.0, 3.0))
+        except ApiError as err:
             return False, f"API server unreachable: {err}"
         return True, ""
 
@@ -191,6 +186,6 @@ def run_controller(config: ControllerConfig, stop: threading.Event | None = None
         elector.stop(release=finished)
         server.stop()
         files.stop()
-        api_client.close()
+        client.close()
         log.info("syncer run stopped", extra={"clean": finished and clean})
     return 0 if finished and clean else 1

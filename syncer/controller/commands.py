@@ -9,7 +9,9 @@ own permissions (``patch`` on that ConfigMap).
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import click
 
 from syncer import names
 from syncer.controller.config import DURATION, config_from_context, run_options
+from syncer.problems import UserError
 
 
 @click.command("run", context_settings={"show_default": True})
@@ -50,28 +53,28 @@ def _cluster_options(func: Any) -> Any:
 def _control(kubeconfig: Path | None, context: str | None, namespace: str) -> Any:
     from syncer.cluster.client import connect
     from syncer.controller.control import Control
-    from syncer.controller.kubeapi import Kube
 
     client = connect(str(kubeconfig) if kubeconfig else None, context)
-    return Control(Kube(client), namespace)
+    return Control(client, namespace)
 
 
-def _fail(err: Exception) -> None:
-    from syncer.problems import UserError
+@contextlib.contextmanager
+def _reported() -> Iterator[None]:
+    """API errors of the control ConfigMap as one line (exit 1), not a traceback."""
+    from syncer.cluster.client import ApiError
 
-    raise UserError(f"{names.CONTROL_CONFIGMAP}: {err}") from None
+    try:
+        yield
+    except ApiError as err:
+        raise UserError(f"{names.CONTROL_CONFIGMAP}: {err}") from None
 
 
 @click.command("suspend")
 @_cluster_options
 def suspend(kubeconfig: Path | None, context: str | None, namespace: str) -> None:
     """Stop reconciling (the controller keeps running) until `syncer resume`."""
-    from syncer.controller.kubeapi import KubeError
-
-    try:
+    with _reported():
         _control(kubeconfig, context, namespace).set_suspended(True)
-    except KubeError as err:
-        _fail(err)
     click.echo(f"suspended: {namespace}/{names.CONTROL_CONFIGMAP} suspend=true")
 
 
@@ -79,12 +82,8 @@ def suspend(kubeconfig: Path | None, context: str | None, namespace: str) -> Non
 @_cluster_options
 def resume(kubeconfig: Path | None, context: str | None, namespace: str) -> None:
     """Resume reconciling after `syncer suspend`."""
-    from syncer.controller.kubeapi import KubeError
-
-    try:
+    with _reported():
         _control(kubeconfig, context, namespace).set_suspended(False)
-    except KubeError as err:
-        _fail(err)
     click.echo(f"resumed: {namespace}/{names.CONTROL_CONFIGMAP} suspend=false")
 
 
@@ -97,27 +96,16 @@ def reconcile(
     kubeconfig: Path | None, context: str | None, namespace: str, wait: bool, timeout: float
 ) -> None:
     """Ask the running controller to reconcile now (like `flux reconcile`)."""
-    from syncer.controller.kubeapi import KubeError
-
-    try:
+    with _reported():
         control = _control(kubeconfig, context, namespace)
         state = control.read()
         stamp = control.request_reconcile()
-    except KubeError as err:
-        _fail(err)
-        return
     click.echo(f"reconcile requested at {stamp}")
     if state.suspended:
         click.echo("note: reconciles are suspended; it runs after `syncer resume`", err=True)
     if wait:
-        try:
+        with _reported():
             done = control.wait_handled(stamp, timeout)
-        except KubeError as err:
-            _fail(err)
-            return
         if not done:
-            from syncer.problems import UserError
-
             raise UserError(f"the controller did not handle the request within {timeout:g}s")
         click.echo("reconcile done")
-

@@ -366,7 +366,7 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         if isinstance(value, dict | list):
             problems.append(Problem(str(path), line, f"{key}: expected a single value"))
             continue
-        values[field] = None if value is None else value
+        values[field] = value
         origins[field] = f"{path}:{line}"
     if problems:
         raise UserError(problems)

@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from syncer import names
-from syncer.controller.kubeapi import JSON, Kube, KubeError
+from syncer.cluster.client import MERGE_PATCH, ApiError, KubeClient
+from syncer.controller.kubeapi import JSON, micro_time
 
 TRUE_VALUES = frozenset({"true", "yes", "on", "1"})
 FALSE_VALUES = frozenset({"false", "no", "off", "0", ""})
+TIMEOUT = (5.0, 5.0)  # (connect, read) seconds of each request
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,6 @@ class ControlState:
     @property
     def pending_request(self) -> bool:
         return bool(self.requested_at) and self.requested_at != self.handled_at
-
-
-def now_stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_state(configmap: JSON | None) -> ControlState:
@@ -76,8 +73,10 @@ def parse_state(configmap: JSON | None) -> ControlState:
 class Control:
     """Reads and writes the control ConfigMap of one controller namespace."""
 
-    def __init__(self, kube: Kube, namespace: str, name: str = names.CONTROL_CONFIGMAP) -> None:
-        self.kube = kube
+    def __init__(
+        self, client: KubeClient, namespace: str, name: str = names.CONTROL_CONFIGMAP
+    ) -> None:
+        self.client = client
         self.namespace = namespace
         self.name = name
 
@@ -87,17 +86,17 @@ class Control:
 
     def read(self) -> ControlState:
         try:
-            return parse_state(self.kube.get(self.path, timeout=5))
-        except KubeError as err:
+            return parse_state(self.client.request("GET", self.path, timeout=TIMEOUT))
+        except ApiError as err:
             if err.not_found:
                 return ControlState()
             raise
 
     def _patch(self, patch: dict[str, Any]) -> None:
         try:
-            self.kube.merge_patch(self.path, patch, timeout=5)
+            self._merge_patch(patch)
             return
-        except KubeError as err:
+        except ApiError as err:
             if not err.not_found:
                 raise
         body: JSON = {
@@ -113,17 +112,22 @@ class Control:
             **({"data": patch["data"]} if "data" in patch else {}),
         }
         try:
-            self.kube.create(f"/api/v1/namespaces/{self.namespace}/configmaps", body, timeout=5)
-        except KubeError as err:
+            self.client.request("POST", f"/api/v1/namespaces/{self.namespace}/configmaps",
+                                body=body, timeout=TIMEOUT)
+        except ApiError as err:
             if not err.conflict:  # created meanwhile by someone else: patch it
                 raise
-            self.kube.merge_patch(self.path, patch, timeout=5)
+            self._merge_patch(patch)
+
+    def _merge_patch(self, patch: dict[str, Any]) -> None:
+        self.client.request("PATCH", self.path, body=patch, content_type=MERGE_PATCH,
+                            timeout=TIMEOUT)
 
     def set_suspended(self, suspended: bool) -> None:
         self._patch({"data": {names.CONTROL_SUSPEND_KEY: "true" if suspended else "false"}})
 
     def request_reconcile(self, stamp: str | None = None) -> str:
-        stamp = stamp or now_stamp()
+        stamp = stamp or micro_time()
         key = names.ANNOTATION_RECONCILE_REQUESTED_AT
         self._patch({"metadata": {"annotations": {key: stamp}}})
         return stamp

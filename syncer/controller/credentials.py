@@ -112,10 +112,6 @@ class CredentialFiles:
     def configured(self, name: str) -> bool:
         return name in self._entries
 
-    def path(self, name: str) -> Path | None:
-        entry = self._entries.get(name)
-        return entry.path if entry else None
-
     def get_bytes(self, name: str) -> bytes | None:
         """The current content of credential ``name``; None if not configured or absent."""
         entry = self._entries.get(name)

@@ -3,9 +3,9 @@
 ``kubectl events -n syncer-system`` (or ``kubectl describe`` of the object) then tells the
 story without reading logs: a revision applied, a revision that failed validation, a
 prune that was refused, a rollout that started, halted or finished, reconciles suspended
-and resumed, a new leader. Each Event regards an object: the Fleet's inventory object
-when the reconcile names one, otherwise the controller's own Pod (``POD_NAME`` and
-``POD_NAMESPACE`` from the downward API), otherwise the ``syncer-control`` ConfigMap.
+and resumed, a new leader. Each Event regards an object: the one the caller names, by
+default the controller's own Pod (``POD_NAME`` and ``POD_NAMESPACE`` from the downward
+API), or the ``syncer-control`` ConfigMap outside a Pod.
 
 Events are best effort: a failure to record one is logged and never fails a reconcile.
 Like client-go's event recorder, identical events (same object, reason and note) within
@@ -23,7 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 from syncer import names
-from syncer.controller.kubeapi import JSON, Kube, KubeError, micro_time
+from syncer.cluster.client import ApiError, KubeClient
+from syncer.controller.kubeapi import JSON, micro_time
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +44,6 @@ SUSPENDED = "Suspended"
 RESUMED = "Resumed"
 LEADER_ELECTED = "LeaderElected"
 SHUTDOWN_PARKED = "ShutdownParked"
-
-
-def object_reference(obj: JSON) -> JSON:
-    """An ObjectReference for a live object (``apiVersion``, ``kind``, ``metadata``)."""
-    meta = obj.get("metadata") or {}
-    ref = {
-        "apiVersion": obj.get("apiVersion", "v1"),
-        "kind": obj.get("kind", ""),
-        "name": meta.get("name", ""),
-    }
-    for key in ("namespace", "uid", "resourceVersion"):
-        if meta.get(key):
-            ref[key] = meta[key]
-    return ref
 
 
 def default_regarding(namespace: str) -> JSON:
@@ -82,14 +69,14 @@ def default_regarding(namespace: str) -> JSON:
 class EventRecorder:
     def __init__(
         self,
-        kube: Kube | None,
+        client: KubeClient | None,
         namespace: str,
         instance: str,
         regarding: JSON | None = None,
         dedupe_window: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.kube = kube
+        self.client = client
         self.namespace = namespace
         self.instance = instance[:128]
         self.regarding = regarding or default_regarding(namespace)
@@ -126,7 +113,7 @@ class EventRecorder:
             extra={"reason": reason, "note": note, "object": f"{target.get('kind')}/"
                    f"{target.get('name')}"},
         )
-        if self.kube is None:
+        if self.client is None:
             return None
         # Events about cluster-scoped objects live in "default" (API server validation).
         namespace = target.get("namespace") or "default"
@@ -148,10 +135,11 @@ class EventRecorder:
             "regarding": target,
         }
         try:
-            created: JSON = self.kube.create(
-                f"/apis/events.k8s.io/v1/namespaces/{namespace}/events", body, timeout=5
+            created: JSON = self.client.request(
+                "POST", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events", body=body,
+                timeout=(5.0, 5.0),
             )
-        except KubeError as err:
+        except ApiError as err:
             log.warning("recording an event failed", extra={"reason": reason, "error": str(err)})
             return None
         return created

@@ -38,7 +38,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from syncer.controller.kubeapi import JSON, Kube, KubeError, micro_time
+from syncer.cluster.client import ApiError, KubeClient
+from syncer.controller.kubeapi import JSON, micro_time
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +64,16 @@ class LeaderElector:
 
     def __init__(
         self,
-        kube: Kube,
+        client: KubeClient,
         settings: LeaseSettings,
         on_started_leading: Callable[[], None] = lambda: None,
         on_stopped_leading: Callable[[], None] = lambda: None,
-        on_new_leader: Callable[[str], None] = lambda identity: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.kube = kube
+        self.client = client
         self.settings = settings
         self._on_started = on_started_leading
         self._on_stopped = on_stopped_leading
-        self._on_new_leader = on_new_leader
         self._clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,7 +81,7 @@ class LeaderElector:
         self._observed: JSON | None = None  # last Lease read or written
         self._observed_at = 0.0  # our clock when the observed record last changed
         self._last_renew = 0.0
-        self._holder: str | None = None
+        self._holder: str | None = None  # the leader as last observed
 
     # --- public ------------------------------------------------------------------------
 
@@ -93,11 +92,6 @@ class LeaderElector:
     @property
     def is_leader(self) -> bool:
         return self.leading.is_set()
-
-    @property
-    def holder(self) -> str | None:
-        """The identity of the current leader as last observed."""
-        return self._holder
 
     def start(self) -> threading.Thread:
         self._thread = threading.Thread(target=self.run, name="leader-election", daemon=True)
@@ -164,20 +158,19 @@ class LeaderElector:
         holder = spec.get("holderIdentity") or None
         if holder != self._holder:
             self._holder = holder
-            if holder:
-                if holder != self.identity:
-                    log.info("new leader observed", extra={"leader": holder})
-                self._safe(self._on_new_leader, holder)
+            if holder and holder != self.identity:
+                log.info("new leader observed", extra={"leader": holder})
         self._observed = lease
 
     def try_acquire_or_renew(self) -> bool:
         """One attempt; True when we hold the lease afterwards."""
         s = self.settings
-        timeout = max(0.5, min(s.renew_deadline / 2, 5.0))
+        seconds = max(0.5, min(s.renew_deadline / 2, 5.0))
+        timeout = (seconds, seconds)
         now_iso = micro_time()
         try:
-            lease = self.kube.get(lease_path(s.namespace, s.name), timeout=timeout)
-        except KubeError as err:
+            lease = self.client.request("GET", lease_path(s.namespace, s.name), timeout=timeout)
+        except ApiError as err:
             if not err.not_found:
                 log.info("reading the lease failed", extra={"lease": s.name, "reason": str(err)})
                 return False
@@ -188,8 +181,9 @@ class LeaderElector:
                 "spec": {**self._record(now_iso, None), "leaseTransitions": 0},
             }
             try:
-                created = self.kube.create(lease_path(s.namespace), body, timeout=timeout)
-            except KubeError as create_err:
+                created = self.client.request("POST", lease_path(s.namespace), body=body,
+                                              timeout=timeout)
+            except ApiError as create_err:
                 log.info("creating the lease failed", extra={"reason": str(create_err)})
                 return False
             self._observe(created)
@@ -212,8 +206,9 @@ class LeaderElector:
             "spec": self._record(now_iso, lease),
         }
         try:
-            updated = self.kube.replace(lease_path(s.namespace, s.name), body, timeout=timeout)
-        except KubeError as err:
+            updated = self.client.request("PUT", lease_path(s.namespace, s.name), body=body,
+                                          timeout=timeout)
+        except ApiError as err:
             if not err.conflict:
                 log.info("updating the lease failed", extra={"lease": s.name, "reason": str(err)})
             return False
@@ -228,8 +223,9 @@ class LeaderElector:
     def release(self) -> bool:
         """Give the lease up (only if we still hold it, checked by resourceVersion)."""
         s = self.settings
+        path, timeout = lease_path(s.namespace, s.name), (5.0, 5.0)
         try:
-            lease = self.kube.get(lease_path(s.namespace, s.name), timeout=5)
+            lease = self.client.request("GET", path, timeout=timeout)
             spec = lease.get("spec") or {}
             if spec.get("holderIdentity") != s.identity:
                 return False
@@ -241,8 +237,8 @@ class LeaderElector:
                 "acquireTime": now_iso,
                 "renewTime": now_iso,
             }
-            self.kube.replace(lease_path(s.namespace, s.name), lease, timeout=5)
-        except KubeError as err:
+            self.client.request("PUT", path, body=lease, timeout=timeout)
+        except ApiError as err:
             log.warning("releasing the lease failed", extra={"lease": s.name, "reason": str(err)})
             return False
         log.info("lease released", extra={"lease": s.name, "identity": s.identity})
@@ -286,10 +282,6 @@ class AlwaysLeader:
     @property
     def is_leader(self) -> bool:
         return self.leading.is_set()
-
-    @property
-    def holder(self) -> str | None:
-        return self.identity
 
     def start(self) -> None:
         self.leading.set()

@@ -40,13 +40,12 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from syncer.cluster.client import ApiError
 from syncer.controller import events as ev
 from syncer.controller.control import Control, ControlState
 from syncer.controller.events import EventRecorder
-from syncer.controller.kubeapi import JSON, KubeError
 from syncer.controller.metrics import Metrics
 from syncer.controller.webhooks import HookEvent
 from syncer.problems import UserError
@@ -118,11 +117,9 @@ class Progress:
             self._metrics.forge_errors.inc(forge_errors)
         self.beat()
 
-    def event(
-        self, reason: str, note: str, type: str = ev.NORMAL, regarding: JSON | None = None
-    ) -> None:
+    def event(self, reason: str, note: str, type: str = ev.NORMAL) -> None:
         if self._events is not None:
-            self._events.record(reason, note, type, regarding)
+            self._events.record(reason, note, type)
         self.beat()
 
 
@@ -135,12 +132,6 @@ class ReconcileRequest:
     @property
     def reasons(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(t.reason for t in self.triggers))
-
-    @property
-    def pushed_sha(self) -> str | None:
-        """The head a push webhook announced (the source may fetch exactly it)."""
-        shas = [t.event.sha for t in self.triggers if t.event and t.event.kind == "push"]
-        return shas[-1] if shas else None
 
     @property
     def pull_requests(self) -> tuple[int, ...]:
@@ -166,15 +157,11 @@ Reconciler = Callable[[ReconcileRequest, threading.Event], ReconcileOutcome]
 
 @dataclass
 class LoopStatus:
-    leading: bool = False
     suspended: bool = False
     running_since: float | None = None
     last_beat: float | None = None
     last_result: str | None = None
-    last_finished: float | None = None
     last_revision: str | None = None
-    reconciles: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Loop:
@@ -224,7 +211,6 @@ class Loop:
     def leadership_changed(self, leading: bool) -> None:
         with self._cond:
             self._leading = leading
-            self.status.leading = leading
             self.metrics.leader.set(1 if leading else 0)
             if leading:
                 self._pending.append(Trigger(LEADER, "became leader"))
@@ -248,7 +234,7 @@ class Loop:
             return "dropped"
         try:
             self.control.request_reconcile()
-        except KubeError as err:
+        except ApiError as err:
             log.warning("relaying a trigger to the leader failed", extra={"error": str(err)})
             return "dropped"
         return "relayed"
@@ -355,7 +341,7 @@ class Loop:
         assert self.control is not None
         try:
             state = self.control.read()
-        except KubeError as err:
+        except ApiError as err:
             if not self._control_error_logged:
                 log.warning("reading syncer-control failed", extra={"error": str(err)})
                 self._control_error_logged = True
@@ -406,15 +392,13 @@ class Loop:
             outcome = ReconcileOutcome(FAILED, message=f"{type(err).__name__}: {err}")
         duration = self._clock() - start
         self.status.running_since = None
-        self.status.last_finished = self._clock()
         self.status.last_result = outcome.result
-        self.status.reconciles += 1
         self._record(outcome, duration, reasons)
         stamps = [t.stamp for t in triggers if t.reason == REQUESTED and t.stamp]
         if stamps and outcome.result != PARKED and self.control is not None:
             try:
                 self.control.mark_handled(max(stamps))
-            except KubeError as err:
+            except ApiError as err:
                 log.warning("marking the reconcile request handled failed",
                             extra={"error": str(err)})
         return outcome

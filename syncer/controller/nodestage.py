@@ -85,13 +85,11 @@ class ControllerProgress:
         self._failed = 0
         self._total = 0
         self._ssh_seen = SSH_ERRORS.value
-        self.started = False
 
     def start(self, total: int) -> None:
         with self._lock:
             self._total, self._done, self._failed = total, 0, 0
             self._steps.clear()
-            self.started = total > 0
         self._log.start(total)
         if total:
             self._progress.event(ev.ROLLOUT_STARTED,

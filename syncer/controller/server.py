@@ -34,7 +34,7 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from syncer.controller.metrics import CONTENT_TYPE, Metrics
-from syncer.controller.webhooks import PROVIDERS, HookEvent, receive
+from syncer.controller.webhooks import PROVIDERS, HookEvent, WebhookResult, receive
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,7 @@ class App:
         except ValueError:
             length = 0
         if length > self.max_body:
-            body = b""
-            code, reason, event = 413, f"body larger than {self.max_body} bytes", None
+            result = WebhookResult(413, f"body larger than {self.max_body} bytes")
         else:
             body = environ["wsgi.input"].read(min(length, self.max_body + 1) if length else
                                               self.max_body + 1)
@@ -114,16 +113,15 @@ class App:
                 headers["content-type"] = environ["CONTENT_TYPE"]
             result = receive(provider, headers, body, self.webhook_secret(), self.branch,
                              self.max_body)
-            code, reason, event = result.status, result.reason, result.event
+        code, event = result.status, result.event
         label = provider if provider in PROVIDERS else "unknown"
         self.metrics.webhooks.labels(label, str(code)).inc()
-        fields = {"provider": label, "code": code, "reason": reason}
+        fields = {"provider": label, "code": code, "reason": result.reason}
         if event is not None:
             fields["handling"] = self.on_webhook(event)
             fields["delivery"] = event.delivery or ""
         log.log(logging.INFO if code < 400 else logging.WARNING, "webhook", extra=fields)
-        status = "accepted" if event else ("ok" if code < 300 else "rejected")
-        return _reply(start_response, code, {"status": status, "reason": reason})
+        return _reply(start_response, code, {"status": result.outcome, "reason": result.reason})
 
 
 def _reply(

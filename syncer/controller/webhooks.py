@@ -29,11 +29,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-PROVIDERS = ("github", "gitlab", "gitea")
 PUSH = "push"
 PULL_REQUEST = "pull_request"
 
@@ -57,9 +56,9 @@ class WebhookResult:
     event: HookEvent | None = None  # set when a reconcile should run
 
     @property
-    def body(self) -> bytes:
-        outcome = "accepted" if self.event else ("ok" if self.status < 300 else "rejected")
-        return json.dumps({"status": outcome, "reason": self.reason}).encode() + b"\n"
+    def outcome(self) -> str:
+        """The answer's ``status`` field: accepted (reconcile), ok or rejected."""
+        return "accepted" if self.event else ("ok" if self.status < 300 else "rejected")
 
 
 def _reject(status: int, reason: str) -> WebhookResult:
@@ -126,11 +125,7 @@ def receive(
         return _reject(400, "body is not JSON")
     if not isinstance(payload, dict):
         return _reject(400, "body is not a JSON object")
-    if provider == "github":
-        return _github(headers, payload, branch)
-    if provider == "gitlab":
-        return _gitlab(headers, payload, branch)
-    return _gitea(headers, payload, branch)
+    return _classify(provider, headers, payload, branch)
 
 
 def _branch_ref(branch: str) -> str:
@@ -176,63 +171,69 @@ def _dig(payload: Any, *keys: str) -> Any:
     return payload
 
 
-def _github(headers: Mapping[str, str], payload: dict[str, Any], branch: str) -> WebhookResult:
-    event = headers.get("x-github-event")
-    delivery = headers.get("x-github-delivery")
-    if event == "ping":
+def _pull_request_fields(payload: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(base branch, number, head commit) of a GitHub or Gitea ``pull_request`` event."""
+    pr = payload.get("pull_request")
+    return _dig(pr, "base", "ref"), payload.get("number"), _dig(pr, "head", "sha")
+
+
+def _merge_request_fields(payload: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(target branch, iid, last commit) of a GitLab ``Merge Request Hook``."""
+    attrs = payload.get("object_attributes")
+    return _dig(attrs, "target_branch"), _dig(attrs, "iid"), _dig(attrs, "last_commit", "id")
+
+
+@dataclass(frozen=True)
+class _Forge:
+    """How one forge names its events and where a pull request's fields are."""
+
+    event_headers: tuple[str, ...]  # Gitea's, then Forgejo's
+    delivery_headers: tuple[str, ...]
+    push: str
+    pull: str
+    pull_fields: Callable[[dict[str, Any]], tuple[Any, Any, Any]]
+    missing: str  # the event header, as a missing one is reported
+    hint: str  # which events to subscribe to, for an unsupported one
+    ping: str | None = None
+
+
+_FORGES = {
+    "github": _Forge(("x-github-event",), ("x-github-delivery",), "push", "pull_request",
+                     _pull_request_fields, "X-GitHub-Event",
+                     "subscribe to push and pull_request", ping="ping"),
+    "gitlab": _Forge(("x-gitlab-event",), ("x-gitlab-event-uuid",), "Push Hook",
+                     "Merge Request Hook", _merge_request_fields, "X-Gitlab-Event",
+                     "enable Push and Merge request events"),
+    "gitea": _Forge(("x-gitea-event", "x-forgejo-event"),
+                    ("x-gitea-delivery", "x-forgejo-delivery"), "push", "pull_request",
+                    _pull_request_fields, "X-Gitea-Event",
+                    "choose push and pull request events"),
+}
+PROVIDERS = tuple(_FORGES)
+
+
+def _header(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` that is set and not empty (``headers.get`` of a lone name)."""
+    value: str | None = None
+    for name in names:
+        value = value or headers.get(name)
+    return value
+
+
+def _classify(
+    provider: str, headers: Mapping[str, str], payload: dict[str, Any], branch: str
+) -> WebhookResult:
+    """What an authentic delivery of ``provider`` asks for."""
+    forge = _FORGES[provider]
+    event = _header(headers, forge.event_headers)
+    delivery = _header(headers, forge.delivery_headers)
+    if event is None:
+        return _reject(400, f"missing {forge.missing} header")
+    if event == forge.ping:
         return WebhookResult(200, "pong")
-    if event == "push":
-        return _push("github", payload, branch, delivery)
-    if event == "pull_request":
-        pr = payload.get("pull_request")
-        return _pull(
-            "github",
-            _dig(pr, "base", "ref"),
-            payload.get("number"),
-            _dig(pr, "head", "sha"),
-            branch,
-            delivery,
-        )
-    if event is None:
-        return _reject(400, "missing X-GitHub-Event header")
-    return _reject(400, f"unsupported event {event!r} (subscribe to push and pull_request)")
-
-
-def _gitlab(headers: Mapping[str, str], payload: dict[str, Any], branch: str) -> WebhookResult:
-    event = headers.get("x-gitlab-event")
-    delivery = headers.get("x-gitlab-event-uuid")
-    if event == "Push Hook":
-        return _push("gitlab", payload, branch, delivery)
-    if event == "Merge Request Hook":
-        attrs = payload.get("object_attributes")
-        return _pull(
-            "gitlab",
-            _dig(attrs, "target_branch"),
-            _dig(attrs, "iid"),
-            _dig(attrs, "last_commit", "id"),
-            branch,
-            delivery,
-        )
-    if event is None:
-        return _reject(400, "missing X-Gitlab-Event header")
-    return _reject(400, f"unsupported event {event!r} (enable Push and Merge request events)")
-
-
-def _gitea(headers: Mapping[str, str], payload: dict[str, Any], branch: str) -> WebhookResult:
-    event = headers.get("x-gitea-event") or headers.get("x-forgejo-event")
-    delivery = headers.get("x-gitea-delivery") or headers.get("x-forgejo-delivery")
-    if event == "push":
-        return _push("gitea", payload, branch, delivery)
-    if event == "pull_request":
-        pr = payload.get("pull_request")
-        return _pull(
-            "gitea",
-            _dig(pr, "base", "ref"),
-            payload.get("number"),
-            _dig(pr, "head", "sha"),
-            branch,
-            delivery,
-        )
-    if event is None:
-        return _reject(400, "missing X-Gitea-Event header")
-    return _reject(400, f"unsupported event {event!r} (choose push and pull request events)")
+    if event == forge.push:
+        return _push(provider, payload, branch, delivery)
+    if event == forge.pull:
+        base, number, sha = forge.pull_fields(payload)
+        return _pull(provider, base, number, sha, branch, delivery)
+    return _reject(400, f"unsupported event {event!r} ({forge.hint})")

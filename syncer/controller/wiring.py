@@ -2,7 +2,8 @@
 
 The loop (``loop.py``) only knows ``Reconciler = Callable[[ReconcileRequest,
 threading.Event], ReconcileOutcome]``. A *factory* builds one at start from a
-:class:`ReconcilerContext` (configuration, API client, credential files, identity):
+:class:`ReconcilerContext` (configuration, the controller's
+:class:`~syncer.cluster.client.KubeClient`, credential files, identity):
 
 - :func:`builtin` (the default) wraps :func:`syncer.reconcile.reconcile_once` — the same
   one-shot reconcile as ``syncer sync --once`` — around one long-lived
@@ -16,9 +17,11 @@ threading.Event], ReconcileOutcome]``. A *factory* builds one at start from a
   After each reconcile it runs the write-back (:mod:`syncer.report.orchestration`, the
   same step as ``syncer sync --once``): a status commit and git note when the state
   changed, and PR previews with ``--forge`` — also after a ``pull_request`` webhook,
-  which triggers a reconcile. When an apply changes objects the write-back runs twice: as
+  which triggers a reconcile. When an apply changes objects the write-back also runs as
   soon as they are applied (so Git records the apply, and previews go out, without
-  waiting for a rollout that may take hours) and after the node stage, with the hosts.
+  waiting for a rollout that may take hours); during a rollout after such an apply, each
+  time a host starts or finishes (a status commit per host phase change); and after the
+  node stage, with the hosts.
   Write-back failures are logged and counted (``syncer_writeback_pending``,
   ``syncer_git_errors_total``, ``syncer_forge_errors_total``); they never fail the
   reconcile.
@@ -40,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from syncer.cluster.client import KubeClient
 from syncer.controller import credentials as cred
 from syncer.controller import events as ev
 from syncer.controller.config import ControllerConfig
@@ -58,7 +62,7 @@ from syncer.problems import UserError
 @dataclass(frozen=True)
 class ReconcilerContext:
     config: ControllerConfig
-    api_client: Any  # kubernetes.client.ApiClient
+    client: KubeClient  # shared with the controller's own requests
     credentials: CredentialFiles
     identity: str
 
@@ -85,14 +89,13 @@ def builtin(ctx: ReconcilerContext) -> Reconciler:
     """The real reconcile: Git source -> validate -> render -> apply -> prune -> nodes."""
     from dataclasses import replace
 
-    from syncer.cluster.client import KubeClient
     from syncer.controller.nodestage import ControllerProgress, stage_options
     from syncer.reconcile import ReconcileOptions, reconcile_once
     from syncer.source import GitSource, SourceConfig, SourceError
 
     config = ctx.config
     files = ctx.credentials
-    client = KubeClient(ctx.api_client)
+    client = ctx.client
     options = ReconcileOptions(inventory_namespace=config.namespace,
                                nodes=stage_options(config, files))
     lock = threading.Lock()
@@ -123,13 +126,15 @@ def builtin(ctx: ReconcilerContext) -> Reconciler:
 
     def reconcile(request: ReconcileRequest, park: threading.Event) -> ReconcileOutcome:
         progress = ControllerProgress(request.progress)
-        writeback = state["writeback"]
         written: list[Any] = []
         applied: list[Any] = []
 
-        def write_back(result: Any) -> None:
+        def write_back(result: Any, previews: bool = True) -> None:
+            # Looked up when used: source(), called below, replaces the source and its
+            # write-back together when a Git credential changed.
+            writeback = state["writeback"]
             if writeback is not None:
-                written.append(writeback.after(result, client))
+                written.append(writeback.after(result, client, previews=previews))
                 report_writeback(written[-1], request)
 
         def on_applied(result: Any) -> None:
@@ -141,9 +146,10 @@ def builtin(ctx: ReconcilerContext) -> Reconciler:
                 write_back(result)
 
         def on_update(snapshot: Any) -> None:
-            # A host started or finished during the rollout: a change of state to record.
+            # A host started or finished during the rollout: a change of state to record
+            # (the status only: pull-request previews do not change as hosts move on).
             if applied:
-                write_back(replace(applied[-1], nodes=snapshot))
+                write_back(replace(applied[-1], nodes=snapshot), previews=False)
 
         assert options.nodes is not None
         run_options = replace(options, nodes=replace(options.nodes, progress=progress,

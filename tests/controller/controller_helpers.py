@@ -12,16 +12,14 @@ import json
 import logging
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
+
+from syncer.testing.syncerproc import SyncerProcess
 
 HERE = Path(__file__).parent
 
@@ -75,12 +73,6 @@ def restored_logging() -> Iterator[None]:
             logging.getLogger(name).setLevel(lvl)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, every: float = 0.05) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -98,70 +90,20 @@ def github_headers(body: bytes, secret: bytes, event: str = "push") -> dict[str,
             "X-GitHub-Delivery": "test", "Content-Type": "application/json"}
 
 
-class SyncerRun:
-    """`syncer run` as a subprocess (the way the container runs it)."""
+class SyncerRun(SyncerProcess):
+    """`syncer run` as a subprocess (the way the container runs it) that can also import
+    this directory's modules (``--reconciler scripted_reconciler:<factory>``)."""
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        full_env = {**os.environ, **env,
-                    "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-                    "SYNCER_LISTEN": f"127.0.0.1:{self.port}", "POD_NAME": name}
-        self._log_file = log.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "syncer", "run", *args],
-            env=full_env, stdout=self._log_file, stderr=subprocess.STDOUT,
-        )
-
-    def healthy(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        text = requests.get(f"{self.url}/metrics", timeout=5).text
-        found = {}
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                found[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return found
-
-    def metric(self, name: str, **labels: str) -> float | None:
-        try:
-            return self.metrics().get((name, tuple(sorted(labels.items()))))
-        except requests.RequestException:
-            return None
-
-    def is_leader(self) -> bool:
-        return self.metric("syncer_leader") == 1.0
-
-    def revision(self) -> str | None:
-        for (name, labels), value in self.metrics().items():
-            if name == "syncer_last_applied_revision_info" and value == 1:
-                return dict(labels)["revision"]
-        return None
+        pythonpath = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+        super().__init__(name, args, log, {**env, "PYTHONPATH": pythonpath})
 
     def webhook(self, payload: dict[str, Any], secret: bytes, event: str = "push") -> Any:
         body = json.dumps(payload).encode()
         return requests.post(f"{self.url}/hooks/github", data=body,
                              headers=github_headers(body, secret, event), timeout=5)
 
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
     def terminate(self, timeout: float = 30) -> int:
+        """SIGTERM; the exit code."""
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self._log_file.close()

@@ -19,8 +19,8 @@ import threading
 import time
 from typing import Any
 
+from syncer.cluster.client import MERGE_PATCH, ApiError
 from syncer.controller.credentials import SSH_PRIVATE_KEY
-from syncer.controller.kubeapi import Kube, KubeError
 from syncer.controller.loop import PARKED, ReconcileOutcome, ReconcileRequest
 from syncer.controller.wiring import ReconcilerContext
 
@@ -34,16 +34,16 @@ def _path(namespace: str) -> str:
 
 
 def rollout(ctx: ReconcilerContext) -> Any:
-    kube = Kube(ctx.api_client)
+    kube = ctx.client
     namespace = ctx.config.namespace
 
     def load() -> dict[str, Any]:
         try:
-            cm = kube.get(_path(namespace))
-        except KubeError as err:
+            cm = kube.request("GET", _path(namespace))
+        except ApiError as err:
             if not err.not_found:
                 raise
-            cm = kube.create(f"/api/v1/namespaces/{namespace}/configmaps", {
+            cm = kube.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body={
                 "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": STATE},
                 "data": {"state": json.dumps({"done": [], "in_progress": None, "log": []})}})
         cm["state"] = json.loads(cm["data"]["state"])
@@ -52,7 +52,7 @@ def rollout(ctx: ReconcilerContext) -> Any:
     def save(cm: dict[str, Any]) -> None:
         body = {k: v for k, v in cm.items() if k != "state"}
         body["data"] = {"state": json.dumps(cm["state"])}
-        kube.replace(_path(namespace), body)  # 409 if someone else wrote meanwhile
+        kube.request("PUT", _path(namespace), body=body)  # 409 if someone else wrote meanwhile
 
     def reconcile(request: ReconcileRequest, park: threading.Event) -> ReconcileOutcome:
         progress = request.progress
@@ -86,7 +86,7 @@ def rollout(ctx: ReconcilerContext) -> Any:
 
 
 def keyprint(ctx: ReconcilerContext) -> Any:
-    kube = Kube(ctx.api_client)
+    kube = ctx.client
     namespace = ctx.config.namespace
 
     def reconcile(request: ReconcileRequest, park: threading.Event) -> ReconcileOutcome:
@@ -97,12 +97,12 @@ def keyprint(ctx: ReconcilerContext) -> Any:
                 "data": {"fingerprint": fingerprint,
                          "reasons": ",".join(request.reasons)}}
         try:
-            kube.create(f"/api/v1/namespaces/{namespace}/configmaps", body)
-        except KubeError as err:
+            kube.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body=body)
+        except ApiError as err:
             if not err.conflict:
                 raise
-            kube.merge_patch(f"/api/v1/namespaces/{namespace}/configmaps/scripted-keyprint",
-                             {"data": body["data"]})
+            kube.request("PATCH", f"/api/v1/namespaces/{namespace}/configmaps/scripted-keyprint",
+                         body={"data": body["data"]}, content_type=MERGE_PATCH)
         return ReconcileOutcome(revision=fingerprint.ljust(40, "0"))
 
     return reconcile

@@ -9,10 +9,10 @@ from click.testing import CliRunner
 
 from syncer import names
 from syncer.cli import cli
+from syncer.cluster.client import MERGE_PATCH, KubeClient
 from syncer.controller import events as ev
 from syncer.controller.control import Control
 from syncer.controller.events import EventRecorder
-from syncer.controller.kubeapi import Kube
 from syncer.testing.kube import ControlPlane
 
 
@@ -24,13 +24,13 @@ def syncer(control_plane: ControlPlane, namespace: str, *args: str) -> Any:
 
 
 def configmap(kube: Any, namespace: str) -> dict[str, Any]:
-    result: dict[str, Any] = Kube(kube).get(
-        f"/api/v1/namespaces/{namespace}/configmaps/{names.CONTROL_CONFIGMAP}")
+    result: dict[str, Any] = KubeClient(kube).request(
+        "GET", f"/api/v1/namespaces/{namespace}/configmaps/{names.CONTROL_CONFIGMAP}")
     return result
 
 
 def test_suspend_resume_commands(control_plane: ControlPlane, kube: Any, namespace: str) -> None:
-    control = Control(Kube(kube), namespace)
+    control = Control(KubeClient(kube), namespace)
     assert not control.read().suspended  # no ConfigMap yet: not suspended
     result = syncer(control_plane, namespace, "suspend")
     assert result.exit_code == 0, result.output
@@ -42,8 +42,8 @@ def test_suspend_resume_commands(control_plane: ControlPlane, kube: Any, namespa
 
 
 def test_operator_edits_are_kept(kube: Any, namespace: str) -> None:
-    k = Kube(kube)
-    k.create(f"/api/v1/namespaces/{namespace}/configmaps", {
+    k = KubeClient(kube)
+    k.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body={
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": names.CONTROL_CONFIGMAP, "annotations": {"team": "windows"}},
         "data": {"suspend": "yes", "note": "paused for the maintenance window"},
@@ -54,13 +54,14 @@ def test_operator_edits_are_kept(kube: Any, namespace: str) -> None:
     cm = configmap(kube, namespace)
     assert cm["data"]["note"] == "paused for the maintenance window"
     assert cm["metadata"]["annotations"]["team"] == "windows"
-    k.merge_patch(control.path, {"data": {"suspend": "maybe"}})
+    k.request("PATCH", control.path, body={"data": {"suspend": "maybe"}},
+              content_type=MERGE_PATCH)
     state = control.read()
     assert state.suspended and state.invalid_suspend == "maybe"  # unclear: stay stopped
 
 
 def test_reconcile_now_and_wait(control_plane: ControlPlane, kube: Any, namespace: str) -> None:
-    control = Control(Kube(kube), namespace)
+    control = Control(KubeClient(kube), namespace)
 
     def controller() -> None:  # a stand-in leader: handles whatever is requested
         for _ in range(100):
@@ -89,7 +90,7 @@ def test_reconcile_wait_times_out_without_controller(
 
 
 def test_events_are_recorded_and_deduplicated(kube: Any, namespace: str) -> None:
-    k = Kube(kube)
+    k = KubeClient(kube)
     recorder = EventRecorder(k, namespace, "replica-a")
     regarding = {"apiVersion": "v1", "kind": "ConfigMap", "name": "syncer-inventory",
                  "namespace": namespace}
@@ -100,7 +101,7 @@ def test_events_are_recorded_and_deduplicated(kube: Any, namespace: str) -> None
                            regarding=regarding) is None
     recorder.record(ev.VALIDATION_FAILED, "fleet.yaml:3: unknown field", ev.WARNING,
                     regarding=regarding)
-    listed = k.get(f"/apis/events.k8s.io/v1/namespaces/{namespace}/events")["items"]
+    listed = k.request("GET", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events")["items"]
     got = sorted((e["reason"], e["type"], e["regarding"]["name"], e["reportingController"])
                  for e in listed)
     assert got == [
@@ -111,5 +112,5 @@ def test_events_are_recorded_and_deduplicated(kube: Any, namespace: str) -> None
 
 def test_event_failures_never_raise(control_plane: ControlPlane, namespace: str) -> None:
     nobody = control_plane.service_account_client(namespace, "nobody")
-    recorder = EventRecorder(Kube(nobody), namespace, "replica-a")
+    recorder = EventRecorder(KubeClient(nobody), namespace, "replica-a")
     assert recorder.record(ev.ROLLOUT_STARTED, "3 hosts") is None  # 403, logged

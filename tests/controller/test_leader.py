@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from syncer.controller.kubeapi import Kube
+from syncer.cluster.client import KubeClient
 from syncer.controller.leader import LeaderElector, LeaseSettings, lease_path
 
 FAST = {"lease_duration": 1.5, "renew_deadline": 1.0, "retry_period": 0.1}
@@ -25,7 +25,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 
 class Candidate:
-    def __init__(self, kube: Kube, namespace: str, identity: str) -> None:
+    def __init__(self, kube: KubeClient, namespace: str, identity: str) -> None:
         self.log: list[str] = []
         self.elector = LeaderElector(
             kube,
@@ -44,7 +44,7 @@ def candidates(kube: Any, namespace: str) -> Iterator[Callable[[str], Candidate]
     made: list[Candidate] = []
 
     def make(identity: str) -> Candidate:
-        candidate = Candidate(Kube(kube), namespace, identity).start()
+        candidate = Candidate(KubeClient(kube), namespace, identity).start()
         made.append(candidate)
         return candidate
 
@@ -54,7 +54,7 @@ def candidates(kube: Any, namespace: str) -> Iterator[Callable[[str], Candidate]
 
 
 def lease(kube: Any, namespace: str) -> dict[str, Any]:
-    result: dict[str, Any] = Kube(kube).get(lease_path(namespace, "syncer-leader"))
+    result: dict[str, Any] = KubeClient(kube).request("GET", lease_path(namespace, "syncer-leader"))
     return result
 
 
@@ -101,7 +101,7 @@ def test_leader_steps_down_when_another_takes_the_lease(
     # an operator (or a split brain) hands the Lease to someone else
     current = lease(kube, namespace)
     current["spec"]["holderIdentity"] = "replica-z"
-    Kube(kube).replace(lease_path(namespace, "syncer-leader"), current)
+    KubeClient(kube).request("PUT", lease_path(namespace, "syncer-leader"), body=current)
     assert wait_for(lambda: not a.elector.is_leader, timeout=FAST["renew_deadline"] + 2)
     assert a.log == ["started", "stopped"]
 

@@ -17,8 +17,7 @@ import yaml
 from controller_helpers import SyncerRun, wait_for
 
 from syncer import names
-from syncer.cluster.client import ApiError, connect
-from syncer.controller.kubeapi import Kube, KubeError
+from syncer.cluster.client import MERGE_PATCH, ApiError, KubeClient, connect
 from syncer.controller.leader import lease_path
 from syncer.reconcile import reconcile_once
 from syncer.testing.gitrepos import WorkRepo, make_bare
@@ -99,13 +98,14 @@ def test_syncer_run_as_the_service_account(
             "--control-poll-interval", "300ms", "--log-format", "json"]
     proc = syncer_run("syncer-sa", args)
     assert wait_for(lambda: proc.revision() == author.head(), timeout=60)
-    k = Kube(kube)
-    k.merge_patch(f"/api/v1/namespaces/{SA_NAMESPACE}/configmaps/{names.CONTROL_CONFIGMAP}",
-                  {"metadata": {"annotations": {
-                      names.ANNOTATION_RECONCILE_REQUESTED_AT: "2026-01-01T00:00:00.000000Z"}}})
+    k = KubeClient(kube)
+    k.request("PATCH", f"/api/v1/namespaces/{SA_NAMESPACE}/configmaps/{names.CONTROL_CONFIGMAP}",
+              body={"metadata": {"annotations": {
+                  names.ANNOTATION_RECONCILE_REQUESTED_AT: "2026-01-01T00:00:00.000000Z"}}},
+              content_type=MERGE_PATCH)
     assert wait_for(lambda: proc.metric("syncer_reconciles_total", result="success") == 2.0)
     assert proc.terminate() == 0
-    spec = k.get(lease_path(SA_NAMESPACE, names.LEADER_LEASE))["spec"]
+    spec = k.request("GET", lease_path(SA_NAMESPACE, names.LEADER_LEASE))["spec"]
     assert not spec.get("holderIdentity")
     out = proc.output()
     assert "forbidden" not in out.lower(), out
@@ -143,13 +143,12 @@ def test_requests_outside_the_role_are_denied(
 
 
 def test_allowed_reads_by_name(installed: Path, kube: Any) -> None:
-    k = Kube(kube)
     try:
-        k.create(f"/api/v1/namespaces/{names.WMCO_NAMESPACE}/secrets", {
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": names.PRIVATE_KEY_SECRET},
-            "stringData": {names.PRIVATE_KEY_SECRET_KEY: "key"}})
-    except KubeError as err:
+        KubeClient(kube).request("POST", f"/api/v1/namespaces/{names.WMCO_NAMESPACE}/secrets",
+                                 body={"apiVersion": "v1", "kind": "Secret",
+                                       "metadata": {"name": names.PRIVATE_KEY_SECRET},
+                                       "stringData": {names.PRIVATE_KEY_SECRET_KEY: "key"}})
+    except ApiError as err:
         assert err.conflict
     client = connect(str(installed))
     secret = client.request(

@@ -19,7 +19,7 @@ import pytest
 from controller_helpers import SecretVolume, SyncerRun, wait_for
 
 from syncer import names
-from syncer.controller.kubeapi import Kube, KubeError
+from syncer.cluster.client import ApiError, KubeClient
 from syncer.controller.leader import lease_path
 from syncer.testing.gitrepos import WorkRepo, make_bare
 from syncer.testing.kube import ControlPlane
@@ -38,16 +38,17 @@ def base_args(cp: ControlPlane, namespace: str, workdir: Path, *extra: str) -> l
 
 def holder(kube: Any, namespace: str) -> str | None:
     try:
-        spec = Kube(kube).get(lease_path(namespace, names.LEADER_LEASE))["spec"]
-    except KubeError:
+        spec = KubeClient(kube).request("GET", lease_path(namespace, names.LEADER_LEASE))["spec"]
+    except ApiError:
         return None
     return spec.get("holderIdentity")
 
 
 def rollout_state(kube: Any, namespace: str) -> dict[str, Any]:
     try:
-        cm = Kube(kube).get(f"/api/v1/namespaces/{namespace}/configmaps/scripted-rollout")
-    except KubeError:
+        cm = KubeClient(kube).request(
+            "GET", f"/api/v1/namespaces/{namespace}/configmaps/scripted-rollout")
+    except ApiError:
         return {"done": [], "in_progress": None, "log": []}
     state: dict[str, Any] = json.loads(cm["data"]["state"])
     return state
@@ -174,9 +175,9 @@ def test_rotated_credentials_are_used_without_restart(
 
     def fingerprint() -> str | None:
         try:
-            cm = Kube(kube).get(
-                f"/api/v1/namespaces/{namespace}/configmaps/scripted-keyprint")
-        except KubeError:
+            cm = KubeClient(kube).request(
+                "GET", f"/api/v1/namespaces/{namespace}/configmaps/scripted-keyprint")
+        except ApiError:
             return None
         return str(cm["data"]["fingerprint"])
 
@@ -199,12 +200,12 @@ def test_push_and_webhook_apply_the_new_revision_at_once(
     control_plane: ControlPlane, kube: Any, namespace: str, tmp_path: Path,
     syncer_run: Callable[..., SyncerRun]
 ) -> None:
-    k = Kube(kube)
+    k = KubeClient(kube)
     wmco = names.WMCO_NAMESPACE
     try:
-        k.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                        "metadata": {"name": wmco}})
-    except KubeError as err:
+        k.request("POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace",
+                                                      "metadata": {"name": wmco}})
+    except ApiError as err:
         assert err.conflict
     remote = make_bare(tmp_path / "fleet.git")
     author = WorkRepo(tmp_path / "author", f"file://{remote}")
@@ -231,13 +232,13 @@ def test_push_and_webhook_apply_the_new_revision_at_once(
     # the interval is 10 minutes: only the webhook can explain a reconcile this soon
     assert wait_for(lambda: proc.revision() == second, timeout=30)
     assert time.monotonic() - pushed < 30
-    instances = k.get(f"/api/v1/namespaces/{wmco}/configmaps/{names.BYOH_CONFIGMAP}")
+    instances = k.request("GET", f"/api/v1/namespaces/{wmco}/configmaps/{names.BYOH_CONFIGMAP}")
     assert instances["data"]["127.0.1.4"] == "username=Administrator"
     assert proc.metric("syncer_reconciles_total", result="success") == 2.0
     assert proc.metric("syncer_webhooks_total", code="202", provider="github") == 1.0
     assert (proc.metric("syncer_objects", result="created") or 0) + (
         proc.metric("syncer_objects", result="configured") or 0) >= 1
-    events = k.get(f"/apis/events.k8s.io/v1/namespaces/{namespace}/events")["items"]
+    events = k.request("GET", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events")["items"]
     notes = [e["note"] for e in events if e["reason"] == "RevisionApplied"]
     assert f"Applied revision: main@sha1:{second}" in notes
     assert proc.terminate() == 0
