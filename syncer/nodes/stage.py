@@ -277,8 +277,11 @@ def _round(
         live.step(address, step)
 
     ctx.on_step = step_to_both
-    rollout = run_rollout(ctx, plans, orphans, progress=progress or opts.progress,
-                          on_outcome=live.outcome)
+    try:
+        rollout = run_rollout(ctx, plans, orphans, progress=progress or opts.progress,
+                              on_outcome=live.outcome)
+    finally:
+        live.close()
     previous = live.previous
     result.rollout = rollout
     result.halted = rollout.halted
@@ -482,7 +485,9 @@ class _LiveStatus:
     Each step a host enters is written to ``syncer-node-status`` (only what changed), so
     ``syncer status`` shows a rollout that takes hours as it goes, not only when the round
     ends. When a host starts or finishes, ``on_update`` gets a snapshot of the round: a
-    host changing phase is a change of state the status branch records."""
+    host changing phase is a change of state the status branch records. Snapshots are
+    delivered in order on one thread of their own, so a slow push to Git never holds up
+    a host; :meth:`close` waits for the last one."""
 
     def __init__(self, api: KubeClient, opts: NodeStageOptions, plans: list[HostPlan],
                  previous: StatusReport) -> None:
@@ -490,6 +495,10 @@ class _LiveStatus:
         self.outcomes: dict[str, HostOutcome] = {}
         self.steps: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._notifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncer-status")
+
+    def close(self) -> None:
+        self._notifier.shutdown(wait=True)
 
     def step(self, address: str, step: str) -> None:
         with self._lock:
@@ -510,7 +519,12 @@ class _LiveStatus:
                                    rows=_final_rows(self.plans, partial, [], self.steps))
         self.previous = _report(self.api, self.opts, snapshot, self.previous)
         if notify and self.opts.on_update is not None:
-            try:
-                self.opts.on_update(snapshot)
-            except Exception as err:  # reporting must not fail the rollout
-                log.warning("reporting the rollout's progress failed: %s", err)
+            self._notifier.submit(self._notify, self.opts.on_update, snapshot)
+
+    @staticmethod
+    def _notify(on_update: Callable[[NodeStageResult], None], snapshot: NodeStageResult
+                ) -> None:
+        try:
+            on_update(snapshot)
+        except Exception as err:  # reporting must not fail the rollout
+            log.warning("reporting the rollout's progress failed: %s", err)

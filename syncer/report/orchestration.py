@@ -156,8 +156,10 @@ class WriteBack:
             self._writers[branch] = (writer, LastReport(writer))
         return self._writers[branch]
 
-    def after(self, result: ReconcileResult, client: KubeClient | None) -> WriteBackOutcome:
-        """Status commit + note, then previews. Never raises (see the module docstring)."""
+    def after(self, result: ReconcileResult, client: KubeClient | None, *,
+              previews: bool = True) -> WriteBackOutcome:
+        """Status commit + note, then previews (``previews=False``: the status only, as
+        for a host moving on during a rollout). Never raises (see the module docstring)."""
         if result.fleet is not None and result.fleet.status != self._policy:
             self._policy = result.fleet.status
             _save_policy(self._policy_file, self._policy)
@@ -177,24 +179,24 @@ class WriteBack:
             except Exception as err:  # a bug must not fail the reconcile that already ran
                 log.exception("write-back: the status stage failed")
                 internal.append(f"status stage: {type(err).__name__}: {err}")
-        previews = None
+        preview_round = None
         dry_run = result.applied is not None and result.applied.dry_run
-        if (self.forge is not None and isinstance(self.source, GitSource) and not dry_run
-                and policy.pull_requests):
+        if (previews and self.forge is not None and isinstance(self.source, GitSource)
+                and not dry_run and policy.pull_requests):
             inventory = (InventoryStore(client, self.settings.inventory_namespace,
                                         self.settings.inventory_name) if client else None)
             try:
-                previews = preview_pull_requests(
+                preview_round = preview_pull_requests(
                     self.source, self.forge, client, inventory=inventory, cache=self.cache,
                     node_selector=self.settings.node_selector,
                 )
             except Exception as err:
                 log.exception("write-back: the previews failed")
                 internal.append(f"previews: {type(err).__name__}: {err}")
-            if previews is not None:
-                for line in previews.errors:
+            if preview_round is not None:
+                for line in preview_round.errors:
                     log.warning("previews: %s", line)
-        return WriteBackOutcome(status, previews, tuple(internal))
+        return WriteBackOutcome(status, preview_round, tuple(internal))
 
     def close(self) -> None:
         if self.forge is not None and self._owns_forge:

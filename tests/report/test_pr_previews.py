@@ -13,6 +13,7 @@ from syncer.cluster.client import KubeClient
 from syncer.cluster.inventory import InventoryStore
 from syncer.reconcile import ReconcileOptions, reconcile_once
 from syncer.report.forges import CommitState, RestForge
+from syncer.report.orchestration import WriteBack, WriteBackSettings, forge_settings
 from syncer.report.previews import PreviewCache, PreviewRound, preview_pull_requests
 from syncer.report.publishing import PREVIEW_CONTEXT
 from syncer.source import GitSource, SourceConfig
@@ -254,3 +255,30 @@ def test_the_fleets_status_policy_is_followed(
     assert rejected.exit_code == 1
     assert subjects(repo.bare, "fleet/status")[-1].startswith(f"Rejected {broken[:7]}: ")
     assert notes_commits(repo.bare) == 0
+
+
+def test_a_status_only_write_back_leaves_pull_requests_alone(
+    sim: ForgeSimulator, repo: FleetRepo, source: GitSource, kc: KubeClient, namespace: str,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """During a rollout each host moving on is written back with the status only: the
+    forge is not asked anything (previews do not change as hosts move)."""
+    monkeypatch.setenv("FORGE_TOKEN", sim.token)
+    head = repo.push_pull_request(PR_REFS[sim.flavour].format(5), "Value 5",
+                                  repo.files(value="5"))
+    sim.add_pull_request(5, head)
+    writeback = WriteBack(WriteBackSettings(
+        workdir=tmp_path / "wb", instance="syncer-test", inventory_namespace=namespace,
+        node_selector=f"syncer-test={namespace}",
+        forge=forge_settings(sim.flavour, f"file://{repo.bare}", api_url=sim.api_url,
+                             repository=sim.repository, token_env="FORGE_TOKEN"),
+    ), source)
+    try:
+        result = reconcile_once(source, kc, ReconcileOptions(inventory_namespace=namespace))
+        status_only = writeback.after(result, kc, previews=False)
+        assert status_only.status is not None and status_only.status.committed
+        assert status_only.previews is None and sim.requests == []
+        full = writeback.after(result, kc)
+        assert full.previews is not None and comment_writes(sim) == ["POST"]
+    finally:
+        writeback.close()
