@@ -68,11 +68,8 @@ def cli() -> None:
     """GitOps for the Windows nodes of a Kubernetes/OpenShift cluster."""
 
 
-
-
-
 # --- the fleet repository (syncer/fleet/): validate, render ----------------------------
-def _check_fleet_for_cli(path: Path) -> FleetModel:
+def check_fleet_at(path: Path) -> FleetModel:
     """Check the fleet at ``path``: print warnings, raise UserError on errors.
 
     Problem paths are shown relative to the current directory (``PATH/file:line``), so
@@ -109,7 +106,7 @@ def validate(path: Path, strict: bool) -> None:
     """
     from syncer.fleet import summary
 
-    model = _check_fleet_for_cli(path)
+    model = check_fleet_at(path)
     if strict and model.warnings:
         click.echo(f"{len(model.warnings)} warning(s) and --strict: not valid", err=True)
         sys.exit(1)
@@ -134,12 +131,8 @@ def render_command(path: Path, output: str) -> None:
     """
     from syncer.fleet import render, to_json, to_yaml
 
-    objects = render(_check_fleet_for_cli(path))
+    objects = render(check_fleet_at(path))
     click.echo(to_json(objects) if output == "json" else to_yaml(objects), nl=False)
-
-
-
-
 
 
 def main() -> None:

@@ -18,15 +18,16 @@ from typing import Any
 
 import click
 
+from syncer.cli import check_fleet_at
 from syncer.cluster.apply import Outcome
 from syncer.cluster.client import ApiError, cluster_configured, connect
 from syncer.cluster.display import plan_table
 from syncer.cluster.inventory import InventoryStore
 from syncer.cluster.plan import Plan, compute_plan, offline_plan
 from syncer.cluster.prune import Confirmation
-from syncer.fleet import check_fleet, render
+from syncer.fleet import render
 from syncer.names import INVENTORY_CONFIGMAP, SYSTEM_NAMESPACE
-from syncer.problems import UserError, errors
+from syncer.problems import UserError
 from syncer.reconcile import (
     ReconcileOptions,
     ReconcileResult,
@@ -71,12 +72,7 @@ def plan_command(
 
     Per object: create, update (with the diff), prune, unchanged. Without a cluster
     configured: the objects that would be created."""
-    model, problems = check_fleet(path)
-    for problem in problems:
-        if not problem.is_error:
-            click.echo(str(problem), err=True)
-    if model is None or errors(problems):
-        raise UserError(errors(problems) or "the fleet could not be loaded")
+    model = check_fleet_at(path)
     objects = render(model)
     revision = local_revision(path)
     source_of = source_lookup(model)

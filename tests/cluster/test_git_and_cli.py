@@ -113,7 +113,7 @@ def test_plan_and_sync_commands(
     args = [str(fleet.root), *_cluster_args(control_plane, namespace)]
     plan = _run("plan", *args)
     assert plan.exit_code == 0, plan.output
-    assert "create  ConfigMap" in plan.output and "app.yaml:1" in plan.output
+    assert "create  ConfigMap" in plan.output and f"{fleet.root}/app.yaml:1" in plan.output
     assert "Plan: 2 to create, 0 to update, 0 to prune, 0 unchanged." in plan.output
     assert _run("plan", *args, "--exit-code").exit_code == 3
 
@@ -129,7 +129,7 @@ def test_plan_and_sync_commands(
     doc = json.loads(_run("plan", *args, "-o", "json").stdout)
     [update] = [o for o in doc["objects"] if o["action"] == "update"]
     assert update["patch"] == [{"op": "replace", "path": "/data/value", "value": "2"}]
-    assert update["source"] == "app.yaml:1"
+    assert update["source"] == f"{fleet.root}/app.yaml:1"
     assert "1 updated" in _run("sync", "--once", *args).output
 
 
@@ -140,6 +140,18 @@ def test_plan_without_a_cluster_is_offline(fleet: FleetDir, tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert "Plan (no cluster configured): 2 objects would be created." in result.output
     assert f"create  ConfigMap  {fleet.namespace}  app" in result.output
+
+
+def test_plan_names_problems_like_validate(fleet: FleetDir) -> None:
+    """`syncer plan PATH` prints a problem exactly as `syncer validate PATH` does: as
+    PATH/file:line, so an editor or a CI log can jump to it; nothing is asked of a
+    cluster."""
+    fleet.write("app.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n")
+    planned = _run("plan", str(fleet.root), "--kubeconfig", "/nonexistent")
+    validated = _run("validate", str(fleet.root))
+    assert planned.exit_code == validated.exit_code == 1
+    assert planned.output == validated.output
+    assert f"{fleet.root}/app.yaml:4: " in planned.output
 
 
 def test_secret_values_are_not_printed(
@@ -191,6 +203,6 @@ def test_user_mistakes_are_one_line_without_traceback(
     fleet.write("bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n")
     invalid = _run("plan", str(fleet.root), *_cluster_args(control_plane, namespace))
     assert invalid.exit_code == 1
-    assert invalid.output.splitlines()[-1].startswith("bad.yaml:")
+    assert invalid.output.splitlines()[-1].startswith(f"{fleet.root}/bad.yaml:")
 
     assert _run("sync", str(fleet.root)).exit_code == 2  # --once is required
