@@ -1,22 +1,25 @@
 # syntax=docker/dockerfile:1
 # syncer controller image: `docker build -t syncer .` (README: "Container image").
 #
-# Two stages: the first builds wheels for syncer and its runtime dependencies (no test
-# tools), the second installs only those wheels into a clean interpreter, with git (GitPython
-# runs it) and openssh-client (ssh:// remotes), and runs as an unprivileged user.
+# Two stages: the first downloads the locked runtime dependencies (requirements/runtime.txt,
+# every file checked against its sha256) and builds syncer's own wheel with the locked build
+# backend (requirements/build.txt); the second installs exactly those files, hash-checked
+# again and without an index, into a clean interpreter with git (GitPython runs it) and
+# openssh-client (ssh:// remotes), and runs as an unprivileged user. No test tool and no
+# unpinned package enters the image.
 # Network: PyPI and Debian's package mirrors only.
 #
-# The base is pinned by version *and* digest (reproducible; Renovate/Dependabot update
-# both). To move to a newer patch release:
-#   docker buildx imagetools inspect python:3.11-slim-bookworm   # -> digest of the index
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
+COPY requirements/runtime.txt requirements/build.txt ./requirements/
+RUN pip download --require-hashes --no-deps --dest /wheels -r requirements/runtime.txt \
+    && pip install --require-hashes --no-deps -r requirements/build.txt
 COPY pyproject.toml README.md ./
 COPY syncer ./syncer
-RUN pip wheel --wheel-dir /wheels .
+RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels/syncer .
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="syncer" \
@@ -28,10 +31,12 @@ LABEL org.opencontainers.image.title="syncer" \
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
     && rm -rf /var/lib/apt/lists/*
-# The wheelhouse holds exactly one version of each package, resolved in the build stage.
-# hadolint ignore=DL3013
+# The wheelhouse holds exactly the locked files; --require-hashes checks each one again.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links /wheels syncer \
+    --mount=type=bind,source=requirements/runtime.txt,target=/tmp/runtime.txt \
+    pip install --no-cache-dir --no-index --find-links /wheels --require-hashes --no-deps \
+        -r /tmp/runtime.txt \
+    && pip install --no-cache-dir --no-index --no-deps /wheels/syncer/syncer-*.whl \
     && groupadd --gid 65532 syncer \
     && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /var/lib/syncer \
        --shell /usr/sbin/nologin syncer

@@ -60,11 +60,16 @@ def _conditions(csr: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _subject_alt_names(req: x509.CertificateSigningRequest) -> x509.SubjectAlternativeName:
+def _subject_alt_names(req: x509.CertificateSigningRequest) -> list[x509.GeneralName]:
+    """The request's SANs; none when it has no SAN extension (a kubelet client CSR).
+
+    A list, never an empty ``SubjectAlternativeName``: the extension must hold at least
+    one name (RFC 5280 4.2.1.6), and cryptography 51 refuses to build an empty one.
+    """
     try:
-        return req.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        return list(req.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
     except x509.ExtensionNotFound:
-        return x509.SubjectAlternativeName([])
+        return []
 
 
 def validate(csr_obj: Mapping[str, Any], req: x509.CertificateSigningRequest) -> None:
@@ -86,8 +91,8 @@ def validate(csr_obj: Mapping[str, Any], req: x509.CertificateSigningRequest) ->
             f"allowed {sorted(_ALLOWED_USAGES[signer])}, must include {_REQUIRED_USAGE[signer]}"
         )
     san = _subject_alt_names(req)
-    dns = san.get_values_for_type(x509.DNSName)
-    ips = san.get_values_for_type(x509.IPAddress)
+    dns = [n.value for n in san if isinstance(n, x509.DNSName)]
+    ips = [n.value for n in san if isinstance(n, x509.IPAddress)]
     others = [n for n in san if not isinstance(n, x509.DNSName | x509.IPAddress)]
     if signer == KUBELET_CLIENT_SIGNER and (dns or ips or others):
         raise SignerValidationError("kubelet client certificates must not have SANs")
@@ -114,8 +119,8 @@ def sign(ca: CertificateAuthority, csr_obj: Mapping[str, Any]) -> bytes:
         req.public_key(),
         client="client auth" in usages,
         server="server auth" in usages,
-        dns_names=san.get_values_for_type(x509.DNSName),
-        ip_addresses=san.get_values_for_type(x509.IPAddress),
+        dns_names=[n.value for n in san if isinstance(n, x509.DNSName)],
+        ip_addresses=[n.value for n in san if isinstance(n, x509.IPAddress)],
         validity=duration,
         digital_signature="digital signature" in usages,
         key_encipherment="key encipherment" in usages,
