@@ -17,7 +17,7 @@ WORKDIR /src
 COPY requirements/runtime.txt requirements/build.txt ./requirements/
 RUN pip download --require-hashes --no-deps --dest /wheels -r requirements/runtime.txt \
     && pip install --require-hashes --no-deps -r requirements/build.txt
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY syncer ./syncer
 RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels/syncer .
 

@@ -29,15 +29,18 @@ def _project() -> dict[str, object]:
 
 def _requirements(group: str | None) -> list[Requirement]:
     project = _project()
-    raw = project["dependencies"] if group is None else project["optional-dependencies"][group]  # type: ignore[index]
-    return [Requirement(r) for r in raw]  # type: ignore[union-attr]
+    raw: list[str] = (project["dependencies"] if group is None  # type: ignore[assignment]
+                      else project["optional-dependencies"][group])  # type: ignore[index]
+    return [Requirement(r) for r in raw]
 
 
 @pytest.mark.parametrize("lock,groups", [
     ("runtime.txt", [None]),
     ("dev.txt", [None, "test"]),
 ])
-def test_every_declared_dependency_is_locked_within_its_range(lock: str, groups: list[str | None]) -> None:
+def test_every_declared_dependency_is_locked_within_its_range(
+    lock: str, groups: list[str | None]
+) -> None:
     pins = _pins(lock)
     for group in groups:
         for req in _requirements(group):
@@ -53,7 +56,8 @@ def test_every_pin_carries_a_hash() -> None:
         blocks = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2])
         for block in blocks:
             if block.strip() and not block.lstrip().startswith("#"):
-                assert "--hash=sha256:" in block, f"requirements/{lock}: no hash for {block.split()[0]}"
+                name = block.split()[0]
+                assert "--hash=sha256:" in block, f"requirements/{lock}: no hash for {name}"
 
 
 def test_runtime_and_build_locks_pin_the_versions_the_tests_run() -> None:
