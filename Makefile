@@ -22,8 +22,9 @@ test: setup
 # The checks themselves, on whichever virtualenv VENV names (no setup).
 .PHONY: lint-only
 lint-only:
-	$(BIN)/ruff check syncer tests benchmarks
+	$(BIN)/ruff check syncer syncer_lab tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
 check: lint-only

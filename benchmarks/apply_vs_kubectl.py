@@ -4,7 +4,7 @@ Generates two copies of a realistic fleet that render to 1,000 objects each (Nam
 the fleet and ``windows-instances`` ConfigMaps, Windows MachineSets, RuntimeClasses,
 pass-through ConfigMaps and Secrets over four namespaces): copy ``s`` for syncer, copy
 ``k`` (other names and namespaces, same shapes) for kubectl. Against one test control
-plane (real kube-apiserver + etcd, :mod:`syncer.testing.kube`) it times:
+plane (real kube-apiserver + etcd, :mod:`syncer_lab.kube`) it times:
 
 1. first apply — syncer's apply engine on the rendered objects of copy ``s``
    (``reconcile_objects``: a fresh client, so discovery is included, the inventory read,
@@ -49,7 +49,7 @@ from syncer.cluster.client import KubeClient
 from syncer.cluster.objects import ObjectRef
 from syncer.fleet import load_fleet, render
 from syncer.reconcile import ReconcileOptions, reconcile_objects, reconcile_once
-from syncer.testing.kube import ControlPlane
+from syncer_lab.kube import ControlPlane
 
 FIRST_TARGET = 0.5
 RESYNC_TARGET = 0.1

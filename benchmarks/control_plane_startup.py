@@ -1,6 +1,6 @@
 """Benchmark: start-up of the cached test control plane (etcd + kube-apiserver + CRDs).
 
-Starts and stops :class:`syncer.testing.kube.ControlPlane` several times in a row (the
+Starts and stops :class:`syncer_lab.kube.ControlPlane` several times in a row (the
 binaries already built by ``make setup``) and prints, for each run, the seconds until etcd
 is healthy, until kube-apiserver answers ``/readyz`` ok, and until the machine-API CRDs
 are Established; then the median and best against the target (10 s), as a ratio. Exits 1
@@ -19,7 +19,7 @@ import statistics
 import sys
 import time
 
-from syncer.testing.kube import ControlPlane
+from syncer_lab.kube import ControlPlane
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,14 +38,14 @@ from pathlib import Path
 import paramiko
 
 from syncer.cluster.client import KubeClient
-from syncer.nodes import commands
 from syncer.nodes.hostplan import probe_files, probe_services
 from syncer.nodes.inputs import DesiredState, read_desired_state
 from syncer.nodes.stage import run_node_stage
-from syncer.testing.kube import ControlPlane
-from syncer.testing.nodelab import NodeLab
-from syncer.testing.winhost import HostLab, SimHost
-from syncer.testing.winhost.kubelet import Kubelets
+from syncer.nodes.windows import vocabulary
+from syncer_lab.kube import ControlPlane
+from syncer_lab.nodelab import NodeLab
+from syncer_lab.winhost import HostLab, SimHost
+from syncer_lab.winhost.kubelet import Kubelets
 
 PROBE_WORKERS = 16
 
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             for host in hosts:
                 host.faults.clear()
 
-            inventory = commands.inventory(files=probe_files(desired(nl)),
+            inventory = vocabulary.inventory(files=probe_files(desired(nl)),
                                            services=probe_services(desired(nl)))
             passes, bares, hostnames = [], [], []
             for _ in range(args.repeat):

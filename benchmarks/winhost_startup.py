@@ -17,9 +17,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from syncer.nodes import commands as c
-from syncer.testing.winhost import HostLab, SimClient, SimHost, key_line
-from syncer.testing.winhost.host import generate_host_key
+from syncer.nodes.windows import vocabulary as c
+from syncer_lab.winhost import HostLab, SimClient, SimHost, key_line
+from syncer_lab.winhost.host import generate_host_key
 
 FILES = ["C:\\k\\kubelet.exe", "C:\\k\\kube-proxy.exe", "C:\\k\\containerd\\containerd.exe"]
 SERVICES = ["containerd", "kubelet", "kube-proxy", "hybrid-overlay-node", "windows_exporter"]

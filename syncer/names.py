@@ -41,7 +41,7 @@ INVENTORY_CONFIGMAP = "syncer-inventory"
 # to let the controller go ahead (the CLI's --confirm-prune).
 ANNOTATION_CONFIRM_PRUNE = "syncer.io/confirm-prune"
 
-# --- write-back to Git (issue #6, syncer/source/writeback.py) ---------------------------
+# --- write-back to Git (issue #6, syncer/writeback/status/writer.py) ---------------------------
 # The branch only syncer commits to (status.yaml + STATUS.md) and the notes ref on applied
 # source commits. Commits on the status branch carry these trailers.
 STATUS_BRANCH = "syncer/status"

@@ -79,7 +79,7 @@ class ReconcileResult:
     problems: list[Problem] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     nodes: NodeStageResult | None = None
-    # The validated Fleet; its spec.status policy steers the write-back (syncer.report).
+    # The validated Fleet; its spec.status policy steers the write-back (syncer.writeback).
     fleet: Fleet | None = None
 
     @property

@@ -1,8 +1,8 @@
-"""Shared pytest configuration: fixture plugins from syncer.testing."""
+"""Shared pytest configuration: fixture plugins from syncer_lab."""
 
 pytest_plugins: list[str] = [
-    "syncer.testing.fixtures_git",
-    "syncer.testing.fixtures_kube",
-    "syncer.testing.fixtures_hosts",
-    "syncer.testing.fixtures_nodelab",
+    "plugins.git_fixtures",
+    "plugins.kube_fixtures",
+    "plugins.host_fixtures",
+    "plugins.nodelab_fixtures",
 ]

@@ -33,10 +33,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from syncer.cluster.client import ApiError, KubeClient, Resource
-from syncer.cluster.objects import ObjectRef
+from syncer.cluster.objects import ObjectRef, now
 from syncer.names import ANNOTATION_CONFIRM_PRUNE, INVENTORY_CONFIGMAP, SYSTEM_NAMESPACE
 
 _CONFIGMAPS = Resource("", "v1", "ConfigMap", "configmaps", True)
@@ -157,7 +156,4 @@ class InventoryStore:
             if err.status != 409:  # created meanwhile
                 raise
 
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -10,12 +10,32 @@ The string form :attr:`ObjectRef.id` is Flux's inventory id
 ``<namespace>_<name>_<group>_<kind>`` (empty namespace for cluster-scoped objects, empty
 group for the core API), so users who know Flux's ``.status.inventory`` can read
 syncer's inventory as is.
+
+Objects travel as plain JSON :data:`JSON` dicts everywhere, the controller's own (Lease,
+``syncer-control``, Events) included, without the generated model classes: their
+constructors and (de)serialisers have changed shape across client releases. Two time
+formats go with them: :func:`now` (RFC 3339, seconds; annotations, ConfigMap values) and
+:func:`micro_time` (MicroTime with exactly six fractional digits, which
+``datetime.isoformat()`` does not guarantee; Lease ``renewTime``, Event ``eventTime``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+JSON = dict[str, Any]
+
+
+def now() -> str:
+    """Now in RFC 3339, UTC, whole seconds."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def micro_time() -> str:
+    """Now as a Kubernetes MicroTime: RFC 3339 in UTC with exactly six fractional digits."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True, order=True)

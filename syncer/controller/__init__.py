@@ -14,6 +14,6 @@ Layers, each a small module with one job (imports only go downwards in this list
 - ``leader``: Lease-based leader election; ``control``: the ``syncer-control`` ConfigMap;
   ``events``: Kubernetes Events; ``credentials``: Secret files reloaded on rotation.
 - ``config``: ``ControllerConfig`` from flags, environment and a YAML file; ``logs``:
-  structured, redacted logs; ``kubeapi``: how the above talk to the API server (plain
-  JSON through :class:`~syncer.cluster.client.KubeClient`), and MicroTime.
+  structured, redacted logs. They talk to the API server in plain JSON through
+  :class:`~syncer.cluster.client.KubeClient` (:mod:`syncer.cluster.objects`).
 """

@@ -138,7 +138,7 @@ class ControllerConfig:
     # Logs.
     log_format: str = "text"
     log_level: str = "info"
-    # Write-back (syncer.report.orchestration, run after each reconcile).
+    # Write-back (syncer.writeback.step, run after each reconcile).
     status_branch: str = "syncer/status"
     status_repo: str | None = None  # None: the fleet repository (--repo)
     status_write: bool = True

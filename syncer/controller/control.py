@@ -28,7 +28,7 @@ from typing import Any
 
 from syncer import names
 from syncer.cluster.client import MERGE_PATCH, ApiError, KubeClient
-from syncer.controller.kubeapi import JSON, micro_time
+from syncer.cluster.objects import JSON, micro_time
 
 TRUE_VALUES = frozenset({"true", "yes", "on", "1"})
 FALSE_VALUES = frozenset({"false", "no", "off", "0", ""})

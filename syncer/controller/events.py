@@ -24,7 +24,7 @@ from typing import Any
 
 from syncer import names
 from syncer.cluster.client import ApiError, KubeClient
-from syncer.controller.kubeapi import JSON, micro_time
+from syncer.cluster.objects import JSON, micro_time
 
 log = logging.getLogger(__name__)
 

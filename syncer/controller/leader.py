@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncer.cluster.client import ApiError, KubeClient
-from syncer.controller.kubeapi import JSON, micro_time
+from syncer.cluster.objects import JSON, micro_time
 
 log = logging.getLogger(__name__)
 

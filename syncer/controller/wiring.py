@@ -14,7 +14,7 @@ threading.Event], ReconcileOutcome]``. A *factory* builds one at start from a
   :class:`~syncer.controller.nodestage.ControllerProgress` that reports host phases,
   rollout counts, SSH errors and the Rollout* Events (see :mod:`.nodestage`); a
   rollout stopped by the park token is reported as ``parked``.
-  After each reconcile it runs the write-back (:mod:`syncer.report.orchestration`, the
+  After each reconcile it runs the write-back (:mod:`syncer.writeback.step`, the
   same step as ``syncer sync --once``): a status commit and git note when the state
   changed, and PR previews with ``--forge`` — also after a ``pull_request`` webhook,
   which triggers a reconcile. When an apply changes objects the write-back also runs as
@@ -172,9 +172,9 @@ def writeback_for(config: ControllerConfig, source: Any, identity: str) -> Any:
     from dataclasses import replace
 
     from syncer.names import STATUS_BRANCH
-    from syncer.report.forges import ForgeConfigError
-    from syncer.report.orchestration import WriteBack, WriteBackSettings, forge_settings
     from syncer.source import SourceError
+    from syncer.writeback.forges import ForgeConfigError
+    from syncer.writeback.step import WriteBack, WriteBackSettings, forge_settings
 
     if not config.status_write and config.forge == "none":
         return None

@@ -27,20 +27,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from syncer import names
-from syncer.cluster.client import KubeClient, Resource
+from syncer.cluster.client import MERGE_PATCH, KubeClient, Resource
+from syncer.cluster.objects import now
 
 # Cap on what a Node annotation may carry for one error (annotations total 256 KiB).
 MAX_ERROR_LENGTH = 4000
 
-MERGE_PATCH = "application/merge-patch+json"
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -270,7 +265,7 @@ def set_phase(api: KubeClient, name: str, phase: str, *, since: str | None = Non
         name,
         annotations={
             names.ANNOTATION_PHASE: phase,
-            names.ANNOTATION_SINCE: since or now_rfc3339(),
+            names.ANNOTATION_SINCE: since or now(),
         },
     )
 
@@ -287,7 +282,7 @@ def record_failure(
             names.ANNOTATION_FAILED_STEP: step,
             names.ANNOTATION_LAST_ERROR: truncate_error(error),
             names.ANNOTATION_PHASE: "failed",
-            names.ANNOTATION_SINCE: since or now_rfc3339(),
+            names.ANNOTATION_SINCE: since or now(),
         },
     )
 
@@ -337,7 +332,7 @@ def mark_configured(api: KubeClient, name: str, record: ConfiguredRecord) -> Nod
         names.ANNOTATION_ADDRESS: record.address,
         names.ANNOTATION_COMPONENTS: format_components(record.components),
         names.ANNOTATION_PHASE: "configured",
-        names.ANNOTATION_SINCE: now_rfc3339(),
+        names.ANNOTATION_SINCE: now(),
         names.ANNOTATION_FAILED_STEP: None,
         names.ANNOTATION_LAST_ERROR: None,
     }
@@ -357,7 +352,7 @@ def mark_deconfigured(api: KubeClient, name: str) -> NodeRecord:
             names.ANNOTATION_VERSION: None,
             names.ANNOTATION_COMPONENTS: None,
             names.ANNOTATION_PHASE: "deconfigured",
-            names.ANNOTATION_SINCE: now_rfc3339(),
+            names.ANNOTATION_SINCE: now(),
         },
     )
 

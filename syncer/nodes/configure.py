@@ -11,10 +11,10 @@ and status otherwise — so a restarted controller knows where a host was)::
 
 - **lock**: label the Node ``upgrading=true`` and set ``desired-version`` (a new host has
   no Node yet; its slot in the rollout Lease is what holds its place).
-- **cordon**, **drain**: :mod:`syncer.cluster.drain` (Eviction API, PDBs respected,
+- **cordon**, **drain**: :mod:`syncer.nodes.drain` (Eviction API, PDBs respected,
   DaemonSet pods ignored, emptyDir data deleted, ``rollout.drainTimeout``).
 - **transfer**: every payload that differs is uploaded to its content-addressed staging
-  path *while the services still run* (:mod:`syncer.nodes.layout`); a staged file the
+  path *while the services still run* (:mod:`syncer.nodes.windows.layout`); a staged file the
   probe already found intact is not sent again. The payload bytes were verified against
   the committed SHA-256 before the rollout touched any host (:mod:`syncer.nodes.payloads`)
   and the upload is verified again on the host.
@@ -30,7 +30,7 @@ and status otherwise — so a restarted controller knows where a host was)::
   :meth:`syncer.nodes.ssh.HostSession.reboot`.
 - **start**: in dependency order, each until RUNNING (the next one needs it running).
 - **verify**: services running; for a new host, approve its kubelet's CSRs
-  (:mod:`syncer.cluster.csr`, reverse DNS with the host name read over SSH as fallback)
+  (:mod:`syncer.nodes.csr`, reverse DNS with the host name read over SSH as fallback)
   while waiting (bounded) for the Node with the host's IP; then the Node must be Ready and
   report the committed kubelet version.
 - **annotate**: WMCO's ``version``/``desired-version``/``pub-key-hash``/``username``,
@@ -62,14 +62,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from syncer import names
-from syncer.cluster import csr as csr_approval
-from syncer.cluster import drain as draining
 from syncer.cluster.client import ApiError, KubeClient
+from syncer.cluster.objects import now
 from syncer.components import CATALOGUE, PayloadKind, start_order
 from syncer.nodes import annotations as node_meta
-from syncer.nodes import commands
+from syncer.nodes import csr as csr_approval
+from syncer.nodes import drain as draining
 from syncer.nodes.annotations import ComponentRecord, ConfiguredRecord, NodeRecord
-from syncer.nodes.commands import CommandFailed, ServiceState
 from syncer.nodes.hostkeys import HostKeyStore, PinningPolicy
 from syncer.nodes.hostplan import (
     Action,
@@ -81,9 +80,15 @@ from syncer.nodes.hostplan import (
     probe_services,
 )
 from syncer.nodes.inputs import ComponentVersion, DesiredState, Host, HostKind
-from syncer.nodes.keys import PrivateKey
 from syncer.nodes.kubeconfig import BootstrapFiles
-from syncer.nodes.layout import (
+from syncer.nodes.payloads import Payload, PayloadCache, PayloadError
+from syncer.nodes.probe import HostFacts, inventory, probe_host
+from syncer.nodes.resolving import ReverseResolver, reverse_lookup
+from syncer.nodes.slots import RolloutLock
+from syncer.nodes.ssh import HostSession, SshError, SshOptions
+from syncer.nodes.windows import vocabulary
+from syncer.nodes.windows.keys import PrivateKey
+from syncer.nodes.windows.layout import (
     CERT_DIR,
     KUBELET_CONFIG,
     LOG_ROOT,
@@ -97,11 +102,7 @@ from syncer.nodes.layout import (
     process_name,
     service_spec,
 )
-from syncer.nodes.payloads import Payload, PayloadCache, PayloadError
-from syncer.nodes.probe import HostFacts, inventory, probe_host
-from syncer.nodes.resolving import ReverseResolver, reverse_lookup
-from syncer.nodes.slots import RolloutLock
-from syncer.nodes.ssh import HostSession, SshError, SshOptions
+from syncer.nodes.windows.vocabulary import CommandFailed, ServiceState
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +328,7 @@ class HostRun:
             labels={names.LABEL_UPGRADING: None},
             annotations={
                 names.ANNOTATION_PHASE: "configured",
-                names.ANNOTATION_SINCE: node_meta.now_rfc3339(),
+                names.ANNOTATION_SINCE: now(),
             },
         )
         ctx.lock.release(self.host.address)
@@ -336,9 +337,9 @@ class HostRun:
         assert self.session is not None
         return self.session
 
-    def _run(self, command: str, entry: str) -> commands.CommandResult:
+    def _run(self, command: str, entry: str) -> vocabulary.CommandResult:
         result = self._session().run(command)
-        commands.check_done(result, entry)
+        vocabulary.check_done(result, entry)
         return result
 
     # --- steps ----------------------------------------------------------------------------
@@ -356,7 +357,7 @@ class HostRun:
         if not changes:
             return
         session = self._session()
-        self._run(commands.make_directory(STAGING_DIR), "make-directory")
+        self._run(vocabulary.make_directory(STAGING_DIR), "make-directory")
         for change in changes:
             sha = change.desired.sha256
             if self.facts.files.get(change.staged) == sha:
@@ -380,9 +381,9 @@ class HostRun:
             if process is not None:
                 # Its process must be gone before its binary is replaced (a file held by
                 # an exiting process cannot be; WMCO learned this the hard way).
-                gone = commands.parse_wait_process_exit(
+                gone = vocabulary.parse_wait_process_exit(
                     session.run(
-                        commands.wait_process_exit(process, self.ctx.timeouts.process_exit),
+                        vocabulary.wait_process_exit(process, self.ctx.timeouts.process_exit),
                         timeout=self.ctx.timeouts.process_exit + self.ctx.ssh.command_timeout,
                     )
                 )
@@ -397,10 +398,10 @@ class HostRun:
         deadline = time.monotonic() + self.ctx.timeouts.service_wait
         session = self._session()
         while True:
-            result = session.run(commands.sc_stop(service))
-            if result.exit_code in (0, commands.ERROR_SERVICE_NOT_ACTIVE):
+            result = session.run(vocabulary.sc_stop(service))
+            if result.exit_code in (0, vocabulary.ERROR_SERVICE_NOT_ACTIVE):
                 break
-            if result.exit_code != commands.ERROR_SERVICE_CANNOT_ACCEPT_CTRL:
+            if result.exit_code != vocabulary.ERROR_SERVICE_CANNOT_ACCEPT_CTRL:
                 raise CommandFailed(f"sc stop {service}", result)
             if time.monotonic() > deadline:
                 raise StepFailed(f"service {service} did not accept a stop request")
@@ -410,7 +411,7 @@ class HostRun:
         deadline = time.monotonic() + self.ctx.timeouts.service_wait
         delay = min(0.02, self.ctx.timeouts.poll)
         while True:
-            status = commands.parse_sc_status(self._session().run(commands.sc_query(service)))
+            status = vocabulary.parse_sc_status(self._session().run(vocabulary.sc_query(service)))
             if status.state is want:
                 return
             if want is ServiceState.RUNNING and status.state is ServiceState.STOPPED:
@@ -431,14 +432,14 @@ class HostRun:
             staged = next(x.staged for x in changes if x.name == change)
             try:
                 if c.kind is PayloadKind.ARCHIVE:
-                    self._run(commands.make_directory(c.target), "make-directory")
-                    self._run(commands.expand_archive(staged, c.target), "expand-archive")
-                    self._run(commands.make_directory(PAYLOADS_DIR), "make-directory")
-                    self._run(commands.move_file(staged, installed_path(change)), "move-file")
+                    self._run(vocabulary.make_directory(c.target), "make-directory")
+                    self._run(vocabulary.expand_archive(staged, c.target), "expand-archive")
+                    self._run(vocabulary.make_directory(PAYLOADS_DIR), "make-directory")
+                    self._run(vocabulary.move_file(staged, installed_path(change)), "move-file")
                 else:
-                    self._run(commands.move_file(staged, c.target), "move-file")
+                    self._run(vocabulary.move_file(staged, c.target), "move-file")
             except CommandFailed as err:
-                if err.code in (commands.ERROR_SHARING_VIOLATION, commands.ERROR_ACCESS_DENIED):
+                if err.code in (vocabulary.ERROR_SHARING_VIOLATION, vocabulary.ERROR_ACCESS_DENIED):
                     raise StepFailed(
                         f"cannot replace {c.target}: still in use by a process "
                         f"(Win32 error {err.code}): {err.message}"
@@ -460,41 +461,41 @@ class HostRun:
         info = self.facts.services.get(spec.name)
         session = self._session()
         if info is None:
-            self._run(commands.make_directory(f"{LOG_ROOT}\\{spec.component}"), "make-directory")
+            self._run(vocabulary.make_directory(f"{LOG_ROOT}\\{spec.component}"), "make-directory")
             result = session.run(
-                commands.sc_create(spec.name, spec.binary_path, depends_on=spec.depends_on)
+                vocabulary.sc_create(spec.name, spec.binary_path, depends_on=spec.depends_on)
             )
-            if result.exit_code == commands.ERROR_SERVICE_EXISTS:
+            if result.exit_code == vocabulary.ERROR_SERVICE_EXISTS:
                 # Created meanwhile (an earlier, interrupted run): configure it.
                 self._config(spec)
             else:
-                commands.parse_sc_done(result, "sc create")
+                vocabulary.parse_sc_done(result, "sc create")
         else:
             self._config(spec)
-        commands.parse_sc_done(
-            session.run(commands.sc_description(spec.name, spec.description)), "sc description"
+        vocabulary.parse_sc_done(
+            session.run(vocabulary.sc_description(spec.name, spec.description)), "sc description"
         )
-        commands.parse_sc_done(session.run(commands.sc_failure(spec.name)), "sc failure")
+        vocabulary.parse_sc_done(session.run(vocabulary.sc_failure(spec.name)), "sc failure")
 
     def _config(self, spec: ServiceSpec) -> None:
         result = self._session().run(
-            commands.sc_config(
+            vocabulary.sc_config(
                 spec.name,
                 binary_path=spec.binary_path,
-                start=commands.StartType.AUTO,
+                start=vocabulary.StartType.AUTO,
                 depends_on=spec.depends_on,
             )
         )
-        commands.parse_sc_done(result, "sc config")
+        vocabulary.parse_sc_done(result, "sc config")
 
     def _bootstrap(self) -> None:
         session = self._session()
-        self._run(commands.remove_cni_state(), "remove-cni-state")
+        self._run(vocabulary.remove_cni_state(), "remove-cni-state")
         if self.ctx.bootstrap is None:
             raise StepFailed("no bootstrap credentials available for a new host")
         files = dict(self.ctx.bootstrap().files())
         files[KUBELET_CONFIG] = kubelet_config()
-        self._run(commands.make_directory(CERT_DIR), "make-directory")
+        self._run(vocabulary.make_directory(CERT_DIR), "make-directory")
         for path, content in files.items():
             session.upload(content, path, _sha256(content))
 
@@ -503,11 +504,11 @@ class HostRun:
         for name in restart:
             service = CATALOGUE[name].service
             assert service is not None
-            result = session.run(commands.sc_start(service))
-            if result.exit_code not in (0, commands.ERROR_SERVICE_ALREADY_RUNNING):
+            result = session.run(vocabulary.sc_start(service))
+            if result.exit_code not in (0, vocabulary.ERROR_SERVICE_ALREADY_RUNNING):
                 raise StepFailed(
                     f"service {service} did not start: Win32 error {result.exit_code}: "
-                    f"{commands.error_text(result)}"
+                    f"{vocabulary.error_text(result)}"
                 )
             self._wait_state(service, ServiceState.RUNNING)
 

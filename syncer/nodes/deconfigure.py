@@ -32,18 +32,18 @@ import time
 from dataclasses import dataclass
 
 from syncer import names
-from syncer.cluster import drain as draining
 from syncer.cluster.client import ApiError
 from syncer.components import CATALOGUE, start_order
 from syncer.nodes import annotations as node_meta
-from syncer.nodes import commands
-from syncer.nodes.commands import CommandFailed, ServiceState
+from syncer.nodes import drain as draining
 from syncer.nodes.configure import StageContext, _message
 from syncer.nodes.hostkeys import HostKeyMismatch
 from syncer.nodes.inputs import Host, HostKind, RemovedHost
-from syncer.nodes.layout import MANAGED_PREFIX, ROOT, process_name
 from syncer.nodes.resolving import is_ipv4
 from syncer.nodes.ssh import HostSession, SshError
+from syncer.nodes.windows import vocabulary
+from syncer.nodes.windows.layout import MANAGED_PREFIX, ROOT, process_name
+from syncer.nodes.windows.vocabulary import CommandFailed, ServiceState
 
 log = logging.getLogger(__name__)
 
@@ -134,15 +134,15 @@ def _clean_host(
         for service in services:
             _stop(session, ctx, service)
         for service in services:
-            result = session.run(commands.sc_delete(service))
+            result = session.run(vocabulary.sc_delete(service))
             if result.exit_code not in (
                 0,
-                commands.ERROR_SERVICE_DOES_NOT_EXIST,
-                commands.ERROR_SERVICE_MARKED_FOR_DELETE,
+                vocabulary.ERROR_SERVICE_DOES_NOT_EXIST,
+                vocabulary.ERROR_SERVICE_MARKED_FOR_DELETE,
             ):
                 raise CommandFailed(f"sc delete {service}", result)
-        commands.check_done(session.run(commands.remove_path(ROOT)), "remove-path")
-        commands.check_done(session.run(commands.remove_cni_state()), "remove-cni-state")
+        vocabulary.check_done(session.run(vocabulary.remove_path(ROOT)), "remove-path")
+        vocabulary.check_done(session.run(vocabulary.remove_cni_state()), "remove-cni-state")
         return services
 
 
@@ -154,10 +154,10 @@ def _managed_services(session: HostSession, node: node_meta.NodeRecord | None) -
             svc for name in node.components if name in CATALOGUE
             if (svc := CATALOGUE[name].service) is not None
         }
-    found = commands.parse_managed_services(
-        session.run(commands.managed_services(MANAGED_PREFIX))
+    found = vocabulary.parse_managed_services(
+        session.run(vocabulary.managed_services(MANAGED_PREFIX))
     )
-    inv = commands.parse_inventory(session.run(commands.inventory(services=sorted(wanted))))
+    inv = vocabulary.parse_inventory(session.run(vocabulary.inventory(services=sorted(wanted))))
     present = {name for name, info in inv.services.items() if info is not None}
     present |= set(found)
     by_service = {c.service: c.name for c in CATALOGUE.values() if c.service}
@@ -169,18 +169,18 @@ def _managed_services(session: HostSession, node: node_meta.NodeRecord | None) -
 
 
 def _stop(session: HostSession, ctx: StageContext, service: str) -> None:
-    result = session.run(commands.sc_stop(service))
-    gone = (commands.ERROR_SERVICE_NOT_ACTIVE, commands.ERROR_SERVICE_DOES_NOT_EXIST)
+    result = session.run(vocabulary.sc_stop(service))
+    gone = (vocabulary.ERROR_SERVICE_NOT_ACTIVE, vocabulary.ERROR_SERVICE_DOES_NOT_EXIST)
     if result.exit_code in gone:
         return
-    if result.exit_code not in (0, commands.ERROR_SERVICE_CANNOT_ACCEPT_CTRL):
+    if result.exit_code not in (0, vocabulary.ERROR_SERVICE_CANNOT_ACCEPT_CTRL):
         raise CommandFailed(f"sc stop {service}", result)
     deadline = time.monotonic() + ctx.timeouts.service_wait
     while True:
-        status_result = session.run(commands.sc_query(service))
-        if status_result.exit_code == commands.ERROR_SERVICE_DOES_NOT_EXIST:
+        status_result = session.run(vocabulary.sc_query(service))
+        if status_result.exit_code == vocabulary.ERROR_SERVICE_DOES_NOT_EXIST:
             return
-        status = commands.parse_sc_status(status_result)
+        status = vocabulary.parse_sc_status(status_result)
         if status.state is ServiceState.STOPPED:
             break
         if time.monotonic() > deadline:
@@ -191,6 +191,6 @@ def _stop(session: HostSession, ctx: StageContext, service: str) -> None:
         process = process_name(component)
         if process:
             session.run(
-                commands.wait_process_exit(process, ctx.timeouts.process_exit),
+                vocabulary.wait_process_exit(process, ctx.timeouts.process_exit),
                 timeout=ctx.timeouts.process_exit + ctx.ssh.command_timeout,
             )

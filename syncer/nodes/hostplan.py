@@ -1,6 +1,6 @@
 """HostPlan: what one host needs, decided from the probe, its Node and the Fleet.
 
-A component must change when the SHA-256 of its installed file (:mod:`syncer.nodes.layout`)
+A component must change when the SHA-256 of its installed file (:mod:`syncer.nodes.windows.layout`)
 differs from the committed ``sha256``, or when its service is missing, configured
 differently (binary path and arguments, dependencies, description, start type) or not
 running. From that and the host's Node:
@@ -33,9 +33,9 @@ from enum import StrEnum
 from syncer import names
 from syncer.components import CATALOGUE
 from syncer.nodes.annotations import NodeRecord
-from syncer.nodes.commands import ServiceInfo, ServiceState, StartType
 from syncer.nodes.inputs import ComponentVersion, DesiredState, Host
-from syncer.nodes.layout import (
+from syncer.nodes.probe import HostFacts, ProbeResult
+from syncer.nodes.windows.layout import (
     HostIdentity,
     ServiceSpec,
     check_labels,
@@ -44,7 +44,7 @@ from syncer.nodes.layout import (
     service_spec,
     staged_path,
 )
-from syncer.nodes.probe import HostFacts, ProbeResult
+from syncer.nodes.windows.vocabulary import ServiceInfo, ServiceState, StartType
 
 IN_PROGRESS_EXCLUDED = frozenset({"configured", "failed", "deconfigured", "rolled-back"})
 

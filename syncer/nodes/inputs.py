@@ -38,11 +38,11 @@ from typing import Any
 from urllib.parse import quote
 
 from syncer import names
+from syncer.cluster import configmaps
 from syncer.cluster.client import ApiError, KubeClient, Resource
-from syncer.nodes import configmaps
 from syncer.nodes.annotations import WINDOWS_NODES, NodeRecord, list_windows_nodes
-from syncer.nodes.keys import PrivateKey, PrivateKeyError, parse_private_key
 from syncer.nodes.resolving import Resolution, Resolver, is_ipv4, is_ipv6, resolve_all, resolve_ipv4
+from syncer.nodes.windows.keys import PrivateKey, PrivateKeyError, parse_private_key
 from syncer.problems import Problem
 
 _SECRETS = Resource("", "v1", "Secret", "secrets", True)

@@ -6,7 +6,7 @@ writes them; this module only produces their bytes):
 
 - ``C:\\k\\bootstrap-kubeconfig``: API server URL, its CA (embedded), and a bootstrap
   credential. The kubelet uses it once, to send its client CSR (``--bootstrap-kubeconfig``);
-  syncer approves that CSR (:mod:`syncer.cluster.csr`), and from then on the kubelet
+  syncer approves that CSR (:mod:`syncer.nodes.csr`), and from then on the kubelet
   authenticates with its own certificate (``C:\\k\\kubeconfig``).
 - ``C:\\k\\bootstrap-ca.crt``: the CA that signed the API server's serving certificate.
 - ``C:\\k\\kubelet-ca.crt``: the CA the kubelet trusts for *client* certificates (the
@@ -42,8 +42,8 @@ from urllib.parse import quote
 from ruamel.yaml import YAML
 
 from syncer import names
+from syncer.cluster import configmaps
 from syncer.cluster.client import ApiError, KubeClient
-from syncer.nodes import configmaps
 
 BOOTSTRAP_KUBECONFIG = r"C:\k\bootstrap-kubeconfig"
 BOOTSTRAP_CA = r"C:\k\bootstrap-ca.crt"

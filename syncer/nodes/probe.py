@@ -2,7 +2,7 @@
 
 The probe connects (verifying the host key, see :mod:`syncer.nodes.ssh`), then runs the
 vocabulary's composite ``inventory`` entry once: host name, OS build, free space on C:,
-the SHA-256 of every file that tells an installed version (:mod:`syncer.nodes.layout`)
+the SHA-256 of every file that tells an installed version (:mod:`syncer.nodes.windows.layout`)
 and of every staged upload, and the configuration and state of every managed service.
 
 The default shell is detected with WMCO's test (``Get-Help`` succeeds only where
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import paramiko
 
-from syncer.nodes import commands
-from syncer.nodes.commands import CommandFailed, Inventory, ServiceInfo, Shell
 from syncer.nodes.hostkeys import HostKeyMismatch
 from syncer.nodes.ssh import HostSession, SshError
+from syncer.nodes.windows import vocabulary
+from syncer.nodes.windows.vocabulary import CommandFailed, Inventory, ServiceInfo, Shell
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,12 @@ def inventory(
     session: HostSession, files: Sequence[str], services: Sequence[str], shell: Shell
 ) -> HostFacts:
     """Run the inventory command on an open session."""
-    result = session.run(commands.inventory(files=files, services=services))
-    return HostFacts.from_inventory(session.address, shell, commands.parse_inventory(result))
+    result = session.run(vocabulary.inventory(files=files, services=services))
+    return HostFacts.from_inventory(session.address, shell, vocabulary.parse_inventory(result))
 
 
 def detect_shell(session: HostSession) -> Shell:
-    return commands.parse_shell_probe(session.run(commands.shell_probe()))
+    return vocabulary.parse_shell_probe(session.run(vocabulary.shell_probe()))
 
 
 def probe_host(

@@ -10,7 +10,7 @@ only part of the list while the resolver is flaky is not worth the risk either.
   do not support IPv6); the first address is the one used.
 - An IPv6 literal is an error (not supported), reported like a failed lookup.
 
-Reverse lookups (for CSR approval, see :mod:`syncer.cluster.csr`) use
+Reverse lookups (for CSR approval, see :mod:`syncer.nodes.csr`) use
 :func:`socket.gethostbyaddr`. Both resolvers are plain callables so tests (and the demo)
 inject their own.
 """

@@ -45,10 +45,11 @@ from typing import Any
 from urllib.parse import quote
 
 from syncer import names
+from syncer.cluster import configmaps
 from syncer.cluster.client import ApiError, KubeClient
+from syncer.cluster.objects import now
 from syncer.nodes import annotations as node_meta
-from syncer.nodes import configmaps
-from syncer.nodes.annotations import WINDOWS_NODES, NodeRecord, list_windows_nodes, now_rfc3339
+from syncer.nodes.annotations import WINDOWS_NODES, NodeRecord, list_windows_nodes
 
 MAX_ATTEMPTS = 50
 
@@ -327,7 +328,7 @@ class RolloutLock:
                 node_name=node_name or (mine.node_name if mine else None),
                 holder=self.identity,
                 incarnation=self.incarnation,
-                acquired=mine.acquired if mine else now_rfc3339(),
+                acquired=mine.acquired if mine else now(),
                 renewed=self.clock(),
             )
             if self._write(lease, holders):
@@ -399,7 +400,7 @@ class RolloutLock:
         doc = {
             "step": step,
             "error": node_meta.truncate_error(error),
-            "since": now_rfc3339(),
+            "since": now(),
             "node": node_name,
         }
         self._patch_state({address: json.dumps(doc, sort_keys=True)})

@@ -17,8 +17,8 @@ Connecting
     pinned (:meth:`PinningPolicy.persist`) right after authentication succeeded.
 
 Commands
-    :meth:`run` takes a command string built by :mod:`syncer.nodes.commands` (the only
-    source of commands) and returns a :class:`~syncer.nodes.commands.CommandResult`. A
+    :meth:`run` takes a command string built by :mod:`syncer.nodes.windows.vocabulary` (the only
+    source of commands) and returns a :class:`~syncer.nodes.windows.vocabulary.CommandResult`. A
     channel that closes without an exit status gives ``exit_code == -1`` (what
     ``Restart-Computer`` does). A transport that died is reconnected once per command;
     commands are idempotent, so re-running one is safe.
@@ -53,9 +53,9 @@ from types import TracebackType
 
 import paramiko
 
-from syncer.nodes import commands
-from syncer.nodes.commands import CommandResult
 from syncer.nodes.hostkeys import HostKeyMismatch, PinningPolicy
+from syncer.nodes.windows import vocabulary
+from syncer.nodes.windows.vocabulary import CommandResult
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ class HostSession:
                 log.info("%s: connection lost (%s); reconnecting", self.address, _describe(err))
                 self.close()
                 continue
-            lost = retry_lost and result.exit_code == commands.NO_EXIT_STATUS
+            lost = retry_lost and result.exit_code == vocabulary.NO_EXIT_STATUS
             if not lost or not _died(transport):
                 return result
             self._errors.inc()
@@ -345,14 +345,14 @@ class HostSession:
     def upload(self, local: Path | bytes, target: str, sha256: str) -> None:
         """Put ``local`` (a file, or bytes) at Windows path ``target`` and make sure the
         host has exactly ``sha256``; redo the file after a dropped connection."""
-        commands.check_path(target, "upload target")
+        vocabulary.check_path(target, "upload target")
         part = target + ".part"
         last: BaseException | None = None
         for attempt in range(1, self.options.upload_attempts + 1):
             try:
                 sftp = self._sftp_client()
                 self._put(sftp, local, sftp_path(part))
-                remote = commands.parse_file_hash(self.run(commands.file_hash(part)))
+                remote = vocabulary.parse_file_hash(self.run(vocabulary.file_hash(part)))
                 if remote != sha256:
                     raise UploadFailed(
                         f"{self.address}: {target}: uploaded file has sha256 {remote}, "
@@ -361,7 +361,7 @@ class HostSession:
                 try:
                     sftp.posix_rename(sftp_path(part), sftp_path(target))
                 except OSError:
-                    commands.check_done(self.run(commands.move_file(part, target)), "move-file")
+                    vocabulary.check_done(self.run(vocabulary.move_file(part, target)), "move-file")
                 return
             except (OSError, EOFError, paramiko.SSHException, SshError) as err:
                 self._errors.inc()
@@ -387,8 +387,8 @@ class HostSession:
     # --- reboots -----------------------------------------------------------------------
     def reboot(self) -> None:
         """``Restart-Computer -Force``, wait for down, then up, then reconnect."""
-        result = self.run(commands.restart_computer(), retry_lost=False)
-        commands.parse_restart_computer(result)
+        result = self.run(vocabulary.restart_computer(), retry_lost=False)
+        vocabulary.parse_restart_computer(result)
         self.close()
         opts = self.options
         deadline = time.monotonic() + opts.reboot_down_timeout

@@ -34,26 +34,26 @@ from pathlib import Path
 
 from syncer import names
 from syncer.cluster.client import ApiError, KubeClient
-from syncer.cluster.drain import DrainOptions
 from syncer.nodes import kubeconfig
 from syncer.nodes.annotations import WINDOWS_NODES, NodeRecord
-from syncer.nodes.commands import Shell
 from syncer.nodes.configure import HostOutcome, StageContext, Timeouts, record_only
 from syncer.nodes.deconfigure import RemovalOutcome, deconfigure
+from syncer.nodes.drain import DrainOptions
+from syncer.nodes.hostkeys import RoundHostKeyStore
 from syncer.nodes.hostplan import Action, HostPlan, plan_host, probe_files, probe_services
 from syncer.nodes.inputs import DesiredState, Host, NodeInputs, read_node_inputs
-from syncer.nodes.keys import PrivateKey, PrivateKeyError, parse_private_key
 from syncer.nodes.payloads import PayloadCache, PayloadError, Wanted, fetch_all
 from syncer.nodes.probe import ProbeResult, probe_host
 from syncer.nodes.progress import ProgressReporter
 from syncer.nodes.resolving import Resolver, ReverseResolver, resolve_ipv4, reverse_lookup
 from syncer.nodes.rollout import RolloutResult, run_rollout
-from syncer.nodes.roundpins import RoundHostKeyStore
 from syncer.nodes.slots import RolloutLock
 from syncer.nodes.ssh import SSH_ERRORS, HostSession, SshOptions, wait_closed
 from syncer.nodes.status import HostStatus, StatusReport, carry_since, read_status, write_status
 from syncer.nodes.userdata import Action as UserDataAction
 from syncer.nodes.userdata import ensure_user_data
+from syncer.nodes.windows.keys import PrivateKey, PrivateKeyError, parse_private_key
+from syncer.nodes.windows.vocabulary import Shell
 from syncer.problems import Problem
 
 log = logging.getLogger(__name__)

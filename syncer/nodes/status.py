@@ -18,9 +18,10 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from syncer import names
+from syncer.cluster import configmaps
 from syncer.cluster.client import KubeClient
-from syncer.nodes import configmaps
-from syncer.nodes.annotations import list_windows_nodes, now_rfc3339
+from syncer.cluster.objects import now
+from syncer.nodes.annotations import list_windows_nodes
 
 
 @dataclass(frozen=True)
@@ -76,15 +77,15 @@ def read_status(api: KubeClient, namespace: str) -> StatusReport:
 def carry_since(rows: list[HostStatus], previous: StatusReport) -> list[HostStatus]:
     """Keep each row's ``since`` unless its phase or error changed."""
     out = []
-    now = now_rfc3339()
+    stamp = now()
     for row in rows:
         old = previous.hosts.get(row.address)
         if row.since:
             out.append(row)
         elif old is not None and (old.phase, old.last_error) == (row.phase, row.last_error):
-            out.append(replace(row, since=old.since or now))
+            out.append(replace(row, since=old.since or stamp))
         else:
-            out.append(replace(row, since=now))
+            out.append(replace(row, since=stamp))
     return out
 
 

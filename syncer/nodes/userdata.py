@@ -40,9 +40,8 @@ from typing import Any
 from urllib.parse import quote
 
 from syncer import names
-from syncer.cluster.client import ApiError, KubeClient
-from syncer.nodes.annotations import MERGE_PATCH
-from syncer.nodes.keys import PrivateKey
+from syncer.cluster.client import MERGE_PATCH, ApiError, KubeClient
+from syncer.nodes.windows.keys import PrivateKey
 
 FIREWALL_RULES = (
     ("syncer-ssh", "OpenSSH server", 22),

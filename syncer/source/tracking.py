@@ -12,7 +12,7 @@ controller does not fetch again either.
 The clone keeps the full history of the tracked ref by default: later fetches stay
 incremental and ancestry questions can be answered. ``depth`` makes it shallow (as Flux
 does). Neither matters for the write-back: notes and the status branch are written by
-:mod:`syncer.source.writeback` in a scratch repository of their own, and a note only names
+:mod:`syncer.writeback.status.writer` in a scratch repository of their own, and a note only names
 the source commit, it does not need its objects.
 
 A new head is verified (signatures, when configured) before it is handed out. A rejected

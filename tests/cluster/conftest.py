@@ -18,7 +18,7 @@ from clusterhelpers import FleetDir, Recorder
 
 from syncer.cluster.client import KubeClient
 from syncer.reconcile import ReconcileOptions, ReconcileResult, reconcile_once
-from syncer.testing.kube import ControlPlane
+from syncer_lab.kube import ControlPlane
 
 
 @pytest.fixture

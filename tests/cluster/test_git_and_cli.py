@@ -12,13 +12,13 @@ import pytest
 from click.testing import CliRunner, Result
 from clusterhelpers import FleetDir
 
-from syncer.cli import cli
+from syncer.cli.main import cli
 from syncer.cluster.client import KubeClient, Resource
 from syncer.cluster.inventory import InventoryStore
 from syncer.reconcile import ReconcileOptions
 from syncer.source import GitSource, SourceConfig, VerifyConfig
-from syncer.testing.gitrepos import SshKey, WorkRepo, make_bare, write_allowed_signers
-from syncer.testing.kube import ControlPlane
+from syncer_lab.gitrepos import SshKey, WorkRepo, make_bare, write_allowed_signers
+from syncer_lab.kube import ControlPlane
 
 CM = Resource("", "v1", "ConfigMap", "configmaps", True)
 

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from syncer.cluster.client import ApiError, KubeClient, Resource
-from syncer.testing.kube import ControlPlane
+from syncer_lab.kube import ControlPlane
 
 NS = Resource("", "v1", "Namespace", "namespaces", False)
 

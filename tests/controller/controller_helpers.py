@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from syncer.testing.syncerproc import SyncerProcess
+from syncer_lab.syncerproc import SyncerProcess
 
 HERE = Path(__file__).parent
 

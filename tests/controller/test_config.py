@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from syncer.cli import cli
+from syncer.cli.main import cli
 from syncer.controller import app as controller_app
 from syncer.controller.config import ControllerConfig, format_duration, parse_duration
 

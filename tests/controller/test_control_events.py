@@ -8,12 +8,12 @@ from typing import Any
 from click.testing import CliRunner
 
 from syncer import names
-from syncer.cli import cli
+from syncer.cli.main import cli
 from syncer.cluster.client import MERGE_PATCH, KubeClient
 from syncer.controller import events as ev
 from syncer.controller.control import Control
 from syncer.controller.events import EventRecorder
-from syncer.testing.kube import ControlPlane
+from syncer_lab.kube import ControlPlane
 
 
 def syncer(control_plane: ControlPlane, namespace: str, *args: str) -> Any:

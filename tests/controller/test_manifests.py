@@ -20,8 +20,8 @@ from syncer import names
 from syncer.cluster.client import MERGE_PATCH, ApiError, KubeClient, connect
 from syncer.controller.leader import lease_path
 from syncer.reconcile import reconcile_once
-from syncer.testing.gitrepos import WorkRepo, make_bare
-from syncer.testing.kube import ControlPlane
+from syncer_lab.gitrepos import WorkRepo, make_bare
+from syncer_lab.kube import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"

@@ -21,8 +21,8 @@ from controller_helpers import SecretVolume, SyncerRun, wait_for
 from syncer import names
 from syncer.cluster.client import ApiError, KubeClient
 from syncer.controller.leader import lease_path
-from syncer.testing.gitrepos import WorkRepo, make_bare
-from syncer.testing.kube import ControlPlane
+from syncer_lab.gitrepos import WorkRepo, make_bare
+from syncer_lab.kube import ControlPlane
 
 SECRET = b"webhook-secret-one"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from controller_helpers import SecretVolume, SyncerRun, wait_for
 
-from syncer.testing.forge import ForgeSimulator
-from syncer.testing.gitrepos import WorkRepo, make_bare
-from syncer.testing.kube import ControlPlane
+from syncer_lab.forge import ForgeSimulator
+from syncer_lab.gitrepos import WorkRepo, make_bare
+from syncer_lab.kube import ControlPlane
 
 SECRET = b"webhook-secret-wb"
 FAST = ["--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "200ms"]

@@ -3,7 +3,7 @@
 :class:`World` is what an operator has: a cluster (its own test control plane, so the
 controller sees exactly its own Windows Nodes, with the default selector, as in
 production), WMCO's namespace with ``cloud-private-key``, simulated Windows hosts, a Git
-remote with the fleet (``examples/byoh`` made runnable, :mod:`syncer.demo.fleet`), and
+remote with the fleet (``examples/byoh`` made runnable, :mod:`syncer_lab.demo.fleet`), and
 ``syncer run`` replicas as child processes.
 
 :class:`Observer` samples, every 100 ms while a rollout runs, what a user would watch:
@@ -31,14 +31,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from syncer import names
 from syncer.cluster.client import ApiError, KubeClient
-from syncer.demo import fleet
 from syncer.nodes.annotations import NodeRecord, list_windows_nodes
-from syncer.nodes.keys import parse_private_key
-from syncer.testing.gitrepos import WorkRepo, make_bare
-from syncer.testing.kube import ControlPlane
-from syncer.testing.syncerproc import SyncerProcess
-from syncer.testing.winhost import HostLab, SimHost
-from syncer.testing.winhost.kubelet import Kubelets
+from syncer.nodes.windows.keys import parse_private_key
+from syncer_lab.demo import fleet
+from syncer_lab.gitrepos import WorkRepo, make_bare
+from syncer_lab.kube import ControlPlane
+from syncer_lab.syncerproc import SyncerProcess
+from syncer_lab.winhost import HostLab, SimHost
+from syncer_lab.winhost.kubelet import Kubelets
 
 WEBHOOK_SECRET = b"e2e-webhook-secret"
 FAST_ELECTION = ["--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "200ms"]

@@ -29,11 +29,11 @@ from e2e_helpers import (
 )
 
 from syncer import names
-from syncer.demo import fleet
-from syncer.demo.observe import most_out_at_once, outages
-from syncer.report.status import StatusReport
-from syncer.testing import webhooks
-from syncer.testing.kube import ControlPlane
+from syncer.writeback.status.model import StatusReport
+from syncer_lab import webhooks
+from syncer_lab.demo import fleet
+from syncer_lab.demo.observe import most_out_at_once, outages
+from syncer_lab.kube import ControlPlane
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from fleet_builders import byoh, fleet, host, line_of, machine_set, write
 
-from syncer.cli import cli
+from syncer.cli.main import cli
 from syncer.fleet import check_fleet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -262,7 +262,7 @@ def test_validate_starts_without_the_cluster_and_ssh_stacks() -> None:
     probe = (
         "import sys\n"
         "from click.testing import CliRunner\n"
-        "from syncer.cli import cli\n"
+        "from syncer.cli.main import cli\n"
         "result = CliRunner().invoke(cli, ['validate', 'examples/byoh'])\n"
         "assert result.exit_code == 0, result.output\n"
         "print(sorted(m for m in ('kubernetes', 'paramiko', 'git') if m in sys.modules))\n"

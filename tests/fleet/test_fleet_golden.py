@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from syncer.cli import cli
+from syncer.cli.main import cli
 from syncer.fleet import load_fleet
 
 ROOT = Path(__file__).resolve().parents[2]

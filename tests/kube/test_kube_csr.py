@@ -1,7 +1,7 @@
 """CSRs: create, approve through the approval subresource, signed by the signer stand-in.
 
 The CSR signer is the stand-in for kube-controller-manager's csrsigning controller
-(see syncer/testing/csr_signer.py); approving is what syncer (like WMCO) does.
+(see syncer_lab/csr_signer.py); approving is what syncer (like WMCO) does.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from syncer.testing.csr_signer import KUBELET_CLIENT_SIGNER, KUBELET_SERVING_SIGNER
-from syncer.testing.kube import ControlPlane, unique_name
+from syncer_lab.csr_signer import KUBELET_CLIENT_SIGNER, KUBELET_SERVING_SIGNER
+from syncer_lab.kube import ControlPlane, unique_name
 
 
 def _csr_pem(

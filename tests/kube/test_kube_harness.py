@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from syncer.testing.binaries import KUBE_VERSION, BinariesMissing, kube_binaries
-from syncer.testing.kube import ControlPlane
+from syncer_lab.binaries import KUBE_VERSION, BinariesMissing, kube_binaries
+from syncer_lab.kube import ControlPlane
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,7 +94,7 @@ def test_an_exception_inside_the_context_leaves_nothing_behind() -> None:
 _OWNER = textwrap.dedent(
     """
     import sys, time
-    from syncer.testing.kube import ControlPlane
+    from syncer_lab.kube import ControlPlane
     cp = ControlPlane(install_crds=False, namespaces=()).start()
     print(" ".join(map(str, cp.pids())), cp.workdir, flush=True)
     time.sleep(600)

@@ -10,7 +10,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from syncer import names
-from syncer.testing.kube import ControlPlane, unique_name
+from syncer_lab.kube import ControlPlane, unique_name
 
 GROUP, VERSION = "machine.openshift.io", "v1beta1"
 APPLY = "application/apply-patch+yaml"

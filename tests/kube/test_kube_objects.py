@@ -9,7 +9,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from syncer import names
-from syncer.testing.kube import unique_name
+from syncer_lab.kube import unique_name
 
 
 def test_node_with_status_via_the_status_subresource(kube: client.ApiClient) -> None:

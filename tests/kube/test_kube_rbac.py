@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from syncer.testing.kube import ControlPlane, unique_name
+from syncer_lab.kube import ControlPlane, unique_name
 
 
 def _status(call: Any) -> int:

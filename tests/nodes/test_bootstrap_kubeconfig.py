@@ -11,7 +11,7 @@ from ruamel.yaml import YAML
 
 from syncer.cluster.client import ApiError, KubeClient
 from syncer.nodes.kubeconfig import BOOTSTRAP_CA, BOOTSTRAP_KUBECONFIG, KUBELET_CA, bootstrap_files
-from syncer.testing.kube import ControlPlane
+from syncer_lab.kube import ControlPlane
 
 
 def test_bootstrap_kubeconfig_authenticates_as_the_bootstrapper(

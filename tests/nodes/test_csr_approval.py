@@ -12,14 +12,14 @@ from cryptography.x509.oid import NameOID
 from nodehelpers import create_node, unique, unique_ip
 
 from syncer.cluster.client import KubeClient
-from syncer.cluster.csr import (
+from syncer.nodes.csr import (
     CLIENT_SIGNER,
     SERVING_SIGNER,
     NameMatcher,
     approve_byoh_csrs,
     evaluate,
 )
-from syncer.testing.kube import ControlPlane
+from syncer_lab.kube import ControlPlane
 
 CLIENT = ["digital signature", "client auth"]
 SERVING = ["digital signature", "key encipherment", "server auth"]

@@ -15,7 +15,7 @@ import pytest
 from nodehelpers import create_node, unique
 
 from syncer.cluster.client import KubeClient
-from syncer.cluster.drain import DrainOptions, PodRef, cordon, drain, selector_matches, uncordon
+from syncer.nodes.drain import DrainOptions, PodRef, cordon, drain, selector_matches, uncordon
 
 FAST = DrainOptions(
     timeout=3.0,

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from syncer.nodes.annotations import NodeRecord
-from syncer.nodes.commands import ServiceInfo, ServiceState, Shell, StartType
 from syncer.nodes.hostplan import Action, plan_host, probe_files
 from syncer.nodes.inputs import ComponentVersion, DesiredState, Host, HostKind
-from syncer.nodes.layout import (
+from syncer.nodes.probe import HostFacts, ProbeResult
+from syncer.nodes.windows.layout import (
     HostIdentity,
     check_labels,
     dependents_closure,
     installed_path,
     service_spec,
 )
-from syncer.nodes.probe import HostFacts, ProbeResult
+from syncer.nodes.windows.vocabulary import ServiceInfo, ServiceState, Shell, StartType
 
 SHA = {"kubelet": "a" * 64, "containerd": "b" * 64}
 DESIRED = DesiredState("f", "2.0.0", {

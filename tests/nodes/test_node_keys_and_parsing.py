@@ -19,7 +19,7 @@ from syncer.nodes.inputs import (
     parse_desired_state,
     parse_duration,
 )
-from syncer.nodes.keys import PrivateKeyError, parse_private_key, pub_key_hash
+from syncer.nodes.windows.keys import PrivateKeyError, parse_private_key, pub_key_hash
 from syncer.problems import Problem
 
 

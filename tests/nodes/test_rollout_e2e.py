@@ -16,15 +16,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from syncer import names
-from syncer.cli import cli
+from syncer.cli.main import cli
 from syncer.cluster.client import ApiError
-from syncer.nodes.keys import parse_private_key
 from syncer.nodes.slots import RolloutLock
 from syncer.nodes.stage import NodeStageResult, run_node_stage
 from syncer.nodes.status import read_status
+from syncer.nodes.windows.keys import parse_private_key
 from syncer.reconcile import ReconcileOptions, reconcile_once
-from syncer.testing.kube import ControlPlane
-from syncer.testing.nodelab import NodeLab, downtime, entries, max_overlap, scope_selector
+from syncer_lab.kube import ControlPlane
+from syncer_lab.nodelab import NodeLab, downtime, entries, max_overlap, scope_selector
 
 
 def _join(node_lab: NodeLab, count: int, **fleet: object) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from kubernetes import client
 
 from syncer import names
-from syncer.testing.machineapi import MachineAPISimulator
-from syncer.testing.nodelab import NodeLab, entries
+from syncer_lab.machineapi import MachineAPISimulator
+from syncer_lab.nodelab import NodeLab, entries
 
 
 def _machineset(namespace: str, name: str, replicas: int) -> dict[str, object]:

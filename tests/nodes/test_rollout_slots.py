@@ -11,7 +11,7 @@ from syncer import names
 from syncer.cluster.client import KubeClient
 from syncer.nodes.annotations import record_failure, set_upgrading
 from syncer.nodes.slots import RolloutLock
-from syncer.testing.kube import ControlPlane
+from syncer_lab.kube import ControlPlane
 
 
 def _lock(api: KubeClient, namespace: str, scope: str, **kw: object) -> RolloutLock:

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from syncer import names
 from syncer.cluster.client import KubeClient
-from syncer.nodes.keys import PrivateKey, parse_private_key
 from syncer.nodes.userdata import Action, ensure_user_data, render_user_data
+from syncer.nodes.windows.keys import PrivateKey, parse_private_key
 
 
 def _key(kind: str = "ed25519") -> PrivateKey:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import tomllib
 import venv
@@ -70,33 +71,46 @@ def test_runtime_and_build_locks_pin_the_versions_the_tests_run() -> None:
 
 
 @pytest.mark.slow
-def test_the_image_install_path_gives_a_working_syncer(tmp_path: Path) -> None:
+def test_the_image_install_path_gives_the_controller_without_the_lab(tmp_path: Path) -> None:
     """What the Dockerfile runs, in a fresh virtualenv: the runtime lock with hashes, then
-    syncer's own wheel without dependencies; `syncer validate` must work and no test tool
-    may be importable."""
+    syncer's wheel, built from what the image's build context holds (pyproject.toml,
+    README.md, LICENSE, syncer/), without dependencies. `syncer validate` must work; no
+    test tool and no simulator may be importable, and `syncer demo` says why it cannot
+    run instead of failing with a traceback."""
+    context = tmp_path / "context"
+    context.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, context / name)
+    shutil.copytree(ROOT / "syncer", context / "syncer",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*args], capture_output=True, text=True, env=env, timeout=600,
+                              cwd=tmp_path)
+
     def pip(*args: str) -> None:
-        subprocess.run([str(python), "-m", "pip", "-q", *args], check=True, env=env,
-                       timeout=600)
+        done = run(str(python), "-m", "pip", "-q", *args)
+        assert done.returncode == 0, done.stderr
 
     pip("install", "--require-hashes", "--no-deps", "-r", str(LOCKS / "runtime.txt"),
         "-r", str(LOCKS / "build.txt"))
     pip("wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(tmp_path / "w"),
-        str(ROOT))
+        str(context))
     wheel = next((tmp_path / "w").glob("syncer-*.whl"))
     pip("install", "--no-deps", str(wheel))
-    subprocess.run([str(python), "-m", "pip", "check"], check=True, env=env, timeout=120)
-    done = subprocess.run(
-        [str(env_dir / "bin" / "syncer"), "validate", str(ROOT / "examples" / "byoh")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
-    )
+    pip("check")
+    syncer = str(env_dir / "bin" / "syncer")
+    done = run(syncer, "validate", str(ROOT / "examples" / "byoh"))
     assert done.returncode == 0, done.stderr
     assert "valid" in done.stdout
-    for tool in ("pytest", "mypy", "ruff"):
-        probe = subprocess.run([str(python), "-c", f"import {tool}"], capture_output=True,
-                               timeout=60)
-        assert probe.returncode != 0, f"{tool} is installed by the runtime lock"
+    for module in ("pytest", "mypy", "ruff", "syncer_lab"):
+        probe = run(str(python), "-c", f"import {module}")
+        assert probe.returncode != 0, f"{module} is installed by the image's install path"
+    demo = run(syncer, "demo")
+    assert demo.returncode == 1
+    assert "Traceback" not in demo.stderr
+    assert "development install" in demo.stderr

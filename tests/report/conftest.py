@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from syncer.report.forges import ForgeConfig, RestForge, RetryPolicy, TokenSource, make_forge
-from syncer.testing.forge import ForgeSimulator
+from syncer.writeback.forges import ForgeConfig, RestForge, RetryPolicy, TokenSource, make_forge
+from syncer_lab.forge import ForgeSimulator
 
 FLAVOURS = ("github", "gitlab", "gitea")
 TOKEN_ENV = "SYNCER_TEST_FORGE_TOKEN"

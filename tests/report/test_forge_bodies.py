@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from syncer.report.forges import marker_comment, truncate
-from syncer.report.forges.bodies import with_marker
+from syncer.writeback.forges import marker_comment, truncate
+from syncer.writeback.forges.bodies import with_marker
 
 
 def test_marker_is_a_hidden_html_comment() -> None:

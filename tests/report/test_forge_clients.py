@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from syncer.report.forges import (
+from syncer.writeback.forges import (
     ForgeError,
     PullRequest,
     RestForge,
@@ -17,7 +17,7 @@ from syncer.report.forges import (
     attempt,
     marker_comment,
 )
-from syncer.testing.forge import ForgeSimulator
+from syncer_lab.forge import ForgeSimulator
 
 from .conftest import TOKEN_ENV, MakeClient
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from syncer.testing.forge import ForgeSimulator
+from syncer_lab.forge import ForgeSimulator
 
 
 def auth(flavour: str, token: str) -> dict[str, str]:

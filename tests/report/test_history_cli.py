@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from plugins.git_fixtures import HTTPS_TOKEN
 
-from syncer.cli import cli
-from syncer.report.notes import ApplyNote
-from syncer.report.status import Outcome
-from syncer.source.writeback import RetryPolicy, StatusWriter
-from syncer.testing.fixtures_git import HTTPS_TOKEN
-from syncer.testing.gitrepos import WorkRepo
-from syncer.testing.gitserver import HttpsGitServer
+from syncer.cli.main import cli
+from syncer.writeback.status.model import Outcome
+from syncer.writeback.status.notes import ApplyNote
+from syncer.writeback.status.writer import RetryPolicy, StatusWriter
+from syncer_lab.gitrepos import WorkRepo
+from syncer_lab.gitserver import HttpsGitServer
 
 T0 = datetime(2026, 5, 4, 10, 0, 0, tzinfo=UTC)
 

@@ -8,10 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from syncer.report.notes import ApplyNote, parse_note
-from syncer.report.status import HostStatus, ObjectStatus, Outcome, SourceStatus, StatusReport
-from syncer.source.writeback import RetryPolicy, StatusWriter
-from syncer.testing.gitrepos import WorkRepo, run
+from syncer.writeback.status.model import (
+    HostStatus,
+    ObjectStatus,
+    Outcome,
+    SourceStatus,
+    StatusReport,
+)
+from syncer.writeback.status.notes import ApplyNote, parse_note
+from syncer.writeback.status.writer import RetryPolicy, StatusWriter
+from syncer_lab.gitrepos import WorkRepo, run
 
 NOTES = "refs/notes/syncer"
 FAST = RetryPolicy(attempts=4, backoff=0.01, max_backoff=0.05)

@@ -12,14 +12,14 @@ import pytest
 from syncer.cluster.client import KubeClient
 from syncer.cluster.inventory import InventoryStore
 from syncer.reconcile import ReconcileOptions, reconcile_once
-from syncer.report.forges import CommitState, RestForge
-from syncer.report.orchestration import WriteBack, WriteBackSettings, forge_settings
-from syncer.report.previews import PreviewCache, PreviewRound, preview_pull_requests
-from syncer.report.publishing import PREVIEW_CONTEXT
 from syncer.source import GitSource, SourceConfig
-from syncer.testing.forge import ForgeSimulator, RecordedRequest
-from syncer.testing.gitrepos import WorkRepo, make_bare
-from syncer.testing.kube import ControlPlane
+from syncer.writeback.forges import CommitState, RestForge
+from syncer.writeback.previews.post import PREVIEW_CONTEXT
+from syncer.writeback.previews.rounds import PreviewCache, PreviewRound, preview_pull_requests
+from syncer.writeback.step import WriteBack, WriteBackSettings, forge_settings
+from syncer_lab.forge import ForgeSimulator, RecordedRequest
+from syncer_lab.gitrepos import WorkRepo, make_bare
+from syncer_lab.kube import ControlPlane
 
 from .writeback_helpers import (
     PR_REFS,

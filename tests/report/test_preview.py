@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from syncer.problems import Problem, Severity
-from syncer.report.forges import CommitState
-from syncer.report.preview import (
+from syncer.writeback.forges import CommitState
+from syncer.writeback.previews.comment import (
     Action,
     HostUpgrade,
     ObjectChange,

@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from syncer.problems import Problem
-from syncer.report.forges import CommitState, RestForge
-from syncer.report.preview import Action, HostUpgrade, ObjectChange, Preview
-from syncer.report.publishing import PREVIEW_CONTEXT, announce, publish_preview
-from syncer.testing.forge import ForgeSimulator
+from syncer.writeback.forges import CommitState, RestForge
+from syncer.writeback.previews.comment import Action, HostUpgrade, ObjectChange, Preview
+from syncer.writeback.previews.post import PREVIEW_CONTEXT, announce, publish_preview
+from syncer_lab.forge import ForgeSimulator
 
 from .conftest import MakeClient
 

@@ -8,13 +8,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from plugins.git_fixtures import HTTPS_TOKEN
 
-from syncer.report.status import HostStatus, ObjectStatus, Outcome, SourceStatus, StatusReport
 from syncer.source.config import RemoteConfig
-from syncer.source.writeback import Identity, RetryPolicy, StatusWriter
-from syncer.testing.fixtures_git import HTTPS_TOKEN
-from syncer.testing.gitrepos import WorkRepo, run
-from syncer.testing.gitserver import HttpsGitServer
+from syncer.writeback.status.model import (
+    HostStatus,
+    ObjectStatus,
+    Outcome,
+    SourceStatus,
+    StatusReport,
+)
+from syncer.writeback.status.writer import Identity, RetryPolicy, StatusWriter
+from syncer_lab.gitrepos import WorkRepo, run
+from syncer_lab.gitserver import HttpsGitServer
 
 BRANCH = "syncer/status"
 FAST = RetryPolicy(attempts=5, backoff=0.01, max_backoff=0.05)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from syncer.report.notes import ApplyNote, merge_notes
-from syncer.report.status import (
+from syncer.writeback.status.model import (
     HostStatus,
     ObjectStatus,
     Outcome,
@@ -13,6 +12,7 @@ from syncer.report.status import (
     StatusReport,
     load_yaml,
 )
+from syncer.writeback.status.notes import ApplyNote, merge_notes
 
 SHA = "3f2a9c1" + "0" * 33
 T0 = datetime(2026, 5, 4, 10, 0, 0, tzinfo=UTC)

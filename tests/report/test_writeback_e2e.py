@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from plugins.git_fixtures import HTTPS_TOKEN
 
-from syncer.cli import cli
+from syncer.cli.main import cli
 from syncer.cluster.client import KubeClient
-from syncer.report.publishing import PREVIEW_CONTEXT
-from syncer.testing.fixtures_git import HTTPS_TOKEN
-from syncer.testing.forge import ForgeSimulator
-from syncer.testing.gitrepos import WorkRepo, make_bare
-from syncer.testing.gitserver import HttpsGitServer
-from syncer.testing.kube import ControlPlane
+from syncer.writeback.previews.post import PREVIEW_CONTEXT
+from syncer_lab.forge import ForgeSimulator
+from syncer_lab.gitrepos import WorkRepo, make_bare
+from syncer_lab.gitserver import HttpsGitServer
+from syncer_lab.kube import ControlPlane
 
 from .writeback_helpers import (
     BRANCH,

@@ -9,20 +9,20 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from plugins.git_fixtures import HTTPS_TOKEN
 
-from syncer.cli import cli
+from syncer.cli.main import cli
 from syncer.cluster.client import KubeClient, Resource
 from syncer.nodes.stage import NodeStageResult
 from syncer.nodes.status import HostStatus as NodeRow
 from syncer.reconcile import ReconcileOptions, reconcile_once
-from syncer.report.stage import report_reconcile
-from syncer.report.status import StatusReport
 from syncer.source import GitSource, SourceConfig, VerifyConfig
-from syncer.source.writeback import RetryPolicy, StatusWriter
-from syncer.testing.fixtures_git import HTTPS_TOKEN
-from syncer.testing.gitrepos import SshKey, WorkRepo, make_bare, write_allowed_signers
-from syncer.testing.gitserver import HttpsGitServer
-from syncer.testing.kube import ControlPlane
+from syncer.writeback.status.model import StatusReport
+from syncer.writeback.status.record import report_reconcile
+from syncer.writeback.status.writer import RetryPolicy, StatusWriter
+from syncer_lab.gitrepos import SshKey, WorkRepo, make_bare, write_allowed_signers
+from syncer_lab.gitserver import HttpsGitServer
+from syncer_lab.kube import ControlPlane
 
 from .writeback_helpers import BRANCH, FleetRepo, git, note, notes_commits, subjects, sync
 

@@ -12,7 +12,8 @@ from syncer.cluster.objects import ObjectRef
 from syncer.nodes.stage import NodeStageResult
 from syncer.nodes.status import HostStatus as NodeRow
 from syncer.reconcile import ReconcileResult
-from syncer.report.building import (
+from syncer.writeback.forges import ForgeConfigError
+from syncer.writeback.status.build import (
     RevisionFacts,
     build_note,
     build_status,
@@ -20,10 +21,9 @@ from syncer.report.building import (
     outcome_of,
     rollout_of,
 )
-from syncer.report.forges import ForgeConfigError
-from syncer.report.orchestration import forge_api_url, forge_repository, forge_settings
-from syncer.report.status import ObjectStatus
-from syncer.report.status import Outcome as Verdict
+from syncer.writeback.status.model import ObjectStatus
+from syncer.writeback.status.model import Outcome as Verdict
+from syncer.writeback.step import forge_api_url, forge_repository, forge_settings
 
 SHA = "3f2a9c1" + "0" * 33
 T = datetime(2026, 5, 4, 10, tzinfo=UTC)

@@ -11,10 +11,10 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from syncer import names
-from syncer.cli import cli
+from syncer.cli.main import cli
 from syncer.cluster.client import KubeClient
-from syncer.testing.gitrepos import WorkRepo, run
-from syncer.testing.kube import ControlPlane
+from syncer_lab.gitrepos import WorkRepo, run
+from syncer_lab.kube import ControlPlane
 
 BRANCH = "syncer/status"
 # Where each forge keeps a pull request's head in the target repository.

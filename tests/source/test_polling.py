@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from plugins.git_fixtures import HTTPS_TOKEN
 
 from syncer.source import GitSource, Reason, SourceConfig, SourceError
-from syncer.testing.fixtures_git import HTTPS_TOKEN
-from syncer.testing.gitrepos import WorkRepo
-from syncer.testing.gitserver import HttpsGitServer
+from syncer_lab.gitrepos import WorkRepo
+from syncer_lab.gitserver import HttpsGitServer
 
 
 def _source(url: str, workdir: Path, **kw: object) -> GitSource:

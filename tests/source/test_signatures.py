@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from syncer.source import GitSource, Reason, SourceConfig, SourceError, VerifyConfig
-from syncer.testing.gitrepos import GpgKey, SshKey, WorkRepo, write_allowed_signers
+from syncer_lab.gitrepos import GpgKey, SshKey, WorkRepo, write_allowed_signers
 
 
 @pytest.fixture

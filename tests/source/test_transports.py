@@ -6,11 +6,11 @@ import logging
 from pathlib import Path
 
 import pytest
+from plugins.git_fixtures import HTTPS_TOKEN
 
 from syncer.source import GitSource, Reason, SourceConfig, SourceError
-from syncer.testing.fixtures_git import HTTPS_TOKEN
-from syncer.testing.gitrepos import SshKey, WorkRepo
-from syncer.testing.gitserver import HttpsGitServer, SshGitServer
+from syncer_lab.gitrepos import SshKey, WorkRepo
+from syncer_lab.gitserver import HttpsGitServer, SshGitServer
 
 # -- ssh:// ------------------------------------------------------------------------------
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from plugins.git_fixtures import HTTPS_TOKEN
 
 from syncer.source import GitSource, Reason, SourceConfig, SourceError
-from syncer.testing.fixtures_git import HTTPS_TOKEN
-from syncer.testing.gitrepos import WorkRepo
-from syncer.testing.gitserver import HttpsGitServer
+from syncer_lab.gitrepos import WorkRepo
+from syncer_lab.gitserver import HttpsGitServer
 
 
 def test_unreachable_file_remote_keeps_the_last_state(author: WorkRepo, bare_remote: Path,

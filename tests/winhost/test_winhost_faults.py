@@ -10,9 +10,9 @@ import paramiko
 import pytest
 from winhelpers import payload, run, wait_for
 
-from syncer.nodes import commands as c
-from syncer.testing.nodelab import tar_gz
-from syncer.testing.winhost import SimClient, SimHost
+from syncer.nodes.windows import vocabulary as c
+from syncer_lab.nodelab import tar_gz
+from syncer_lab.winhost import SimClient, SimHost
 
 
 def connect(host: SimHost, key: paramiko.PKey, timeout: float = 3.0) -> SimClient:

@@ -13,10 +13,10 @@ from kubernetes import client
 from winhelpers import dump_yaml, install, kubeconfig, payload, run, wait_for
 
 from syncer import names
-from syncer.nodes import commands as c
-from syncer.testing.kube import ControlPlane
-from syncer.testing.winhost import HostLab, SimClient, SimHost
-from syncer.testing.winhost.kubelet import Kubelets, payload_version
+from syncer.nodes.windows import vocabulary as c
+from syncer_lab.kube import ControlPlane
+from syncer_lab.winhost import HostLab, SimClient, SimHost
+from syncer_lab.winhost.kubelet import Kubelets, payload_version
 
 
 @pytest.fixture

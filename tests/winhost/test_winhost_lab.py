@@ -18,8 +18,8 @@ import paramiko
 import pytest
 from winhelpers import run
 
-from syncer.nodes import commands as c
-from syncer.testing.winhost import HostLab, SimClient, SimHost
+from syncer.nodes.windows import vocabulary as c
+from syncer_lab.winhost import HostLab, SimClient, SimHost
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,7 +127,7 @@ def test_standalone_process(tmp_path: Path, admin_key: paramiko.PKey,
         "hosts": [{"name": "WIN-STANDALONE", "os_build": "10.0.17763.6054"}],
     }))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "syncer.testing.winhost", "--config", str(config),
+        [sys.executable, "-m", "syncer_lab.winhost", "--config", str(config),
          "--hosts", "2", "--prefix", "WIN-EXTRA"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

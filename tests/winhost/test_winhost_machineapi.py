@@ -15,11 +15,11 @@ from kubernetes import client
 from winhelpers import install, run, wait_for
 
 from syncer import names
-from syncer.nodes import commands as c
-from syncer.testing.kube import ControlPlane
-from syncer.testing.machineapi import MachineAPISimulator
-from syncer.testing.winhost import HostLab, SimClient
-from syncer.testing.winhost.kubelet import Kubelets
+from syncer.nodes.windows import vocabulary as c
+from syncer_lab.kube import ControlPlane
+from syncer_lab.machineapi import MachineAPISimulator
+from syncer_lab.winhost import HostLab, SimClient
+from syncer_lab.winhost.kubelet import Kubelets
 
 G, V, NS = names.MACHINE_API_GROUP, "v1beta1", names.MACHINE_API_NAMESPACE
 

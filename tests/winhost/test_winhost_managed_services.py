@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from winhelpers import run
 
-from syncer.nodes import commands as c
-from syncer.testing.winhost import SimClient, SimHost
+from syncer.nodes.windows import vocabulary as c
+from syncer_lab.winhost import SimClient, SimHost
 
 
 def test_lists_services_marked_managed(win_client: SimClient, win_host: SimHost) -> None:

@@ -7,9 +7,9 @@ import io
 import pytest
 from winhelpers import payload, run, wait_for
 
-from syncer.nodes import commands as c
-from syncer.testing.nodelab import tar_gz
-from syncer.testing.winhost import SimClient, SimHost
+from syncer.nodes.windows import vocabulary as c
+from syncer_lab.nodelab import tar_gz
+from syncer_lab.winhost import SimClient, SimHost
 
 PROXY = "C:\\k\\kube-proxy.exe"
 

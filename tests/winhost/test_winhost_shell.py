@@ -8,8 +8,8 @@ import paramiko
 import pytest
 from winhelpers import run, wait_for
 
-from syncer.nodes import commands as c
-from syncer.testing.winhost import HostLab, SimClient, SimHost
+from syncer.nodes.windows import vocabulary as c
+from syncer_lab.winhost import HostLab, SimClient, SimHost
 
 HOSTILE = [
     "'; Remove-Item C:\\ -Recurse; '",

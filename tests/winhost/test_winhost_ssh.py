@@ -9,10 +9,10 @@ import paramiko
 import pytest
 from winhelpers import payload, run, wait_for
 
-from syncer.nodes import commands as c
-from syncer.testing.winhost import HostLab, SimClient, SimHost, key_line
-from syncer.testing.winhost.host import generate_host_key
-from syncer.testing.winhost.ssh import BANNER
+from syncer.nodes.windows import vocabulary as c
+from syncer_lab.winhost import HostLab, SimClient, SimHost, key_line
+from syncer_lab.winhost.host import generate_host_key
+from syncer_lab.winhost.ssh import BANNER
 
 
 def test_connect_with_host_key_checking(win_client: SimClient, win_host: SimHost) -> None:

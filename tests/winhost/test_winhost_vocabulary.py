@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from winhelpers import payload, run, wait_for
 
-from syncer.nodes import commands as c
-from syncer.testing.nodelab import tar_gz
-from syncer.testing.winhost import SimClient, SimHost
-from syncer.testing.winhost.vocabulary import BODIES
+from syncer.nodes.windows import vocabulary as c
+from syncer_lab.nodelab import tar_gz
+from syncer_lab.winhost import SimClient, SimHost
+from syncer_lab.winhost.vocabulary import BODIES
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "windows-commands.md"
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from syncer.nodes.commands import CommandResult
-from syncer.testing.kube import ControlPlane
-from syncer.testing.pki import cert_pem, key_pem
-from syncer.testing.winhost import SimClient, SimHost
+from syncer.nodes.windows.vocabulary import CommandResult
+from syncer_lab.kube import ControlPlane
+from syncer_lab.pki import cert_pem, key_pem
+from syncer_lab.winhost import SimClient, SimHost
 
 KUBELET_ARGS = (
     "C:\\k\\kubelet.exe --config=C:\\k\\kubelet.conf "

@@ -1,0 +1,230 @@
+"""``syncer plan`` and ``syncer sync --once``: the apply engine on the command line.
+
+Registered on the click group in :mod:`syncer.cli.main`. Both commands validate the whole
+fleet before touching the cluster; validation problems print as ``file:line: message``
+and exit 1. Cluster trouble (bad kubeconfig, unreachable API server, forbidden) is one
+line and exit 1, never a traceback.
+
+``syncer plan`` with no cluster configured (no ``--kubeconfig``, no ``$KUBECONFIG``, no
+``~/.kube/config``, not in a Pod) prints what would be created, offline.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from syncer.cli.main import check_fleet_at
+from syncer.cli.options import writeback_for_sync, writeback_options
+from syncer.cluster.apply import Outcome
+from syncer.cluster.client import ApiError, cluster_configured, connect
+from syncer.cluster.display import plan_table
+from syncer.cluster.inventory import InventoryStore
+from syncer.cluster.plan import Plan, compute_plan, offline_plan
+from syncer.cluster.prune import Confirmation
+from syncer.fleet import render
+from syncer.names import INVENTORY_CONFIGMAP, SYSTEM_NAMESPACE
+from syncer.problems import UserError
+from syncer.reconcile import (
+    ReconcileOptions,
+    ReconcileResult,
+    local_revision,
+    reconcile_once,
+    source_lookup,
+)
+from syncer.source import GitSource, RemoteConfig, SourceConfig, SourceError, VerifyConfig
+
+EXIT_CHANGES = 3
+
+
+def _cluster_options(fn: Any) -> Any:
+    for option in reversed([
+        click.option("--kubeconfig", metavar="FILE",
+                     help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)"),
+        click.option("--context", help="kubeconfig context (default: the current one)"),
+        click.option("--inventory-namespace", default=SYSTEM_NAMESPACE, show_default=True,
+                     help="namespace of the inventory ConfigMap"),
+        click.option("--inventory-name", default=INVENTORY_CONFIGMAP, show_default=True,
+                     help="name of the inventory ConfigMap"),
+        click.option("--confirm-prune", is_flag=True,
+                     help="allow a prune the guard (spec.prune.maxDeletions) refuses"),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@click.command("plan")
+@click.argument("path", default=".",
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_cluster_options
+@click.option("--exit-code", is_flag=True, help=f"exit {EXIT_CHANGES} when there are changes")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def plan_command(
+    path: Path, kubeconfig: str | None, context: str | None, inventory_namespace: str,
+    inventory_name: str, confirm_prune: bool, exit_code: bool, output: str,
+) -> None:
+    """Show what applying the fleet at PATH would change.
+
+    Per object: create, update (with the diff), prune, unchanged. Without a cluster
+    configured: the objects that would be created."""
+    model = check_fleet_at(path)
+    objects = render(model)
+    revision = local_revision(path)
+    source_of = source_lookup(model)
+    plan: Plan
+    if not cluster_configured(kubeconfig):
+        plan = offline_plan(objects, model.fleet.name, source_of, revision)
+    else:
+        client = connect(kubeconfig, context)
+        try:
+            inventory = InventoryStore(client, inventory_namespace, inventory_name).load()
+            plan = compute_plan(
+                objects, model.fleet, client, inventory, source_of=source_of,
+                revision=revision, confirm=Confirmation(confirm_prune, inventory.confirm_prune),
+            )
+        except ApiError as err:
+            raise UserError(str(err)) from None
+        finally:
+            client.close()
+    if output == "json":
+        click.echo(json.dumps(plan.to_json(), indent=2))
+    else:
+        click.echo(plan_table(plan))
+    if exit_code and plan.has_changes:
+        sys.exit(EXIT_CHANGES)
+
+
+@click.command("sync")
+@click.argument("path", required=False,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--once", is_flag=True, help="one full reconcile, then exit (required)")
+@click.option("--repo", metavar="URL", help="Git remote (file://, ssh://, https://)")
+@click.option("--ref", default="main", show_default=True, help="branch or tag to track")
+@click.option("--path", "sub_path", default="", metavar="DIR",
+              help="fleet directory inside the repository")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path(".syncer/source"), show_default=True,
+              help="where the local clone and checkouts live")
+@click.option("--ssh-key", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--known-hosts", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--token-env", metavar="VAR")
+@click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--verify", "verify_mode", type=click.Choice(["head", "tag", "tag-and-head"]),
+              help="require signed commits/tags")
+@click.option("--allowed-signers", type=click.Path(dir_okay=False, path_type=Path),
+              help="OpenSSH allowed-signers file for --verify")
+@click.option("--gpg-keyring", type=click.Path(path_type=Path),
+              help="GPG public keys (file or GnuPG home) for --verify")
+@_cluster_options
+@click.option("--dry-run", is_flag=True, help="server-side dry run: nothing is written")
+@click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 64),
+              help="concurrent API requests")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("--nodes/--no-nodes", default=True, show_default=True,
+              help="after a successful apply, bring the Windows hosts to the committed "
+                   "version over SSH (the node stage)")
+@writeback_options
+def sync_command(
+    path: Path | None, once: bool, repo: str | None, ref: str, sub_path: str,
+    workdir: Path, ssh_key: Path | None, known_hosts: Path | None, token_file: Path | None,
+    token_env: str | None, ca_file: Path | None, verify_mode: str | None,
+    allowed_signers: Path | None, gpg_keyring: Path | None, kubeconfig: str | None,
+    context: str | None, inventory_namespace: str, inventory_name: str,
+    confirm_prune: bool, dry_run: bool, workers: int, output: str, nodes: bool,
+    **writeback_values: Any,
+) -> None:
+    """Apply the fleet (a local PATH or --repo) to the cluster once, prune, and report.
+
+    Then write back (unless --dry-run): a status commit and a git note when the state
+    changed, and with --forge a preview on each open pull request. Write-back failures
+    are printed and never change the exit code."""
+    if not once:
+        raise click.UsageError("syncer sync needs --once (the continuous loop is `syncer run`)")
+    if (path is None) == (repo is None):
+        raise click.UsageError("give either a PATH or --repo URL")
+    source: Path | GitSource
+    if repo is not None:
+        try:
+            verify = (
+                VerifyConfig(mode=verify_mode, allowed_signers_file=allowed_signers,  # type: ignore[arg-type]
+                             gpg_keyring=gpg_keyring)
+                if verify_mode else None
+            )
+            source = GitSource(SourceConfig(
+                url=repo, ref=ref, path=sub_path, workdir=workdir, ssh_key_file=ssh_key,
+                known_hosts_file=known_hosts, token_file=token_file, token_env=token_env,
+                ca_file=ca_file, verify=verify,
+            ))
+        except SourceError as err:
+            raise UserError(err.message) from None
+    else:
+        assert path is not None
+        source = path
+    writeback = None if dry_run else writeback_for_sync(
+        writeback_values, source, workdir=workdir, inventory_namespace=inventory_namespace,
+        inventory_name=inventory_name, auth=RemoteConfig(
+            repo or "", ssh_key_file=ssh_key, known_hosts_file=known_hosts,
+            token_file=token_file, token_env=token_env, ca_file=ca_file),
+    )
+    client = connect(kubeconfig, context, workers=workers)
+    try:
+        result = reconcile_once(source, client, ReconcileOptions(
+            inventory_namespace=inventory_namespace, inventory_name=inventory_name,
+            confirm_prune=confirm_prune, dry_run=dry_run, workers=workers,
+            nodes=_node_stage_options() if nodes and not dry_run else None,
+        ))
+        after = writeback.after(result, client) if writeback is not None else None
+    finally:
+        client.close()
+        if writeback is not None:
+            writeback.close()
+    if output == "json":
+        doc = result.to_json()
+        if after is not None:
+            doc["writeBack"] = after.to_json()
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        _print_result(result)
+        for line in after.lines() if after is not None else []:
+            click.echo(line)
+    if not result.ok:
+        sys.exit(1)
+
+
+def _print_result(result: ReconcileResult) -> None:
+    for problem in result.problems:
+        click.echo(str(problem), err=True)
+    if result.applied is not None:
+        for res in result.applied.results:
+            if res.outcome is Outcome.UNCHANGED:
+                continue
+            line = f"{res.outcome} {res.ref}"
+            click.echo(f"{line}: {res.error}" if res.error else line,
+                       err=res.outcome is Outcome.FAILED)
+    shown = {str(p) for p in result.problems}
+    # Without an apply, the summary line carries the first error.
+    for error in result.errors[0 if result.applied is not None else 1:]:
+        if error not in shown:
+            click.echo(f"error: {error}", err=True)
+    click.echo(result.summary(), err=not result.ok)
+    if result.nodes is not None:
+        for problem in result.nodes.problems:
+            click.echo(str(problem), err=True)
+        for row in result.nodes.rows:
+            if row.last_error:
+                click.echo(f"{row.address}: {row.phase}: {row.last_error}", err=True)
+        click.echo(result.nodes.summary(), err=not result.nodes.ok)
+
+
+def _node_stage_options() -> Any:
+    from syncer.nodes.progress import reporter
+    from syncer.nodes.stage import NodeStageOptions
+
+    return NodeStageOptions(progress=reporter())

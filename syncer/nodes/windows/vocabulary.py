@@ -1,0 +1,832 @@
+"""The Windows command vocabulary: every command syncer sends to a host over SSH exec.
+
+This module is pure: *builders* return the exact command string for one vocabulary entry,
+*parsers* turn a :class:`CommandResult` (exit code, stdout, stderr) into dataclasses or
+raise :class:`CommandFailed` carrying the Win32 error code. Nothing here opens a
+connection; the node stage runs the strings and hands the results back. The list of
+entries, their output formats and exit codes is ``docs/windows-commands.md``; the
+simulated hosts in ``syncer_lab.winhost`` implement exactly that list, and refuse
+anything else.
+
+How data reaches the host without being interpreted
+---------------------------------------------------
+Windows OpenSSH runs an exec request as ``cmd.exe /c <command>`` (cmd.exe is the default
+shell WMCO requires). cmd.exe expands ``%VAR%`` everywhere, even inside double quotes, and
+a ``"`` in data ends a quoted argument, so no repository value may ever appear in the
+command line itself. Therefore:
+
+- Only two commands are raw: ``Get-Help`` (shell detection, like WMCO) and ``hostname``.
+- Everything else is a PowerShell script sent as
+  ``powershell.exe -NonInteractive -ExecutionPolicy Bypass -EncodedCommand <base64>``
+  (base64 of the UTF-16LE script): cmd.exe sees only ``[A-Za-z0-9+/=]``. The same string
+  works when PowerShell is the default shell.
+- Inside the script, every value from outside enters as a single-quoted PowerShell literal
+  (``'`` doubled, and the typographic quotes PowerShell also accepts as single quotes
+  doubled too) in an assignment ``$name='...'`` at the top; the script body after those
+  assignments is fixed text per entry. Single-quoted literals expand nothing: ``$(...)``,
+  backticks, ``%PATH%`` and ``"`` stay data.
+- Native programs (``sc.exe``, ``tar.exe``) get their arguments from those variables.
+  Windows PowerShell 5.1 rebuilds a command line for them: it wraps an argument with
+  whitespace in ``"..."`` *without* escaping inner quotes and drops empty arguments, so
+  the builders refuse values containing ``"``, empty values, and values with whitespace
+  that end in a backslash; sc.exe's ``binPath=`` and its value are separate arguments.
+- Every value is validated (no NUL or control characters; Windows paths absolute and free
+  of ``*?"<>|``; service and process names ``[A-Za-z0-9_.-]``), and the whole command must
+  fit cmd.exe's 8191-character limit (:class:`CommandTooLong`).
+
+Every script starts with ``$ProgressPreference='SilentlyContinue'`` (progress records
+over SSH fail with 0x5) and ``$ErrorActionPreference='Stop'`` and runs in one
+``try``/``catch`` that writes the error message to stderr and exits with the Win32 code
+of the failure (e.g. 32 sharing violation, 5 access denied, 112 disk full) or 1. The node
+stage matches exit codes, never English text (localised output broke WMCO).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any
+
+# --- Win32 error codes the node stage matches ------------------------------------------
+ERROR_FILE_NOT_FOUND = 2
+ERROR_PATH_NOT_FOUND = 3
+ERROR_ACCESS_DENIED = 5
+ERROR_SHARING_VIOLATION = 32
+ERROR_DISK_FULL = 112
+ERROR_ALREADY_EXISTS = 183
+ERROR_DEPENDENT_SERVICES_RUNNING = 1051
+ERROR_SERVICE_REQUEST_TIMEOUT = 1053
+ERROR_SERVICE_ALREADY_RUNNING = 1056
+ERROR_SERVICE_DISABLED = 1058
+ERROR_SERVICE_DOES_NOT_EXIST = 1060
+ERROR_SERVICE_CANNOT_ACCEPT_CTRL = 1061
+ERROR_SERVICE_NOT_ACTIVE = 1062
+ERROR_SERVICE_DEPENDENCY_FAIL = 1068
+ERROR_SERVICE_MARKED_FOR_DELETE = 1072
+ERROR_SERVICE_EXISTS = 1073
+ERROR_SERVICE_DEPENDENCY_DELETED = 1075
+ERROR_TIMEOUT = 1460
+ERROR_INVALID_COMMAND_LINE = 1639
+# The exit code paramiko reports when the channel closed without an exit status (the
+# connection went away, e.g. because the host is rebooting).
+NO_EXIT_STATUS = -1
+
+# cmd.exe refuses longer command lines ("The command line is too long.").
+MAX_COMMAND_LENGTH = 8191
+
+POWERSHELL = "powershell.exe -NonInteractive -ExecutionPolicy Bypass"
+PRELUDE = "$ProgressPreference='SilentlyContinue'\n$ErrorActionPreference='Stop'\ntry {\n"
+# `exit 0` makes the exit code independent of the last statement's $? (PowerShell -Command
+# otherwise exits 1 when the last pipeline "failed", e.g. an empty Get-Process).
+EPILOGUE = (
+    "\nexit 0\n"
+    "} catch {\n"
+    "[Console]::Error.WriteLine($_.Exception.Message)\n"
+    "$h=$_.Exception.HResult\n"
+    "if((($h -shr 16) -band 0xFFFF) -eq 0x8007){exit ($h -band 0xFFFF)}\n"
+    "exit 1\n"
+    "}\n"
+)
+
+# The characters PowerShell treats as a single quote inside a single-quoted string.
+_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_EXCEPT_NEWLINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
+_WINDOWS_PATH = re.compile(r"^[A-Za-z]:\\")
+_PATH_FORBIDDEN = re.compile(r'[*?"<>|]')
+
+
+# --- results and errors ------------------------------------------------------------------
+@dataclass(frozen=True)
+class CommandResult:
+    """What one SSH exec returned. ``exit_code`` is -1 when there was no exit status."""
+
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+class CommandFailed(Exception):
+    """A vocabulary command exited with a code its parser does not accept.
+
+    ``code`` is the exit code, which is the Win32 error code for every entry (see the
+    ERROR_* constants); ``message`` is the host's own text, for people only.
+    """
+
+    def __init__(self, entry: str, result: CommandResult) -> None:
+        self.entry = entry
+        self.code = result.exit_code
+        self.result = result
+        self.message = error_text(result)
+        super().__init__(f"{entry}: exit code {self.code}: {self.message}")
+
+
+class CommandTooLong(ValueError):
+    """The command would exceed cmd.exe's command-line limit; split the request."""
+
+
+# --- quoting and validation ------------------------------------------------------------
+def check_text(value: str, what: str, *, multiline: bool = False) -> str:
+    """Refuse NUL and control characters (newlines and tabs only when ``multiline``)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, not {type(value).__name__}")
+    pattern = _CONTROL_EXCEPT_NEWLINES if multiline else _CONTROL
+    if pattern.search(value):
+        raise ValueError(f"{what} contains a control character: {value!r}")
+    return value
+
+
+def check_path(path: str, what: str = "path") -> str:
+    """An absolute Windows path (``C:\\...``) without characters Windows forbids."""
+    check_text(path, what)
+    if not _WINDOWS_PATH.match(path):
+        raise ValueError(f"{what} must be an absolute Windows path like C:\\k\\x: {path!r}")
+    if _PATH_FORBIDDEN.search(path) or ":" in path[2:]:
+        raise ValueError(f"{what} contains a character Windows forbids in paths: {path!r}")
+    if any(part == ".." for part in re.split(r"[\\/]", path)):
+        raise ValueError(f"{what} must not contain '..': {path!r}")
+    return path
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """A service or process name: letters, digits, ``_``, ``.``, ``-`` (no wildcards)."""
+    check_text(name, what)
+    if not _NAME.match(name):
+        raise ValueError(f"{what} must match [A-Za-z0-9_.-]{{1,256}}: {name!r}")
+    return name
+
+
+def check_native_argument(value: str, what: str) -> str:
+    """A value Windows PowerShell 5.1 passes to a native program unchanged."""
+    check_text(value, what)
+    if value == "":
+        raise ValueError(f"{what} must not be empty (PowerShell 5.1 drops empty arguments)")
+    if '"' in value:
+        raise ValueError(f"{what} must not contain '\"' (PowerShell 5.1 does not escape it)")
+    if re.search(r"\s", value) and value.endswith("\\"):
+        raise ValueError(f"{what} with spaces must not end in a backslash: {value!r}")
+    return value
+
+
+def ps_literal(value: str) -> str:
+    """``value`` as a PowerShell single-quoted literal: nothing inside is interpreted."""
+    check_text(value, "value", multiline=True)
+    escaped = "".join(c + c if c in _SINGLE_QUOTES else c for c in value)
+    return f"'{escaped}'"
+
+
+def ps_array(values: Iterable[str]) -> str:
+    return "@(" + ",".join(ps_literal(v) for v in values) + ")"
+
+
+def encode_powershell(script: str) -> str:
+    """The cmd.exe-safe command that runs ``script``: ``... -EncodedCommand <base64>``."""
+    encoded = base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+    command = f"{POWERSHELL} -EncodedCommand {encoded}"
+    if len(command) > MAX_COMMAND_LENGTH:
+        raise CommandTooLong(
+            f"command is {len(command)} characters, cmd.exe accepts {MAX_COMMAND_LENGTH}"
+        )
+    return command
+
+
+Param = str | int | Sequence[str]
+
+
+def script(params: Sequence[tuple[str, Param]], body: str) -> str:
+    """The full PowerShell text: prelude, one assignment per parameter, body, epilogue."""
+    lines = []
+    for name, value in params:
+        if isinstance(value, int):
+            rendered = str(value)
+        elif isinstance(value, str):
+            rendered = ps_literal(value)
+        else:
+            rendered = ps_array(value)
+        lines.append(f"${name}={rendered}")
+    return PRELUDE + "".join(line + "\n" for line in lines) + body + EPILOGUE
+
+
+def powershell(params: Sequence[tuple[str, Param]], body: str) -> str:
+    return encode_powershell(script(params, body))
+
+
+def decode_clixml(text: str) -> str:
+    """Plain text from PowerShell's ``#< CLIXML`` stderr form (other text unchanged).
+
+    powershell.exe started with -EncodedCommand writes uncaught errors and progress
+    records to stderr as CLIXML; only the ``S="Error"`` strings are messages.
+    """
+    if "#< CLIXML" not in text:
+        return text
+    out: list[str] = []
+    for match in re.finditer(r'<S S="Error">(.*?)</S>', text, re.S):
+        piece = re.sub(r"_x([0-9A-Fa-f]{4})_", lambda m: chr(int(m.group(1), 16)), match[1])
+        piece = piece.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
+        out.append(piece.replace("&apos;", "'").replace("&amp;", "&"))
+    before = text.split("#< CLIXML", 1)[0]
+    return before + "".join(out)
+
+
+def error_text(result: CommandResult) -> str:
+    """The host's error message, one line, for logs and status (never for decisions)."""
+    text = decode_clixml(result.stderr).strip() or result.stdout.strip()
+    return " ".join(text.split())[:500]
+
+
+def _ok(entry: str, result: CommandResult, *accepted: int) -> None:
+    if result.exit_code not in (accepted or (0,)):
+        raise CommandFailed(entry, result)
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
+
+
+# --- enums shared by the service entries -----------------------------------------------
+class Shell(StrEnum):
+    CMD = "cmd"
+    POWERSHELL = "powershell"
+
+
+class ServiceState(IntEnum):
+    """The SERVICE_STATE codes ``sc.exe query`` prints before the (English) name."""
+
+    STOPPED = 1
+    START_PENDING = 2
+    STOP_PENDING = 3
+    RUNNING = 4
+    CONTINUE_PENDING = 5
+    PAUSE_PENDING = 6
+    PAUSED = 7
+
+
+# Get-Service's Status names (ServiceControllerStatus enum; not localised).
+_STATUS_NAMES = {
+    "Stopped": ServiceState.STOPPED,
+    "StartPending": ServiceState.START_PENDING,
+    "StopPending": ServiceState.STOP_PENDING,
+    "Running": ServiceState.RUNNING,
+    "ContinuePending": ServiceState.CONTINUE_PENDING,
+    "PausePending": ServiceState.PAUSE_PENDING,
+    "Paused": ServiceState.PAUSED,
+}
+
+
+class StartType(StrEnum):
+    """sc.exe ``start=`` values."""
+
+    AUTO = "auto"
+    DELAYED_AUTO = "delayed-auto"
+    DEMAND = "demand"
+    DISABLED = "disabled"
+
+
+# Get-Service's StartType names (5.1 cannot tell delayed from plain automatic).
+_START_TYPE_NAMES = {
+    "Automatic": StartType.AUTO,
+    "AutomaticDelayedStart": StartType.DELAYED_AUTO,
+    "Manual": StartType.DEMAND,
+    "Disabled": StartType.DISABLED,
+}
+
+
+# --- probe: shell, host name, OS build --------------------------------------------------
+def shell_probe() -> str:
+    """``Get-Help``: succeeds only where PowerShell is the default shell (WMCO's test)."""
+    return "Get-Help"
+
+
+def parse_shell_probe(result: CommandResult) -> Shell:
+    return Shell.POWERSHELL if result.exit_code == 0 else Shell.CMD
+
+
+def hostname() -> str:
+    return "hostname"
+
+
+def parse_hostname(result: CommandResult) -> str:
+    _ok("hostname", result)
+    lines = _lines(result.stdout)
+    if len(lines) != 1:
+        raise ValueError(f"hostname printed {len(lines)} lines: {result.stdout!r}")
+    return lines[0]
+
+
+@dataclass(frozen=True, order=True)
+class OsBuild:
+    """``10.0.20348.2340``: major.minor.build.revision (UBR)."""
+
+    major: int
+    minor: int
+    build: int
+    revision: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> OsBuild:
+        match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)(?:\.(\d+))?", text.strip())
+        if not match:
+            raise ValueError(f"not a Windows OS build: {text!r}")
+        major, minor, build, revision = match.groups()
+        return cls(int(major), int(minor), int(build), int(revision or 0))
+
+    @property
+    def label(self) -> str:
+        """The value of ``node.kubernetes.io/windows-build`` (``10.0.20348``)."""
+        return f"{self.major}.{self.minor}.{self.build}"
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.build}.{self.revision}"
+
+
+OS_BUILD_BODY = (
+    "$v=Get-ItemProperty -LiteralPath 'HKLM:\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion'\n"
+    "'{0}.{1}.{2}.{3}' -f $v.CurrentMajorVersionNumber,$v.CurrentMinorVersionNumber,"
+    "$v.CurrentBuildNumber,$v.UBR"
+)
+
+
+def os_build() -> str:
+    return powershell([], OS_BUILD_BODY)
+
+
+def parse_os_build(result: CommandResult) -> OsBuild:
+    _ok("os-build", result)
+    lines = _lines(result.stdout)
+    if len(lines) != 1:
+        raise ValueError(f"os-build printed {len(lines)} lines: {result.stdout!r}")
+    return OsBuild.parse(lines[0])
+
+
+# --- probe: the one-round-trip inventory ------------------------------------------------
+INVENTORY_BODY = (
+    "$v=Get-ItemProperty -LiteralPath 'HKLM:\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion'\n"
+    "$r=[ordered]@{}\n"
+    "$r.hostname=[System.Net.Dns]::GetHostName()\n"
+    "$r.osBuild='{0}.{1}.{2}.{3}' -f $v.CurrentMajorVersionNumber,$v.CurrentMinorVersionNumber,"
+    "$v.CurrentBuildNumber,$v.UBR\n"
+    "$r.freeBytes=(Get-PSDrive -Name C).Free\n"
+    "$r.files=[ordered]@{}\n"
+    "foreach($f in $files){$x=$null;if(Test-Path -LiteralPath $f -PathType Leaf)"
+    "{$x=(Get-FileHash -LiteralPath $f -Algorithm SHA256).Hash};$r.files[$f]=$x}\n"
+    "$r.services=[ordered]@{}\n"
+    "foreach($n in $services){$s=$null;$k='HKLM:\\SYSTEM\\CurrentControlSet\\Services\\'+$n;"
+    "if(Test-Path -LiteralPath $k){$g=Get-Service -Name $n;$p=Get-ItemProperty -LiteralPath $k;"
+    "$s=[ordered]@{state=[string]$g.Status;startType=[string]$g.StartType;"
+    "binaryPath=[string]$p.ImagePath;dependencies=@($p.DependOnService|Where-Object{$_});"
+    "description=[string]$p.Description}};$r.services[$n]=$s}\n"
+    "$r.processes=[ordered]@{}\n"
+    "foreach($n in $processes){$r.processes[$n]="
+    "@(Get-Process -Name $n -ErrorAction SilentlyContinue).Count -gt 0}\n"
+    "$r|ConvertTo-Json -Depth 4 -Compress"
+)
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    state: ServiceState
+    start_type: StartType
+    binary_path: str  # the full ImagePath: executable and arguments
+    dependencies: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Everything the probe needs from a host, from one command."""
+
+    hostname: str
+    os_build: OsBuild
+    free_bytes: int
+    files: dict[str, str | None]  # path -> lowercase sha256 hex, None when missing
+    services: dict[str, ServiceInfo | None]  # None when the service does not exist
+    processes: dict[str, bool]  # process name (no .exe) -> running
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def inventory(
+    files: Sequence[str] = (), services: Sequence[str] = (), processes: Sequence[str] = ()
+) -> str:
+    """Host name, OS build, free bytes on C:, hashes, services and processes, as JSON."""
+    for path in files:
+        check_path(path, "file")
+    for name in services:
+        check_name(name, "service name")
+    for name in processes:
+        check_name(name, "process name")
+    params: list[tuple[str, Param]] = [
+        ("files", list(files)),
+        ("services", list(services)),
+        ("processes", list(processes)),
+    ]
+    return powershell(params, INVENTORY_BODY)
+
+
+def parse_inventory(result: CommandResult) -> Inventory:
+    _ok("inventory", result)
+    try:
+        doc = json.loads(result.stdout)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"inventory is not JSON: {err}: {result.stdout[:200]!r}") from err
+    services: dict[str, ServiceInfo | None] = {}
+    for name, svc in (doc.get("services") or {}).items():
+        if svc is None:
+            services[name] = None
+            continue
+        services[name] = ServiceInfo(
+            state=_STATUS_NAMES[svc["state"]],
+            start_type=_START_TYPE_NAMES[svc["startType"]],
+            binary_path=svc["binaryPath"],
+            dependencies=tuple(svc.get("dependencies") or ()),
+            description=svc.get("description") or "",
+        )
+    files = {p: (h.lower() if h else None) for p, h in (doc.get("files") or {}).items()}
+    return Inventory(
+        hostname=doc["hostname"],
+        os_build=OsBuild.parse(doc["osBuild"]),
+        free_bytes=int(doc["freeBytes"]),
+        files=files,
+        services=services,
+        processes={n: bool(v) for n, v in (doc.get("processes") or {}).items()},
+    )
+
+
+# --- files and directories ---------------------------------------------------------------
+FILE_HASH_BODY = (
+    "if(Test-Path -LiteralPath $path -PathType Leaf)"
+    "{(Get-FileHash -LiteralPath $path -Algorithm SHA256).Hash}"
+)
+TEST_PATH_BODY = "Test-Path -LiteralPath $path"
+MAKE_DIRECTORY_BODY = "[System.IO.Directory]::CreateDirectory($path)|Out-Null"
+REMOVE_PATH_BODY = (
+    "if(Test-Path -LiteralPath $path){Remove-Item -LiteralPath $path -Recurse -Force}"
+)
+MOVE_FILE_BODY = "Move-Item -LiteralPath $source -Destination $destination -Force"
+WRITE_FILE_BODY = "[System.IO.File]::WriteAllText($path,$content)"
+EXPAND_ARCHIVE_BODY = "& tar.exe -xzf $archive -C $directory\nexit $LASTEXITCODE"
+
+
+def file_hash(path: str) -> str:
+    """``Get-FileHash -Algorithm SHA256`` of one file; prints nothing when it is missing."""
+    return powershell([("path", check_path(path))], FILE_HASH_BODY)
+
+
+def parse_file_hash(result: CommandResult) -> str | None:
+    _ok("file-hash", result)
+    lines = _lines(result.stdout)
+    if not lines:
+        return None
+    if len(lines) != 1 or not re.fullmatch(r"[0-9A-Fa-f]{64}", lines[0]):
+        raise ValueError(f"file-hash printed {result.stdout!r}")
+    return lines[0].lower()
+
+
+def test_path(path: str) -> str:
+    """``Test-Path``: whether a file or directory exists."""
+    return powershell([("path", check_path(path))], TEST_PATH_BODY)
+
+
+test_path.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def parse_test_path(result: CommandResult) -> bool:
+    _ok("test-path", result)
+    lines = _lines(result.stdout)
+    if lines == ["True"]:
+        return True
+    if lines == ["False"]:
+        return False
+    raise ValueError(f"test-path printed {result.stdout!r}")
+
+
+def make_directory(path: str) -> str:
+    """Create a directory and its parents; nothing happens when it exists."""
+    return powershell([("path", check_path(path))], MAKE_DIRECTORY_BODY)
+
+
+def remove_path(path: str) -> str:
+    """Remove a file, or a directory recursively; nothing happens when it is missing."""
+    path = check_path(path)
+    if re.fullmatch(r"[A-Za-z]:\\*", path):
+        raise ValueError(f"refusing to remove a drive root: {path!r}")
+    return powershell([("path", path)], REMOVE_PATH_BODY)
+
+
+CNI_STATE_DIR = "C:\\var\\lib\\cni"
+
+
+def remove_cni_state() -> str:
+    """Delete ``C:\\var\\lib\\cni`` (stale IPAM state broke pod IPs on re-join, in WMCO)."""
+    return remove_path(CNI_STATE_DIR)
+
+
+def move_file(source: str, destination: str) -> str:
+    """``Move-Item -Force``: rename, replacing ``destination`` (a file path) if it exists."""
+    params = [("source", check_path(source)), ("destination", check_path(destination))]
+    return powershell(params, MOVE_FILE_BODY)
+
+
+def write_file(path: str, content: str) -> str:
+    """Write a small text file as UTF-8 without BOM. Prefer SFTP; this is for tiny files."""
+    check_text(content, "content", multiline=True)
+    params = [("path", check_path(path)), ("content", content)]
+    return powershell(params, WRITE_FILE_BODY)
+
+
+def expand_archive(archive: str, directory: str) -> str:
+    """``tar.exe -xzf <archive> -C <directory>`` (the directory must exist)."""
+    check_native_argument(check_path(archive, "archive"), "archive")
+    check_native_argument(check_path(directory, "directory"), "directory")
+    return powershell([("archive", archive), ("directory", directory)], EXPAND_ARCHIVE_BODY)
+
+
+def check_done(result: CommandResult, entry: str = "command") -> None:
+    """Parser for the entries that print nothing: exit 0 or :class:`CommandFailed`."""
+    _ok(entry, result)
+
+
+# --- processes and reboot -----------------------------------------------------------------
+WAIT_PROCESS_BODY = (
+    "$p=@(Get-Process -Name $name -ErrorAction SilentlyContinue)\n"
+    "if($p.Count -gt 0){try{$p|Wait-Process -Timeout $timeout}catch{}}\n"
+    "if(@(Get-Process -Name $name -ErrorAction SilentlyContinue).Count -gt 0){exit 1460}"
+)
+RESTART_BODY = "Restart-Computer -Force"
+
+
+def wait_process_exit(name: str, timeout_seconds: int) -> str:
+    """Wait up to ``timeout_seconds`` until no process ``name`` (without .exe) runs.
+
+    Exit 0 when none runs (or none ran), 1460 (ERROR_TIMEOUT) when one still runs. The
+    SSH exec timeout must be longer than ``timeout_seconds``.
+    """
+    if not 0 <= timeout_seconds <= 3600:
+        raise ValueError(f"timeout_seconds must be within 0..3600: {timeout_seconds}")
+    return powershell([("name", check_name(name)), ("timeout", timeout_seconds)], WAIT_PROCESS_BODY)
+
+
+def parse_wait_process_exit(result: CommandResult) -> bool:
+    """True when the process is gone, False when it still ran at the timeout."""
+    _ok("wait-process-exit", result, 0, ERROR_TIMEOUT)
+    return result.exit_code == 0
+
+
+def restart_computer() -> str:
+    return powershell([], RESTART_BODY)
+
+
+def parse_restart_computer(result: CommandResult) -> None:
+    """A reboot that closed the connection without an exit status succeeded (WMCO bug)."""
+    _ok("restart-computer", result, 0, NO_EXIT_STATUS)
+
+
+# --- services: sc.exe -----------------------------------------------------------------------
+SC_BODY = "& sc.exe @argv\nexit $LASTEXITCODE"
+
+
+def _sc(argv: list[str]) -> str:
+    for i, arg in enumerate(argv):
+        check_native_argument(arg, f"sc.exe argument {i}")
+    return powershell([("argv", argv)], SC_BODY)
+
+
+def _service_options(
+    binary_path: str | None,
+    start: StartType | None,
+    depends_on: Sequence[str] | None,
+    display_name: str | None,
+) -> list[str]:
+    argv: list[str] = []
+    if binary_path is not None:
+        # The executable, then its arguments (no quotes: they cannot pass PowerShell 5.1).
+        check_path(binary_path.split()[0] if binary_path.split() else "", "service executable")
+        argv += ["binPath=", binary_path]
+    if start is not None:
+        argv += ["start=", StartType(start).value]
+    if depends_on is not None:
+        deps = [check_name(d, "dependency") for d in depends_on]
+        argv += ["depend=", "/".join(deps) if deps else "/"]
+    if display_name is not None:
+        argv += ["DisplayName=", display_name]
+    return argv
+
+
+def sc_create(
+    name: str,
+    binary_path: str,
+    *,
+    start: StartType = StartType.AUTO,
+    depends_on: Sequence[str] = (),
+    display_name: str | None = None,
+) -> str:
+    """``sc.exe create <name> binPath= <path and args> start= <type> [depend= a/b]``."""
+    options = _service_options(binary_path, start, list(depends_on) or None, display_name)
+    return _sc(["create", check_name(name, "service name"), *options])
+
+
+def sc_config(
+    name: str,
+    *,
+    binary_path: str | None = None,
+    start: StartType | None = None,
+    depends_on: Sequence[str] | None = None,
+    display_name: str | None = None,
+) -> str:
+    """``sc.exe config``; only the given options change; ``depends_on=()`` clears them."""
+    options = _service_options(binary_path, start, depends_on, display_name)
+    if not options:
+        raise ValueError("sc_config needs at least one option to change")
+    return _sc(["config", check_name(name, "service name"), *options])
+
+
+def sc_qc(name: str) -> str:
+    return _sc(["qc", check_name(name, "service name")])
+
+
+def sc_query(name: str) -> str:
+    return _sc(["query", check_name(name, "service name")])
+
+
+def sc_start(name: str) -> str:
+    return _sc(["start", check_name(name, "service name")])
+
+
+def sc_stop(name: str) -> str:
+    return _sc(["stop", check_name(name, "service name")])
+
+
+def sc_delete(name: str) -> str:
+    return _sc(["delete", check_name(name, "service name")])
+
+
+def sc_description(name: str, description: str) -> str:
+    return _sc(["description", check_name(name, "service name"), description])
+
+
+def sc_failure(
+    name: str,
+    *,
+    reset_seconds: int = 86400,
+    actions: Sequence[tuple[str, int]] = (("restart", 10000),) * 3,
+) -> str:
+    """``sc.exe failure <name> reset= <s> actions= restart/10000/...`` (recovery)."""
+    parts: list[str] = []
+    for action, delay_ms in actions:
+        if action not in ("restart", "run", "reboot", ""):
+            raise ValueError(f"unknown failure action {action!r}")
+        parts += [action, str(int(delay_ms))]
+    if not parts:
+        raise ValueError("sc_failure needs at least one action")
+    argv = ["failure", check_name(name, "service name"), "reset=", str(int(reset_seconds))]
+    return _sc([*argv, "actions=", "/".join(parts)])
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    state: ServiceState
+    win32_exit_code: int
+    pid: int | None  # only sc.exe start prints it
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    name: str
+    start_type: StartType
+    binary_path: str
+    dependencies: tuple[str, ...]
+    display_name: str
+
+
+def _sc_fields(text: str) -> list[tuple[str, str]]:
+    """``KEY : value`` lines of sc.exe output; continuation lines get an empty key."""
+    fields: list[tuple[str, str]] = []
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        if ":" not in raw or raw.startswith("[SC]"):
+            continue
+        key, _, value = raw.partition(":")
+        fields.append((key.strip(), value.strip()))
+    return fields
+
+
+def parse_sc_status(result: CommandResult, entry: str = "sc-query") -> ServiceStatus:
+    """Parse ``sc.exe query`` (and the status ``sc.exe start``/``stop`` print)."""
+    _ok(entry, result)
+    values = dict(f for f in _sc_fields(result.stdout) if f[0])
+    try:
+        state = ServiceState(int(values["STATE"].split()[0]))
+        exit_code = int(values["WIN32_EXIT_CODE"].split()[0])
+        pid = int(values["PID"]) if values.get("PID") else None
+        return ServiceStatus(values["SERVICE_NAME"], state, exit_code, pid)
+    except (KeyError, ValueError, IndexError) as err:
+        raise ValueError(f"{entry}: unexpected output {result.stdout!r}") from err
+
+
+def parse_sc_qc(result: CommandResult) -> ServiceConfig:
+    _ok("sc-qc", result)
+    fields = _sc_fields(result.stdout)
+    values = dict(f for f in fields if f[0])
+    try:
+        code = int(values["START_TYPE"].split()[0])
+        delayed = "DELAYED" in values["START_TYPE"]
+        start = {2: StartType.AUTO, 3: StartType.DEMAND, 4: StartType.DISABLED}[code]
+        if delayed:
+            start = StartType.DELAYED_AUTO
+        deps: list[str] = []
+        collecting = False
+        for key, value in fields:
+            if key == "DEPENDENCIES":
+                collecting = True
+            elif key:
+                collecting = False
+                continue
+            if collecting and value:
+                deps.append(value)
+        return ServiceConfig(
+            name=values["SERVICE_NAME"],
+            start_type=start,
+            binary_path=_qc_binary_path(result.stdout),
+            dependencies=tuple(deps),
+            display_name=values.get("DISPLAY_NAME", ""),
+        )
+    except (KeyError, ValueError, IndexError) as err:
+        raise ValueError(f"sc-qc: unexpected output {result.stdout!r}") from err
+
+
+def _qc_binary_path(text: str) -> str:
+    # The path itself contains ':' (C:\...), so take everything after the first ' : '.
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        if raw.strip().startswith("BINARY_PATH_NAME"):
+            return raw.split(": ", 1)[1].strip() if ": " in raw else ""
+    raise KeyError("BINARY_PATH_NAME")
+
+
+def parse_sc_done(result: CommandResult, entry: str = "sc") -> None:
+    """create, config, delete, description, failure: exit 0 or :class:`CommandFailed`."""
+    _ok(entry, result)
+
+
+# --- managed services: the cleanup's search ----------------------------------------------
+MANAGED_SERVICES_BODY = (
+    "foreach($s in @(Get-ChildItem -LiteralPath 'HKLM:\\SYSTEM\\CurrentControlSet\\Services'))"
+    "{$d=[string](Get-ItemProperty -LiteralPath $s.PSPath -ErrorAction SilentlyContinue)"
+    ".Description;if($d.StartsWith($prefix)){$s.PSChildName}}"
+)
+
+
+def managed_services(prefix: str) -> str:
+    """Names of every service whose description starts with ``prefix`` (one per line):
+    how deconfiguration finds managed services of any version, old and new."""
+    check_text(prefix, "description prefix")
+    if not prefix:
+        raise ValueError("the description prefix must not be empty")
+    return powershell([("prefix", prefix)], MANAGED_SERVICES_BODY)
+
+
+def parse_managed_services(result: CommandResult) -> list[str]:
+    """The service names, in the host's order; names that are not valid service names
+    for the vocabulary (see :func:`check_name`) are dropped."""
+    _ok("managed-services", result)
+    return [line for line in _lines(result.stdout) if _NAME.match(line)]
+
+
+# --- the vocabulary, for documentation and tests -------------------------------------------
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    builder: Callable[..., str]
+    parser: Callable[..., Any]
+    step: str  # which node-stage step uses it
+
+
+VOCABULARY: tuple[Entry, ...] = (
+    Entry("shell-probe", shell_probe, parse_shell_probe, "probe"),
+    Entry("hostname", hostname, parse_hostname, "probe, CSR name fallback"),
+    Entry("os-build", os_build, parse_os_build, "probe"),
+    Entry("inventory", inventory, parse_inventory, "probe, verify"),
+    Entry("file-hash", file_hash, parse_file_hash, "transfer (skip identical files)"),
+    Entry("test-path", test_path, parse_test_path, "transfer, verify"),
+    Entry("make-directory", make_directory, check_done, "transfer"),
+    Entry("remove-path", remove_path, check_done, "transfer, deconfigure"),
+    Entry("remove-cni-state", remove_cni_state, check_done, "configure, deconfigure"),
+    Entry("move-file", move_file, check_done, "transfer (replace a binary)"),
+    Entry("write-file", write_file, check_done, "transfer (small config files)"),
+    Entry("expand-archive", expand_archive, check_done, "transfer (archives)"),
+    Entry("sc-create", sc_create, parse_sc_done, "services"),
+    Entry("sc-config", sc_config, parse_sc_done, "services"),
+    Entry("sc-qc", sc_qc, parse_sc_qc, "services, verify"),
+    Entry("sc-query", sc_query, parse_sc_status, "services, verify"),
+    Entry("sc-start", sc_start, parse_sc_status, "services"),
+    Entry("sc-stop", sc_stop, parse_sc_status, "services, deconfigure"),
+    Entry("sc-delete", sc_delete, parse_sc_done, "services, deconfigure"),
+    Entry("sc-description", sc_description, parse_sc_done, "services (mark managed)"),
+    Entry("sc-failure", sc_failure, parse_sc_done, "services (recovery actions)"),
+    Entry("wait-process-exit", wait_process_exit, parse_wait_process_exit, "services"),
+    Entry("restart-computer", restart_computer, parse_restart_computer, "reboot"),
+    Entry("managed-services", managed_services, parse_managed_services, "deconfigure"),
+)

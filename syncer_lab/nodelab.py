@@ -1,0 +1,246 @@
+"""A fleet of simulated Windows hosts wired to a test control plane, for the node stage
+(issue #8) tests and benchmarks.
+
+:class:`NodeLab` puts hosts into a :class:`~syncer_lab.winhost.HostLab` (with simulated
+kubelets, so Nodes register after bootstrap and CSR approval), writes the
+``syncer-fleet`` and ``windows-instances`` ConfigMaps and ``cloud-private-key`` into a
+namespace, serves payloads as ``file://`` URLs (simulated binaries: text files whose
+first line states the version; archives as deterministic ``.tar.gz``), and runs the node
+stage with small timeouts. Cluster-wide Nodes are scoped to the lab by a label
+(``syncer-test=<scope>``, set through the hosts' extra labels), so labs sharing a
+control plane do not see each other's Nodes."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from syncer import names
+from syncer.cluster.client import KubeClient
+from syncer.nodes.configure import Timeouts
+from syncer.nodes.drain import DrainOptions
+from syncer.nodes.ssh import SshOptions
+from syncer.nodes.stage import NodeStageOptions, NodeStageResult, run_node_stage
+from syncer.nodes.windows.keys import parse_private_key
+from syncer_lab.winhost import HostLab, SimHost, key_line
+
+SSH = SshOptions(
+    connect_timeout=5.0,
+    connect_timeout_total=3.0,
+    auth_timeout_total=3.0,
+    retry_interval=0.3,
+    command_timeout=60.0,
+    upload_attempts=3,
+    reboot_down_timeout=20.0,
+    reboot_up_timeout=30.0,
+    poll_interval=0.1,
+)
+TIMEOUTS = Timeouts(
+    node_wait=60.0, ready_wait=60.0, service_wait=20.0, process_exit=20, poll=0.1, slot_renew=2.0
+)
+DRAIN = DrainOptions(timeout=20.0, retry_interval=0.2, max_retry_interval=1.0, poll_interval=0.2)
+
+# The components the tests roll out: two archives, three services with a dependency chain.
+COMPONENTS = ("containerd", "kubelet", "hybrid-overlay-node", "kube-proxy", "cni")
+
+
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    """A deterministic .tar.gz (no timestamps), so the same payload has the same sha256."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue()
+
+
+def payload_bytes(component: str, version: str) -> bytes:
+    if component == "containerd":
+        return tar_gz({
+            "containerd.exe": f"containerd {version}\n".encode(),
+            "containerd-shim-runhcs-v1.exe": f"shim {version}\n".encode(),
+            "containerd_conf.toml": b"version = 2\n",
+        })
+    if component == "cni":
+        return tar_gz({n: f"{n} {version}\n".encode()
+                       for n in ("win-bridge.exe", "win-overlay.exe", "host-local.exe")})
+    return f"{component} {version}\n".encode()
+
+
+@dataclass
+class NodeLab:
+    api: KubeClient
+    namespace: str
+    lab: HostLab
+    root: Path
+    scope: str
+    key_pem: bytes = field(default_factory=lambda: ed25519.Ed25519PrivateKey.generate()
+                           .private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.OpenSSH,
+                                          serialization.NoEncryption()))
+    hosts: list[SimHost] = field(default_factory=list)
+    extras: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fleet_version: str = ""
+    components: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Nodes outside the scope label (e.g. of Machine hosts) to delete after the test.
+    extra_nodes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.key: paramiko.PKey = parse_private_key(self.key_pem).pkey
+        body = {
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": names.PRIVATE_KEY_SECRET, "namespace": self.namespace},
+            "data": {names.PRIVATE_KEY_SECRET_KEY: base64.b64encode(self.key_pem).decode()},
+        }
+        self.api.request("POST", f"/api/v1/namespaces/{self.namespace}/secrets", body=body)
+
+    @property
+    def key_line(self) -> str:
+        return key_line(self.key)
+
+    # --- hosts ---------------------------------------------------------------------------
+    def add_hosts(self, count: int, **options: Any) -> list[SimHost]:
+        options.setdefault("process_linger_seconds", 0.2)
+        options.setdefault("service_transition_seconds", 0.05)
+        options.setdefault("reboot_delay", 0.2)
+        options.setdefault("reboot_downtime", 0.5)
+        new = []
+        for _ in range(count):
+            name = f"{self.scope}-{len(self.hosts) + 1}".upper()
+            host = self.lab.add_host(name, authorized_keys=[self.key_line], **options)
+            self.hosts.append(host)
+            self.extras[host.address] = {"labels": {"syncer-test": self.scope}}
+            new.append(host)
+        return new
+
+    def host(self, address: str) -> SimHost:
+        return next(h for h in self.hosts if h.address == address)
+
+    def write_instances(self, hosts: list[SimHost] | None = None,
+                        extra: dict[str, str] | None = None) -> None:
+        data = {h.address: "username=Administrator" for h in (self.hosts if hosts is None
+                                                               else hosts)}
+        data.update(extra or {})
+        self._put_configmap(names.BYOH_CONFIGMAP, data)
+
+    # --- fleet ---------------------------------------------------------------------------
+    def payload(self, component: str, version: str, *, corrupt: bool = False) -> dict[str, str]:
+        data = payload_bytes(component, version)
+        path = self.root / "payloads" / f"{component}-{version}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data + (b"tampered" if corrupt else b""))
+        return {"version": version, "url": path.as_uri(),
+                "sha256": hashlib.sha256(data).hexdigest()}
+
+    def set_fleet(self, version: str, kubelet: str = "v1.30.4", *, max_unavailable: int = 1,
+                  on_failure: str = "halt", paused: bool = False, corrupt: str | None = None,
+                  versions: dict[str, str] | None = None) -> None:
+        versions = dict(versions or {})
+        components = {}
+        for name in COMPONENTS:
+            v = versions.get(name, kubelet if name in ("kubelet", "kube-proxy") else "v1.0.0")
+            components[name] = self.payload(name, v, corrupt=corrupt == name)
+        self.fleet_version = version
+        self.components = components
+        nodes = {
+            "platform": "none",
+            "rollout": {"maxUnavailable": max_unavailable, "drainTimeout": "20s",
+                        "onFailure": on_failure, "paused": paused},
+            "nodes": {"sshPort": self.lab.port, "hostKeyPolicy": "tofu", "userData": "syncer"},
+        }
+        self._put_configmap(names.FLEET_CONFIGMAP, {
+            "fleet": "test",
+            "version": version,
+            "components.json": json.dumps(components),
+            "nodes.json": json.dumps(nodes),
+            "hosts.json": json.dumps(self.extras),
+        })
+
+    def _put_configmap(self, name: str, data: dict[str, str]) -> None:
+        path = f"/api/v1/namespaces/{self.namespace}/configmaps"
+        body = {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": self.namespace}, "data": data}
+        try:
+            self.api.request("PUT", f"{path}/{name}", body=body)
+        except Exception:
+            self.api.request("POST", path, body=body)
+
+    # --- running ---------------------------------------------------------------------------
+    def options(self, **overrides: Any) -> NodeStageOptions:
+        values: dict[str, Any] = {
+            "namespace": self.namespace,
+            "machine_namespace": self.namespace,
+            "cache_dir": self.root / "cache",
+            "ssh": SSH,
+            "timeouts": TIMEOUTS,
+            "drain": DRAIN,
+            "node_selector": scope_selector(self.scope),
+            "reverse": _no_ptr,
+            "stale_after": 30.0,
+        }
+        values.update(overrides)
+        return NodeStageOptions(**values)
+
+    def run(self, shutdown: threading.Event | None = None, **overrides: Any) -> NodeStageResult:
+        return run_node_stage(self.api, self.options(**overrides), shutdown=shutdown)
+
+    # --- observation -----------------------------------------------------------------------
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        doc = self.api.request("GET", "/api/v1/nodes",
+                               query=[("labelSelector", scope_selector(self.scope))])
+        return {n["metadata"]["name"]: n for n in doc.get("items") or []}
+
+    def node_of(self, host: SimHost) -> dict[str, Any] | None:
+        return self.nodes().get(host.name.lower())
+
+    def unexpected(self) -> list[str]:
+        return [f"{h.name}: {c.summary}" for h in self.hosts for c in h.unexpected_commands]
+
+
+def scope_selector(scope: str) -> str:
+    return f"kubernetes.io/os=windows,syncer-test={scope}"
+
+
+def _no_ptr(address: str) -> list[str]:
+    raise OSError("no PTR record")
+
+
+def entries(host: SimHost) -> list[str]:
+    """The summaries of the commands a host received, in order."""
+    return [c.summary for c in host.commands]
+
+
+def downtime(host: SimHost) -> tuple[float, float] | None:
+    """(first service stop, last service start) on a host: when it was out."""
+    stops = [c.received_at for c in host.commands if c.summary.startswith("sc stop")]
+    starts = [c.received_at for c in host.commands if c.summary.startswith("sc start")]
+    if not stops or not starts:
+        return None
+    return min(stops), max(starts)
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    events = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+    best = current = 0
+    for _, delta in events:
+        current += delta
+        best = max(best, current)
+    return best
+
+

@@ -1,0 +1,622 @@
+"""The simulated kubelet: a Node in the test cluster for every host whose kubelet runs.
+
+When the ``kubelet`` service of a simulated host starts, :class:`Kubelets` runs what a
+Windows kubelet does at start-up, with the arguments in the service's binary path
+(``--kubeconfig``, ``--bootstrap-kubeconfig``, ``--cert-dir``, ``--node-ip``,
+``--node-labels``, ``--register-with-taints``, ``--hostname-override``,
+``--provider-id``, ``--config`` for ``registerWithTaints``/``providerID`` in a
+KubeletConfiguration):
+
+1. Its version is the first line of the executable it was given (payloads on simulated
+   hosts are text files such as ``kubelet v1.30.4``). No version: the process crashes
+   (service STOPPED, exit code 1067), like a binary that is not a kubelet.
+2. Credentials: the kubeconfig on the host's drive (``C:\\k\\kubeconfig``; Windows paths
+   inside it are read from the drive). If only the bootstrap kubeconfig exists, the TLS
+   bootstrap: an ECDSA key, a CSR ``system:node:<name>`` / ``O=system:nodes`` for signer
+   ``kubernetes.io/kube-apiserver-client-kubelet``, wait for approval and the
+   certificate (the test control plane's CSR signer issues it), write
+   ``<cert-dir>\\kubelet-client-current.pem`` and a kubeconfig that uses it.
+3. Register Node ``<hostname lowercased>`` (or ``--hostname-override``) with the labels a
+   kubelet sets itself (``kubernetes.io/os=windows``, ``kubernetes.io/arch=amd64``,
+   ``kubernetes.io/hostname``, ``node.kubernetes.io/windows-build`` = major.minor.build
+   of the host's OS build) plus ``--node-labels``, taints from ``--register-with-taints``,
+   ``spec.providerID``, InternalIP (``--node-ip`` or the host's address) and Hostname
+   addresses, and ``nodeInfo`` (kubelet version, ``containerd://<version>``, OS image,
+   kernel = OS build, boot ID). An existing Node is taken over (default labels
+   refreshed), as a real kubelet does. RBAC and NodeRestriction apply: the credentials
+   must be the node's own, and a kubelet may not set e.g. ``node-role.kubernetes.io/*``.
+4. Heartbeats: one thread for the whole lab renews each kubelet's Lease in
+   ``kube-node-lease`` every ``heartbeat_seconds`` and posts ``Ready=True`` with a fresh
+   ``lastHeartbeatTime`` every ``status_seconds`` (Ready=False "container runtime is
+   down" while the ``containerd`` service is not running).
+5. When the service stops (or the host goes down) the Node's conditions become
+   ``Unknown`` ("Kubelet stopped posting node status."), what the node lifecycle
+   controller of a real cluster shows shortly after; the test control plane has no such
+   controller, so the simulator writes it. Given ``lifecycle_api`` (admin credentials),
+   it also manages the controller's ``node.kubernetes.io/not-ready`` and
+   ``…/unreachable`` taints (a kubelet itself may not change taints).
+
+All API calls use the official ``kubernetes`` client with the kubelet's own credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+import re
+import secrets
+import shlex
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from io import StringIO
+from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from ruamel.yaml import YAML
+
+from syncer_lab.winhost.service_manager import Service, State
+from syncer_lab.winhost.win32 import Win32Error
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s
+
+    from syncer_lab.winhost.host import SimHost
+
+log = logging.getLogger(__name__)
+
+KUBELET_SERVICE = "kubelet"
+CONTAINERD_SERVICE = "containerd"
+DEFAULT_KUBECONFIG = "C:\\k\\kubeconfig"
+DEFAULT_CERT_DIR = "C:\\var\\lib\\kubelet\\pki"
+CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
+LEASE_NAMESPACE = "kube-node-lease"
+ERROR_PROCESS_ABORTED = 1067
+_STARTED = (State.START_PENDING, State.RUNNING)  # the kubelet's process runs
+_VERSION = re.compile(r"^\s*\S+\s+(v?\d+\.\d+\.\d+\S*)")
+_OS_IMAGES = {17763: "Windows Server 2019 Datacenter", 20348: "Windows Server 2022 Datacenter",
+              26100: "Windows Server 2025 Datacenter"}
+
+
+def payload_version(data: bytes) -> str | None:
+    """``kubelet v1.30.4`` -> ``v1.30.4`` (first line of a simulated payload)."""
+    first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    match = _VERSION.match(first)
+    if not match:
+        return None
+    version = match.group(1)
+    return version if version.startswith("v") else "v" + version
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _rfc3339(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class KubeletArgs:
+    kubeconfig: str = DEFAULT_KUBECONFIG
+    bootstrap_kubeconfig: str | None = None
+    cert_dir: str = DEFAULT_CERT_DIR
+    node_ip: str | None = None
+    node_labels: dict[str, str] = field(default_factory=dict)
+    taints: list[dict[str, str]] = field(default_factory=list)
+    hostname_override: str | None = None
+    provider_id: str | None = None
+    config: str | None = None
+
+    @classmethod
+    def parse(cls, arguments: str) -> KubeletArgs:
+        args = cls()
+        for word in shlex.split(arguments, posix=False):
+            if not word.startswith("--") or "=" not in word:
+                continue
+            key, value = word[2:].split("=", 1)
+            value = value.strip('"')
+            if key == "kubeconfig":
+                args.kubeconfig = value
+            elif key == "bootstrap-kubeconfig":
+                args.bootstrap_kubeconfig = value
+            elif key == "cert-dir":
+                args.cert_dir = value.rstrip("\\")
+            elif key == "node-ip":
+                args.node_ip = value
+            elif key == "node-labels":
+                for pair in filter(None, value.split(",")):
+                    k, _, v = pair.partition("=")
+                    args.node_labels[k] = v
+            elif key == "register-with-taints":
+                args.taints += [_taint(t) for t in filter(None, value.split(","))]
+            elif key == "hostname-override":
+                args.hostname_override = value
+            elif key == "provider-id":
+                args.provider_id = value
+            elif key == "config":
+                args.config = value
+        return args
+
+
+def _taint(text: str) -> dict[str, str]:
+    key_value, _, effect = text.partition(":")
+    key, _, value = key_value.partition("=")
+    return {"key": key, "value": value, "effect": effect}
+
+
+class KubeletCrash(Exception):
+    """The kubelet process exits (its service goes STOPPED with exit code 1067)."""
+
+
+@dataclass
+class SimKubelet:
+    host: SimHost
+    version: str
+    args: KubeletArgs
+    node_name: str
+    api: k8s.ApiClient | None = None
+    registered: bool = False
+    stopped: bool = False
+    error: str | None = None
+    last_status: float = 0.0
+    started_at: dt.datetime = field(default_factory=_now)
+    busy: threading.Lock = field(default_factory=threading.Lock)  # one API round at a time
+
+
+class Kubelets:
+    """The simulated kubelets of one :class:`HostLab` (attach each host)."""
+
+    def __init__(self, *, heartbeat_seconds: float = 5.0, status_seconds: float = 20.0,
+                 bootstrap_timeout: float = 600.0,
+                 lifecycle_api: k8s.ApiClient | None = None) -> None:
+        self.heartbeat_seconds = heartbeat_seconds
+        # With cluster-admin credentials, also do the node lifecycle controller's taint
+        # work: remove node.kubernetes.io/not-ready (added at registration) once Ready,
+        # add node.kubernetes.io/unreachable when the kubelet is gone.
+        self.lifecycle_api = lifecycle_api
+        self.status_seconds = status_seconds
+        self.bootstrap_timeout = bootstrap_timeout
+        self._lock = threading.Lock()
+        self._running: dict[str, SimKubelet] = {}  # host name -> kubelet
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="winhost-kubelet")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._futures: set[Future[None]] = set()
+        self._hooks: dict[str, tuple[Callable[[Service], None], Callable[[Service], None]]] = {}
+
+    # --- wiring ----------------------------------------------------------------------------
+    def attach(self, host: SimHost) -> None:
+        def on_start(svc: Service) -> None:
+            if svc.name.casefold() == KUBELET_SERVICE:
+                self._submit(self._start, host, svc)
+
+        def on_stop(svc: Service) -> None:
+            if svc.name.casefold() == KUBELET_SERVICE:
+                self._submit(self._stopped, host)
+
+        host.scm.on_start.append(on_start)
+        host.scm.on_stop.append(on_stop)
+        self._hooks[host.name] = (on_start, on_stop)
+
+    def detach(self, host: SimHost) -> None:
+        hooks = self._hooks.pop(host.name, None)
+        if hooks:
+            host.scm.on_start.remove(hooks[0])
+            host.scm.on_stop.remove(hooks[1])
+        with self._lock:
+            kubelet = self._running.pop(host.name, None)
+        if kubelet is not None:
+            kubelet.stopped = True
+            self._close(kubelet)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._heartbeat_loop,
+                                            name="winhost-heartbeats", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            kubelets, self._running = list(self._running.values()), {}
+        for kubelet in kubelets:
+            self._close(kubelet)
+
+    def get(self, host_name: str) -> SimKubelet | None:
+        with self._lock:
+            return self._running.get(host_name)
+
+    def _submit(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._stop.is_set():
+            return
+        try:
+            future = self._pool.submit(fn, *args)
+        except RuntimeError:  # the pool is shut down
+            return
+        self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
+
+    # --- start -----------------------------------------------------------------------------
+    def _start(self, host: SimHost, svc: Service) -> None:
+        try:
+            kubelet = self._launch(host, svc)
+        except KubeletCrash as crash:
+            self._crash(host, crash)
+            return
+        with self._lock:
+            old = self._running.get(host.name)
+            self._running[host.name] = kubelet
+        if old is not None:
+            old.stopped = True
+            self._close(old)
+        try:
+            with kubelet.busy:
+                self._register(kubelet)
+                self._post_status(kubelet)
+                self._renew_lease(kubelet)
+                kubelet.registered = True
+        except KubeletCrash as crash:
+            kubelet.error = str(crash)
+            self._crash(host, crash)
+        except Exception as err:
+            kubelet.error = f"{type(err).__name__}: {err}"
+            log.warning("%s: kubelet registration failed: %s", host.name, kubelet.error)
+        if host.scm.state(KUBELET_SERVICE) not in _STARTED:  # stopped while we registered
+            self._stopped(host)
+
+    @staticmethod
+    def _crash(host: SimHost, crash: KubeletCrash) -> None:
+        log.warning("%s: kubelet exits: %s", host.name, crash)
+        host.scm.crash(KUBELET_SERVICE, ERROR_PROCESS_ABORTED)
+
+    def _launch(self, host: SimHost, svc: Service) -> SimKubelet:
+        try:
+            binary = host.fs.read_bytes(svc.executable)
+        except Win32Error as err:
+            raise KubeletCrash(f"cannot read {svc.executable}: {err.text}") from err
+        version = payload_version(binary)
+        if version is None:
+            raise KubeletCrash(f"{svc.executable} does not state a kubelet version")
+        args = KubeletArgs.parse(svc.arguments)
+        self._read_config_file(host, args)
+        name = (args.hostname_override or host.name).lower()
+        kubelet = SimKubelet(host, version, args, name)
+        kubelet.api = self._credentials(kubelet)
+        return kubelet
+
+    def _read_config_file(self, host: SimHost, args: KubeletArgs) -> None:
+        if not args.config or not host.fs.is_file(args.config):
+            return
+        try:
+            doc = YAML(typ="safe").load(StringIO(host.fs.read_bytes(args.config).decode()))
+        except Exception as err:
+            raise KubeletCrash(f"cannot parse {args.config}: {err}") from err
+        if not isinstance(doc, dict):
+            return
+        for taint in doc.get("registerWithTaints") or []:
+            args.taints.append({k: str(v) for k, v in taint.items()})
+        if doc.get("providerID") and not args.provider_id:
+            args.provider_id = str(doc["providerID"])
+
+    # --- credentials -----------------------------------------------------------------------
+    def _load_kubeconfig(self, host: SimHost, path: str) -> dict[str, Any]:
+        doc = YAML(typ="safe").load(StringIO(host.fs.read_bytes(path).decode("utf-8-sig")))
+        if not isinstance(doc, dict):
+            raise KubeletCrash(f"{path} is not a kubeconfig")
+        # Windows paths inside the kubeconfig name files on the host's drive.
+        for section, keys in (("clusters", ("certificate-authority",)),
+                              ("users", ("client-certificate", "client-key", "tokenFile"))):
+            for item in doc.get(section) or []:
+                inner = item.get(section[:-1]) or {}
+                for key in keys:
+                    if isinstance(inner.get(key), str):
+                        inner[key] = str(host.fs.resolve(inner[key]))
+        return doc
+
+    def _client_from(self, doc: dict[str, Any]) -> k8s.ApiClient:
+        from kubernetes import config
+
+        new_client: Any = config.new_client_from_config_dict  # untyped in the client
+        api: k8s.ApiClient = new_client(doc)
+        return api
+
+    def _credentials(self, kubelet: SimKubelet) -> k8s.ApiClient:
+        host, args = kubelet.host, kubelet.args
+        if host.fs.is_file(args.kubeconfig):
+            return self._client_from(self._load_kubeconfig(host, args.kubeconfig))
+        if args.bootstrap_kubeconfig and host.fs.is_file(args.bootstrap_kubeconfig):
+            return self._bootstrap(kubelet)
+        raise KubeletCrash(f"neither {args.kubeconfig} nor a bootstrap kubeconfig exists")
+
+    def _bootstrap(self, kubelet: SimKubelet) -> k8s.ApiClient:
+        from kubernetes import client
+
+        host, args = kubelet.host, kubelet.args
+        assert args.bootstrap_kubeconfig is not None
+        boot = self._load_kubeconfig(host, args.bootstrap_kubeconfig)
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+                x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{kubelet.node_name}"),
+            ]))
+            .sign(key, hashes.SHA256())
+        )
+        name = f"node-csr-{secrets.token_hex(8)}"
+        body: Any = {
+            "apiVersion": "certificates.k8s.io/v1",
+            "kind": "CertificateSigningRequest",
+            "metadata": {"name": name},
+            "spec": {
+                "request": base64.b64encode(
+                    csr.public_bytes(serialization.Encoding.PEM)).decode(),
+                "signerName": CLIENT_SIGNER,
+                "usages": ["digital signature", "client auth"],
+            },
+        }
+        with self._client_from(boot) as api:
+            certs = client.CertificatesV1Api(api)
+            certs.create_certificate_signing_request(body)
+            deadline = time.monotonic() + self.bootstrap_timeout
+            cert_pem = b""
+            while time.monotonic() < deadline:
+                if self._stop.is_set() or not host.up or kubelet.stopped or (
+                    host.scm.state(KUBELET_SERVICE) not in _STARTED
+                ):
+                    raise KubeletCrash("stopped while waiting for the client certificate")
+                obj = certs.read_certificate_signing_request(name)
+                conditions = obj.status.conditions or [] if obj.status else []
+                if any(c.type in ("Denied", "Failed") for c in conditions):
+                    raise KubeletCrash(f"CSR {name} was denied or failed")
+                if obj.status and obj.status.certificate:
+                    cert_pem = base64.b64decode(obj.status.certificate)
+                    break
+                time.sleep(0.3)
+            else:
+                raise KubeletCrash(f"no certificate for CSR {name}")
+        key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.TraditionalOpenSSL,
+                                    serialization.NoEncryption())
+        pem_path = args.cert_dir + "\\kubelet-client-current.pem"
+        host.fs.make_directory(args.cert_dir)
+        host.fs.write_bytes(pem_path, cert_pem + key_pem)
+        cluster = (boot.get("clusters") or [{}])[0]
+        original = YAML(typ="safe").load(
+            StringIO(host.fs.read_bytes(args.bootstrap_kubeconfig).decode("utf-8-sig")))
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [(original.get("clusters") or [cluster])[0]],
+            "users": [{"name": "default-auth", "user": {"client-certificate": pem_path,
+                                                        "client-key": pem_path}}],
+            "contexts": [{"name": "default-context", "context": {
+                "cluster": cluster.get("name", "default-cluster"), "user": "default-auth"}}],
+            "current-context": "default-context",
+        }
+        out = StringIO()
+        YAML().dump(kubeconfig, out)
+        host.fs.write_bytes(args.kubeconfig, out.getvalue().encode())
+        return self._client_from(self._load_kubeconfig(host, args.kubeconfig))
+
+    # --- the Node ----------------------------------------------------------------------------
+    def _labels(self, kubelet: SimKubelet) -> dict[str, str]:
+        parts = kubelet.host.os_build.split(".")
+        labels = {
+            "beta.kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "windows",
+            "kubernetes.io/arch": "amd64",
+            "kubernetes.io/hostname": kubelet.node_name,
+            "kubernetes.io/os": "windows",
+            "node.kubernetes.io/windows-build": ".".join(parts[:3]),
+        }
+        labels.update(kubelet.args.node_labels)
+        return labels
+
+    def _conditions(self, kubelet: SimKubelet, *, ready: bool | None) -> list[dict[str, Any]]:
+        now = _rfc3339(_now())
+        since = _rfc3339(kubelet.started_at)
+        runtime_up = kubelet.host.scm.state(CONTAINERD_SERVICE) is State.RUNNING
+        if ready is None:
+            status, reason, message = "Unknown", "NodeStatusUnknown", \
+                "Kubelet stopped posting node status."
+        elif runtime_up:
+            status, reason, message = "True", "KubeletReady", "kubelet is posting ready status"
+        else:
+            status, reason, message = "False", "KubeletNotReady", \
+                "container runtime is down: containerd service is not running"
+        pressure = "Unknown" if ready is None else "False"
+        conditions = [
+            {"type": t, "status": pressure, "reason": f"KubeletHas{r}",
+             "message": f"kubelet has {m}", "lastHeartbeatTime": now,
+             "lastTransitionTime": since}
+            for t, r, m in (("MemoryPressure", "SufficientMemory", "sufficient memory"),
+                            ("DiskPressure", "NoDiskPressure", "no disk pressure"),
+                            ("PIDPressure", "SufficientPID", "sufficient PID available"))
+        ]
+        conditions.append({"type": "Ready", "status": status, "reason": reason,
+                           "message": message, "lastHeartbeatTime": now,
+                           "lastTransitionTime": since})
+        return conditions
+
+    def _status(self, kubelet: SimKubelet, *, ready: bool | None) -> dict[str, Any]:
+        host = kubelet.host
+        build = host.os_build.split(".")
+        containerd = "containerd://unknown"
+        try:
+            exe = host.scm.get(CONTAINERD_SERVICE).executable
+            version = payload_version(host.fs.read_bytes(exe))
+            if version:
+                containerd = "containerd://" + version.lstrip("v")
+        except Win32Error:
+            pass
+        resources = {"cpu": "4", "memory": "16776740Ki", "pods": "110",
+                     "ephemeral-storage": "104857600Ki"}
+        return {
+            "conditions": self._conditions(kubelet, ready=ready),
+            "addresses": [
+                {"type": "InternalIP", "address": kubelet.args.node_ip or host.address},
+                {"type": "Hostname", "address": kubelet.node_name},
+            ],
+            "capacity": resources,
+            "allocatable": resources,
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {
+                "machineID": host.name,
+                "systemUUID": host.name.upper(),
+                "bootID": host.boot_id,
+                "kernelVersion": host.os_build,
+                "osImage": _OS_IMAGES.get(int(build[2]) if len(build) > 2 else 0,
+                                          "Windows Server Datacenter"),
+                "containerRuntimeVersion": containerd,
+                "kubeletVersion": kubelet.version,
+                "kubeProxyVersion": "",
+                "operatingSystem": "windows",
+                "architecture": "amd64",
+            },
+        }
+
+    def _register(self, kubelet: SimKubelet) -> None:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        core = client.CoreV1Api(kubelet.api)
+        spec: dict[str, Any] = {}
+        if kubelet.args.taints:
+            spec["taints"] = kubelet.args.taints
+        provider_id = kubelet.args.provider_id or kubelet.host.provider_id
+        if provider_id:
+            spec["providerID"] = provider_id
+        body: Any = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": kubelet.node_name, "labels": self._labels(kubelet),
+                         "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
+            "spec": spec,
+            "status": self._status(kubelet, ready=True),
+        }
+        try:
+            core.create_node(body)
+        except ApiException as err:
+            if err.status != 409:
+                raise
+            # A kubelet takes over an existing Node of its name and refreshes its labels.
+            core.patch_node(kubelet.node_name, {"metadata": {"labels": self._labels(kubelet)}})
+
+    def _post_status(self, kubelet: SimKubelet, *, ready: bool | None = True) -> None:
+        from kubernetes import client
+
+        core = client.CoreV1Api(kubelet.api)
+        status = self._status(kubelet, ready=ready)
+        core.patch_node_status(kubelet.node_name, {"status": status})
+        kubelet.last_status = time.monotonic()
+        if self.lifecycle_api is not None:
+            self._lifecycle_taints(kubelet.node_name, ready)
+
+    def _lifecycle_taints(self, node_name: str, ready: bool | None) -> None:
+        from kubernetes import client
+
+        core = client.CoreV1Api(self.lifecycle_api)
+        node: Any = core.read_node(node_name)
+        taints = [t for t in (node.spec.taints or []) if t.key not in (
+            "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")]
+        if ready is None:
+            taints.append(client.V1Taint(key="node.kubernetes.io/unreachable",
+                                         effect="NoSchedule"))
+        if [t.key for t in taints] != [t.key for t in (node.spec.taints or [])]:
+            body: Any = {"spec": {"taints": [
+                {"key": t.key, "value": t.value, "effect": t.effect} for t in taints]},
+                "metadata": {"resourceVersion": node.metadata.resource_version}}
+            core.patch_node(node_name, body, _content_type="application/merge-patch+json")
+
+    def _renew_lease(self, kubelet: SimKubelet) -> None:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        leases = client.CoordinationV1Api(kubelet.api)
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body: Any = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": kubelet.node_name, "namespace": LEASE_NAMESPACE},
+            "spec": {"holderIdentity": kubelet.node_name, "leaseDurationSeconds": 40,
+                     "renewTime": now},
+        }
+        try:
+            leases.patch_namespaced_lease(kubelet.node_name, LEASE_NAMESPACE,
+                                          {"spec": body["spec"]})
+        except ApiException as err:
+            if err.status != 404:
+                raise
+            try:
+                leases.create_namespaced_lease(LEASE_NAMESPACE, body)
+            except ApiException as again:
+                if again.status != 409:
+                    raise
+                leases.patch_namespaced_lease(kubelet.node_name, LEASE_NAMESPACE,
+                                              {"spec": body["spec"]})
+
+    # --- heartbeats and stop ------------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(self.heartbeat_seconds):
+            with self._lock:
+                kubelets = [k for k in self._running.values() if not k.stopped]
+            for kubelet in kubelets:
+                if self._stop.is_set():
+                    return
+                self._submit(self._beat, kubelet)
+
+    def _beat(self, kubelet: SimKubelet) -> None:
+        if kubelet.stopped or not kubelet.busy.acquire(blocking=False):
+            return  # stopped, or registering / beating already
+        try:
+            self._beat_locked(kubelet)
+        finally:
+            kubelet.busy.release()
+
+    def _beat_locked(self, kubelet: SimKubelet) -> None:
+        try:
+            if not kubelet.registered:
+                self._register(kubelet)
+                kubelet.registered = True
+                self._post_status(kubelet)
+            elif time.monotonic() - kubelet.last_status >= self.status_seconds:
+                self._post_status(kubelet)
+            self._renew_lease(kubelet)
+            kubelet.error = None
+        except Exception as err:
+            kubelet.error = f"{type(err).__name__}: {err}"
+            log.info("%s: kubelet heartbeat failed: %s", kubelet.host.name, kubelet.error)
+
+    def _stopped(self, host: SimHost) -> None:
+        with self._lock:
+            kubelet = self._running.pop(host.name, None)
+        if kubelet is None:
+            return
+        kubelet.stopped = True
+        if kubelet.registered:
+            try:
+                with kubelet.busy:
+                    self._post_status(kubelet, ready=None)
+            except Exception as err:
+                log.info("%s: could not mark the Node unknown: %s", host.name, err)
+        self._close(kubelet)
+
+    @staticmethod
+    def _close(kubelet: SimKubelet) -> None:
+        api: Any = kubelet.api
+        if api is not None:
+            try:
+                api.close()
+            except Exception:
+                log.debug("closing the kubelet's client failed", exc_info=True)

@@ -1,0 +1,389 @@
+"""The PowerShell vocabulary as the simulated host recognises and executes it.
+
+Each :class:`Body` is the fixed script text of one vocabulary entry, with its
+parameters (``$name`` assignments that must precede the body, in order, each a
+single-quoted string, an integer, or ``@(...)`` of strings). A script is accepted when it
+is exactly ``PRELUDE``, the assignments, a body, and ``EPILOGUE`` (token for token; see
+``pwsh.py``), and its handler then does natively what the script does on Windows.
+
+This text is the contract with ``syncer/nodes/windows/vocabulary.py`` and
+``docs/windows-commands.md`` and is deliberately *copied*, not imported: the simulator
+checks the product's builders, so it must not share their code. The catch block's exit
+code is emulated: a Win32 error exits with its code (the HRESULT's low word), anything else with 1.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from syncer_lab.winhost import sc_exe, win32
+from syncer_lab.winhost.filesystem import Drive
+from syncer_lab.winhost.pwsh import (
+    Token,
+    ps51_command_line,
+    same,
+    split_command_line,
+    tokenize,
+)
+from syncer_lab.winhost.service_manager import ServiceControlManager, State
+from syncer_lab.winhost.win32 import Win32Error
+
+CRLF = "\r\n"
+
+PRELUDE = "$ProgressPreference='SilentlyContinue'\n$ErrorActionPreference='Stop'\ntry {\n"
+EPILOGUE = (
+    "\nexit 0\n"
+    "} catch {\n"
+    "[Console]::Error.WriteLine($_.Exception.Message)\n"
+    "$h=$_.Exception.HResult\n"
+    "if((($h -shr 16) -band 0xFFFF) -eq 0x8007){exit ($h -band 0xFFFF)}\n"
+    "exit 1\n"
+    "}\n"
+)
+PRELUDE_TOKENS = tokenize(PRELUDE)
+EPILOGUE_TOKENS = tokenize(EPILOGUE)
+
+
+class Machine(Protocol):
+    """What a handler may use of the host."""
+
+    name: str
+    os_build: str
+    fs: Drive
+    scm: ServiceControlManager
+
+    def sleep(self, seconds: float) -> bool: ...  # False when the host goes down meanwhile
+
+    def request_reboot(self) -> None: ...
+
+
+@dataclass
+class Outcome:
+    """What the host answers: ``exit_code`` None means the channel closes without one."""
+
+    exit_code: int | None
+    stdout: str = ""
+    stderr: str = ""
+    unexpected: str | None = None  # why this is not vocabulary (recorded by the host)
+
+
+class PSError(Exception):
+    """A PowerShell error that is not a Win32 error (exit code 1 from the catch block)."""
+
+
+Handler = Callable[[Machine, dict[str, Any]], Outcome]
+
+
+@dataclass(frozen=True)
+class Body:
+    name: str
+    params: tuple[tuple[str, str], ...]  # (variable, "str" | "int" | "list")
+    text: str
+    handler: Handler
+
+    @property
+    def tokens(self) -> list[Token]:
+        return tokenize(self.text)
+
+
+def _lines(*lines: str) -> str:
+    return "".join(line + CRLF for line in lines)
+
+
+# --- handlers ------------------------------------------------------------------------
+def _os_build(m: Machine, p: dict[str, Any]) -> Outcome:
+    return Outcome(0, _lines(m.os_build))
+
+
+_PS_STATUS = {
+    State.STOPPED: "Stopped",
+    State.START_PENDING: "StartPending",
+    State.STOP_PENDING: "StopPending",
+    State.RUNNING: "Running",
+}
+_PS_START_TYPE = {
+    "auto": "Automatic", "delayed-auto": "Automatic", "demand": "Manual",
+    "disabled": "Disabled", "boot": "Boot", "system": "System",
+}
+
+
+def convert_to_json(value: Any) -> str:
+    """``ConvertTo-Json -Compress`` as Windows PowerShell 5.1 writes it."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("'", "\\u0027"), ("&", "\\u0026")):
+        text = text.replace(char, escaped)
+    return text
+
+
+def _inventory(m: Machine, p: dict[str, Any]) -> Outcome:
+    doc: dict[str, Any] = {
+        "hostname": m.name,
+        "osBuild": m.os_build,
+        "freeBytes": m.fs.free(),
+        "files": {},
+        "services": {},
+        "processes": {},
+    }
+    for path in p["files"]:
+        doc["files"][path] = m.fs.sha256(path) if m.fs.is_file(path) else None
+    for name in p["services"]:
+        if not m.scm.exists(name):
+            doc["services"][name] = None
+            continue
+        svc = m.scm.get(name)
+        doc["services"][name] = {
+            "state": _PS_STATUS[svc.state],
+            "startType": _PS_START_TYPE[svc.start_type],
+            "binaryPath": svc.binary_path,
+            "dependencies": list(svc.dependencies),
+            "description": svc.description,
+        }
+    for name in p["processes"]:
+        doc["processes"][name] = bool(m.scm.processes(name))
+    return Outcome(0, _lines(convert_to_json(doc)))
+
+
+def _file_hash(m: Machine, p: dict[str, Any]) -> Outcome:
+    if not m.fs.is_file(p["path"]):
+        return Outcome(0)
+    return Outcome(0, _lines(m.fs.sha256(p["path"])))
+
+
+def _test_path(m: Machine, p: dict[str, Any]) -> Outcome:
+    return Outcome(0, _lines("True" if m.fs.exists(p["path"]) else "False"))
+
+
+def _make_directory(m: Machine, p: dict[str, Any]) -> Outcome:
+    m.fs.make_directory(p["path"])
+    return Outcome(0)
+
+
+def _remove_path(m: Machine, p: dict[str, Any]) -> Outcome:
+    if m.fs.exists(p["path"]):
+        m.fs.remove(p["path"], recursive=True)
+    return Outcome(0)
+
+
+def _move_file(m: Machine, p: dict[str, Any]) -> Outcome:
+    if not m.fs.exists(p["source"]):
+        raise PSError(f"Cannot find path '{p['source']}' because it does not exist.")
+    m.fs.move(p["source"], p["destination"], replace=True)
+    return Outcome(0)
+
+
+def _write_file(m: Machine, p: dict[str, Any]) -> Outcome:
+    m.fs.write_bytes(p["path"], p["content"].encode("utf-8"))
+    return Outcome(0)
+
+
+def _expand_archive(m: Machine, p: dict[str, Any]) -> Outcome:
+    line = ps51_command_line("tar.exe", ["-xzf", p["archive"], "-C", p["directory"]])
+    argv = split_command_line(line)[1:]
+    if len(argv) != 4 or argv[0] != "-xzf" or argv[2] != "-C":
+        return Outcome(1, "", _lines(f"tar.exe: Error: unexpected arguments {argv!r}"),
+                       unexpected=f"tar.exe received {argv!r}")
+    errors = m.fs.extract_tar_gz(argv[1], argv[3])
+    if errors:
+        return Outcome(1, "", _lines(*errors, "tar.exe: Error exit delayed from previous errors."))
+    return Outcome(0)
+
+
+def _sc(m: Machine, p: dict[str, Any]) -> Outcome:
+    argv = split_command_line(ps51_command_line("sc.exe", list(p["argv"])))[1:]
+    result = sc_exe.run(m.scm, argv)
+    unexpected = f"sc.exe usage error: {result.usage_error}" if result.usage_error else None
+    return Outcome(result.exit_code, result.stdout, unexpected=unexpected)
+
+
+def _wait_process(m: Machine, p: dict[str, Any]) -> Outcome:
+    deadline = time.monotonic() + int(p["timeout"])
+    while m.scm.processes(p["name"]):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return Outcome(win32.TIMEOUT)
+        if not m.sleep(min(0.05, remaining)):
+            return Outcome(None)
+    return Outcome(0)
+
+
+def _managed_services(m: Machine, p: dict[str, Any]) -> Outcome:
+    found = [s.name for s in m.scm.services() if s.description.startswith(p["prefix"])]
+    return Outcome(0, _lines(*found) if found else "")
+
+
+def _restart(m: Machine, p: dict[str, Any]) -> Outcome:
+    m.request_reboot()
+    return Outcome(None)
+
+
+OS_BUILD = (
+    "$v=Get-ItemProperty -LiteralPath 'HKLM:\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion'\n"
+    "'{0}.{1}.{2}.{3}' -f $v.CurrentMajorVersionNumber,$v.CurrentMinorVersionNumber,"
+    "$v.CurrentBuildNumber,$v.UBR"
+)
+
+BODIES: tuple[Body, ...] = (
+    Body("os-build", (), OS_BUILD, _os_build),
+    Body(
+        "inventory",
+        (("files", "list"), ("services", "list"), ("processes", "list")),
+        OS_BUILD.split("\n")[0] + "\n"
+        "$r=[ordered]@{}\n"
+        "$r.hostname=[System.Net.Dns]::GetHostName()\n"
+        "$r.osBuild=" + OS_BUILD.split("\n")[1] + "\n"
+        "$r.freeBytes=(Get-PSDrive -Name C).Free\n"
+        "$r.files=[ordered]@{}\n"
+        "foreach($f in $files){$x=$null;if(Test-Path -LiteralPath $f -PathType Leaf)"
+        "{$x=(Get-FileHash -LiteralPath $f -Algorithm SHA256).Hash};$r.files[$f]=$x}\n"
+        "$r.services=[ordered]@{}\n"
+        "foreach($n in $services){$s=$null;$k='HKLM:\\SYSTEM\\CurrentControlSet\\Services\\'+$n;"
+        "if(Test-Path -LiteralPath $k){$g=Get-Service -Name $n;$p=Get-ItemProperty -LiteralPath $k;"
+        "$s=[ordered]@{state=[string]$g.Status;startType=[string]$g.StartType;"
+        "binaryPath=[string]$p.ImagePath;dependencies=@($p.DependOnService|Where-Object{$_});"
+        "description=[string]$p.Description}};$r.services[$n]=$s}\n"
+        "$r.processes=[ordered]@{}\n"
+        "foreach($n in $processes){$r.processes[$n]="
+        "@(Get-Process -Name $n -ErrorAction SilentlyContinue).Count -gt 0}\n"
+        "$r|ConvertTo-Json -Depth 4 -Compress",
+        _inventory,
+    ),
+    Body(
+        "file-hash",
+        (("path", "str"),),
+        "if(Test-Path -LiteralPath $path -PathType Leaf)"
+        "{(Get-FileHash -LiteralPath $path -Algorithm SHA256).Hash}",
+        _file_hash,
+    ),
+    Body("test-path", (("path", "str"),), "Test-Path -LiteralPath $path", _test_path),
+    Body(
+        "make-directory",
+        (("path", "str"),),
+        "[System.IO.Directory]::CreateDirectory($path)|Out-Null",
+        _make_directory,
+    ),
+    Body(
+        "remove-path",
+        (("path", "str"),),
+        "if(Test-Path -LiteralPath $path){Remove-Item -LiteralPath $path -Recurse -Force}",
+        _remove_path,
+    ),
+    Body(
+        "move-file",
+        (("source", "str"), ("destination", "str")),
+        "Move-Item -LiteralPath $source -Destination $destination -Force",
+        _move_file,
+    ),
+    Body(
+        "write-file",
+        (("path", "str"), ("content", "str")),
+        "[System.IO.File]::WriteAllText($path,$content)",
+        _write_file,
+    ),
+    Body(
+        "expand-archive",
+        (("archive", "str"), ("directory", "str")),
+        "& tar.exe -xzf $archive -C $directory\nexit $LASTEXITCODE",
+        _expand_archive,
+    ),
+    Body("sc", (("argv", "list"),), "& sc.exe @argv\nexit $LASTEXITCODE", _sc),
+    Body(
+        "wait-process-exit",
+        (("name", "str"), ("timeout", "int")),
+        "$p=@(Get-Process -Name $name -ErrorAction SilentlyContinue)\n"
+        "if($p.Count -gt 0){try{$p|Wait-Process -Timeout $timeout}catch{}}\n"
+        "if(@(Get-Process -Name $name -ErrorAction SilentlyContinue).Count -gt 0){exit 1460}",
+        _wait_process,
+    ),
+    Body("restart-computer", (), "Restart-Computer -Force", _restart),
+    Body(
+        "managed-services",
+        (("prefix", "str"),),
+        "foreach($s in @(Get-ChildItem -LiteralPath 'HKLM:\\SYSTEM\\CurrentControlSet\\Services'))"
+        "{$d=[string](Get-ItemProperty -LiteralPath $s.PSPath -ErrorAction SilentlyContinue)"
+        ".Description;if($d.StartsWith($prefix)){$s.PSChildName}}",
+        _managed_services,
+    ),
+)
+_BODY_TOKENS = [(body, body.tokens) for body in BODIES]
+
+
+@dataclass(frozen=True)
+class Match:
+    body: Body
+    params: dict[str, Any]
+
+
+def _parse_value(tokens: list[Token], i: int, kind: str) -> tuple[Any, int]:
+    """One literal value at ``tokens[i]``; returns (value, next index) or raises."""
+    tok = tokens[i]
+    if kind == "str" and tok.kind == "STR":
+        return tok.text, i + 1
+    if kind == "int" and tok.kind == "WORD" and tok.text.isdigit():
+        return int(tok.text), i + 1
+    if kind == "list" and tok.kind == "PUNCT" and tok.text == "@(":
+        values: list[str] = []
+        i += 1
+        while True:
+            tok = tokens[i]
+            if tok.kind == "PUNCT" and tok.text == ")":
+                return values, i + 1
+            if values:
+                if not (tok.kind == "PUNCT" and tok.text == ","):
+                    raise ValueError("expected ','")
+                i += 1
+                tok = tokens[i]
+            if tok.kind != "STR":
+                raise ValueError("array elements must be single-quoted literals")
+            values.append(tok.text)
+            i += 1
+    raise ValueError(f"expected a {kind} literal, found {tok}")
+
+
+def _match_body(body: Body, body_tokens: list[Token], middle: list[Token]) -> Match | None:
+    params: dict[str, Any] = {}
+    i = 0
+    try:
+        for name, kind in body.params:
+            var, eq = middle[i], middle[i + 1]
+            if not (var.kind == "VAR" and var.text.casefold() == name.casefold()):
+                return None
+            if not (eq.kind == "PUNCT" and eq.text == "="):
+                return None
+            params[name], i = _parse_value(middle, i + 2, kind)
+            if middle[i].kind != "SEP":
+                return None
+            i += 1
+    except (IndexError, ValueError):
+        return None
+    return Match(body, params) if same(middle[i:], body_tokens) else None
+
+
+def recognise(tokens: list[Token]) -> Match | str:
+    """The vocabulary entry ``tokens`` is, or a reason why it is none."""
+    pre, post = PRELUDE_TOKENS, EPILOGUE_TOKENS
+    if len(tokens) < len(pre) + len(post) or not same(tokens[: len(pre)], pre):
+        return "script does not start with the vocabulary prelude"
+    if not same(tokens[-len(post):], post):
+        return "script does not end with the vocabulary catch block"
+    middle = tokens[len(pre): len(tokens) - len(post)]
+    if middle and middle[-1].kind == "SEP":
+        middle = middle[:-1]
+    for body, body_tokens in _BODY_TOKENS:
+        found = _match_body(body, body_tokens, middle)
+        if found is not None:
+            return found
+    return "script body is not a vocabulary entry: " + " ".join(str(t) for t in middle)[:300]
+
+
+def execute(m: Machine, match: Match) -> Outcome:
+    """Run a recognised script the way its catch block would report errors."""
+    try:
+        return match.body.handler(m, match.params)
+    except Win32Error as err:
+        return Outcome(err.code, "", _lines(err.powershell_message))
+    except PSError as err:
+        return Outcome(1, "", _lines(str(err)))
