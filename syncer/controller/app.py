@@ -26,7 +26,7 @@ from types import FrameType
 
 from syncer.controller import credentials as cred
 from syncer.controller import logs
-from syncer.controller.config import ControllerConfig, default_identity, format_duration
+from syncer.controller.config import ControllerConfig, default_identity
 from syncer.controller.control import Control
 from syncer.controller.credentials import CredentialFiles
 from syncer.controller.events import EventRecorder
@@ -36,6 +36,7 @@ from syncer.controller.metrics import Metrics
 from syncer.controller.server import App, CachedCheck, HTTPServer
 from syncer.controller.webhooks import HookEvent
 from syncer.controller.wiring import ReconcilerContext, load_factory
+from syncer.durations import format_duration
 
 log = logging.getLogger("syncer.controller")
 

@@ -21,7 +21,6 @@ this object, only the paths of the files that hold them (see ``credentials.py``)
 from __future__ import annotations
 
 import dataclasses
-import re
 import socket
 import tempfile
 from collections.abc import Callable
@@ -34,43 +33,13 @@ from click.core import ParameterSource
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from syncer.durations import format_duration, parse_flag
 from syncer.problems import Problem, UserError
 
 ENV_PREFIX = "SYNCER_"
 F = TypeVar("F", bound=Callable[..., Any])
 
 # --- durations -------------------------------------------------------------------------
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go-style duration (``1m30s``, ``250ms``) or a plain number."""
-    value = text.strip()
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    pos, total = 0, 0.0
-    for match in _DURATION_PART.finditer(value):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if pos != len(value) or not value:
-        raise ValueError(f"not a duration: {text!r} (examples: 30s, 1m, 1h30m, 250ms)")
-    return total
-
-
-def format_duration(seconds: float) -> str:
-    """The Go-style spelling of ``seconds``: ``1m``, ``4m30s``, ``250ms``."""
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = (f"{int(hours)}h" if hours else "") + (f"{int(minutes)}m" if minutes else "")
-    return text + (f"{secs:g}s" if secs or not text else "")
 
 
 if TYPE_CHECKING:  # click >= 8.2 types ParamType as a generic; older releases do not
@@ -88,7 +57,7 @@ class Duration(_ParamType):
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         try:
-            return parse_duration(str(value))
+            return parse_flag(str(value))
         except ValueError as err:
             self.fail(str(err), param, ctx)
 

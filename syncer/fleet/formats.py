@@ -31,9 +31,6 @@ _IPV4_RE = re.compile(rf"{_OCTET}(\.{_OCTET}){{3}}")  # dotted quad, no leading 
 _QUALIFIED_NAME_RE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 _SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
 _WHITESPACE_RE = re.compile(r"\s")
-_DURATION_RE = re.compile(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
-_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PERCENT_RE = re.compile(r"(100|[1-9]?[0-9])%")
 _VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z._+-]{0,62}")
 _WINDOWS_BUILD_RE = re.compile(r"10\.0\.[0-9]{5}")
@@ -158,13 +155,6 @@ def check_https_url(value: str) -> str | None:
     if parts.scheme != "https" or not parts.hostname:
         return "must be an https:// URL with a host, e.g. https://api-int.example.com:6443"
     return None
-
-
-def duration_seconds(value: str) -> float | None:
-    """Seconds of a Go-style duration (``10m``, ``1h30m``, ``90s``), or None if malformed."""
-    if not _DURATION_RE.fullmatch(value):
-        return None
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART_RE.findall(value))
 
 
 def check_percentage(value: str) -> str | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from syncer import components, names
+from syncer import components, durations, names
 from syncer.fleet import formats, platforms
 from syncer.fleet.fields import Fields, Report
 from syncer.fleet.loading import Document
@@ -225,7 +225,7 @@ def _rollout(f: Fields | None) -> Rollout:
     drain_timeout = f.string("drainTimeout", default="10m")
     seconds = 600.0
     if drain_timeout is not None:
-        parsed = formats.duration_seconds(drain_timeout)
+        parsed = durations.seconds(drain_timeout)
         if parsed is None or parsed <= 0:
             f.error(
                 "drainTimeout",

@@ -37,7 +37,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
-from syncer import names
+from syncer import durations, names
 from syncer.cluster import configmaps
 from syncer.cluster.client import ApiError, KubeClient, Resource
 from syncer.nodes.annotations import WINDOWS_NODES, NodeRecord, list_windows_nodes
@@ -56,8 +56,6 @@ _HOSTNAME_RE = re.compile(rf"{_LABEL}(\.{_LABEL})*", re.IGNORECASE)
 _USER_EDGE = r"[^=\s\x00-\x1f\x7f]"
 _USER_MID = r"[^=\x00-\x1f\x7f]"
 _USERNAME_RE = re.compile(rf"username=(?P<user>{_USER_EDGE}(?:{_USER_MID}*{_USER_EDGE})?)")
-_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class HostKind(StrEnum):
@@ -365,7 +363,7 @@ def parse_desired_state(
     nodes_doc = _section(policy, "nodes", where, problems)
     rollout = RolloutPolicy(
         max_unavailable=max(1, _int(rollout_doc.get("maxUnavailable"), 1)),
-        drain_timeout=parse_duration(rollout_doc.get("drainTimeout"), 600.0),
+        drain_timeout=durations.seconds_or(rollout_doc.get("drainTimeout"), 600.0),
         on_failure=str(rollout_doc.get("onFailure") or "halt"),
         paused=bool(rollout_doc.get("paused", False)),
     )
@@ -407,25 +405,6 @@ def _section(
         problems.append(Problem(where, 0, f"nodes.json: {key}: must be a JSON object"))
         return {}
     return value
-
-
-def parse_duration(value: Any, default: float) -> float:
-    """Seconds from a Go duration ("10m", "1h30m", "90s") or a number of seconds."""
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    parts = _DURATION_PART_RE.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        return default
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
 
 
 def _int(value: Any, default: int) -> int:
@@ -587,7 +566,6 @@ __all__ = [
     "check_address",
     "parse_byoh_entries",
     "parse_desired_state",
-    "parse_duration",
     "read_byoh_entries",
     "read_desired_state",
     "read_node_inputs",

@@ -10,7 +10,9 @@ from click.testing import CliRunner
 
 from syncer.cli.main import cli
 from syncer.controller import app as controller_app
-from syncer.controller.config import ControllerConfig, format_duration, parse_duration
+from syncer.controller.config import ControllerConfig
+from syncer.durations import format_duration
+from syncer.durations import parse_flag as parse_duration
 
 
 @pytest.fixture

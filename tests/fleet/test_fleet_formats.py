@@ -6,6 +6,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from syncer import durations
 from syncer.fleet import formats, platforms
 
 
@@ -110,12 +111,12 @@ def test_label_keys(key: str, ok: bool) -> None:
     [("10m", 600.0), ("1h30m", 5400.0), ("90s", 90.0), ("1.5h", 5400.0), ("500ms", 0.5)],
 )
 def test_durations(value: str, seconds: float) -> None:
-    assert formats.duration_seconds(value) == pytest.approx(seconds)
+    assert durations.seconds(value) == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize("value", ["10", "10 m", "m", "-5m", "10min", ""])
 def test_bad_durations(value: str) -> None:
-    assert formats.duration_seconds(value) is None
+    assert durations.seconds(value) is None
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from syncer import names
+from syncer import durations, names
 from syncer.fleet import load_fleet, render
 from syncer.nodes.inputs import (
     check_address,
     parse_byoh_entries,
     parse_desired_state,
-    parse_duration,
 )
 from syncer.nodes.windows.keys import PrivateKeyError, parse_private_key, pub_key_hash
 from syncer.problems import Problem
@@ -219,4 +218,4 @@ def test_fleet_configmap_defaults_and_bad_json_is_a_problem() -> None:
     ],
 )
 def test_durations(value: object, seconds: float) -> None:
-    assert parse_duration(value, 7.0) == seconds
+    assert durations.seconds_or(value, 7.0) == seconds
