@@ -99,6 +99,15 @@ SYNCER_PREFIX = "syncer.io/"
 # JSON: name -> {"version", "sha256", "url"} of what is installed ("url" optional).
 ANNOTATION_COMPONENTS = SYNCER_PREFIX + "components"
 ANNOTATION_PHASE = SYNCER_PREFIX + "phase"  # the host state machine's current step
+# Values of ANNOTATION_PHASE besides the step names: where a host's state machine rests.
+PHASE_CONFIGURED = "configured"
+PHASE_FAILED = "failed"
+PHASE_ROLLED_BACK = "rolled-back"
+PHASE_DECONFIGURED = "deconfigured"
+PHASE_DECONFIGURE_FAILED = "deconfigure-failed"
+PHASES_AT_REST = frozenset(
+    {PHASE_CONFIGURED, PHASE_FAILED, PHASE_ROLLED_BACK, PHASE_DECONFIGURED}
+)
 ANNOTATION_FAILED_STEP = SYNCER_PREFIX + "failed-step"  # present while the host is failed
 ANNOTATION_LAST_ERROR = SYNCER_PREFIX + "last-error"
 ANNOTATION_SINCE = SYNCER_PREFIX + "since"  # RFC 3339 time the phase/failure began

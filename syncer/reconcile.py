@@ -35,6 +35,7 @@ import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,23 @@ from syncer.source import GitSource, Revision, SourceError
 _TIME_KEYS = ("lastAppliedTime", "lastAttemptedTime")
 
 
+class Stage(StrEnum):
+    """Where a reconcile stopped: the step that failed, or DONE."""
+
+    SOURCE = "source"  # fetching or verifying the revision
+    VALIDATE = "validate"  # loading and validating the fleet
+    PLAN = "plan"  # reading the live state and the inventory
+    GUARD = "guard"  # the prune guard refused the revision
+    APPLY = "apply"  # some objects failed to apply
+    DONE = "done"  # every object applied (and pruned)
+
+    @property
+    def rejects_revision(self) -> bool:
+        """The revision itself was refused (invalid, or a prune the guard stops): the last
+        good revision stays applied, and the same revision will be refused again."""
+        return self in (Stage.VALIDATE, Stage.GUARD)
+
+
 @dataclass(frozen=True)
 class ReconcileOptions:
     inventory_namespace: str = SYSTEM_NAMESPACE
@@ -61,7 +79,7 @@ class ReconcileOptions:
     confirm_prune: bool = False
     dry_run: bool = False
     workers: int = 8
-    # The node stage (issue #8) after a successful apply; None skips it. Its fleet
+    # The node stage after a successful apply; None skips it. Its fleet
     # namespace is taken from the Fleet.
     nodes: NodeStageOptions | None = None
 
@@ -69,11 +87,11 @@ class ReconcileOptions:
 @dataclass
 class ReconcileResult:
     """What one reconcile did. ``ok`` is False when anything failed; ``stage`` says where
-    it stopped: ``source``, ``validate``, ``plan``, ``guard``, ``apply`` or ``done``."""
+    it stopped (:class:`Stage`)."""
 
     revision: str = ""
     source_revision: Revision | None = None
-    stage: str = "source"
+    stage: Stage = Stage.SOURCE
     plan: Plan | None = None
     applied: ApplyResult | None = None
     problems: list[Problem] = field(default_factory=list)
@@ -100,7 +118,7 @@ class ReconcileResult:
         return {
             "revision": self.revision,
             "ok": self.ok,
-            "stage": self.stage,
+            "stage": self.stage.value,
             "summary": self.summary(),
             "errors": self.errors,
             "problems": [str(p) for p in self.problems],
@@ -135,7 +153,7 @@ def reconcile_once(
     if path is None:
         inventory = _record_failure(store, result, options)
         return _nodes_on_last_applied(inventory, client, options, shutdown, result)
-    result.stage = "validate"
+    result.stage = Stage.VALIDATE
     try:
         model = load_fleet(path)
     except UserError as err:
@@ -147,10 +165,10 @@ def reconcile_once(
     result.fleet = model.fleet
     reconcile_objects(render(model), model.fleet, client, options,
                       source_of=source_lookup(model), result=result)
-    if result.stage == "guard":  # the prune guard refused it: nothing was applied
+    if result.stage is Stage.GUARD:  # the prune guard refused it: nothing was applied
         assert result.plan is not None
         return _nodes_on_last_applied(result.plan.inventory, client, options, shutdown, result)
-    if result.stage != "done" or options.dry_run:
+    if result.stage is not Stage.DONE or options.dry_run:
         return result
     if isinstance(source, GitSource) and result.source_revision is not None:
         source.mark_good(result.source_revision)
@@ -200,7 +218,7 @@ def reconcile_objects(
     if result is None:
         result = ReconcileResult(revision=revision)
     try:
-        result.stage = "plan"
+        result.stage = Stage.PLAN
         inventory = store.load()
         plan = compute_plan(
             objects, fleet, client, inventory,
@@ -211,17 +229,17 @@ def reconcile_objects(
         )
         result.plan = plan
         if plan.refusal:
-            result.stage = "guard"
+            result.stage = Stage.GUARD
             result.errors = [plan.refusal]
             _record_failure(store, result, options, inventory)
             return result
 
-        result.stage = "apply"
+        result.stage = Stage.APPLY
         applied = apply_plan(plan, client, ApplyOptions(workers=options.workers,
                                                         dry_run=options.dry_run))
         result.applied = applied
         if options.dry_run:
-            result.stage = "done"
+            result.stage = Stage.DONE
             return result
         before = _comparable(inventory)
         inventory.entries = applied.inventory
@@ -236,7 +254,7 @@ def reconcile_objects(
         if _comparable(inventory) != before or not inventory.exists:
             store.save(inventory)
         if not applied.failed:
-            result.stage = "done"
+            result.stage = Stage.DONE
     except ApiError as err:
         result.errors.append(str(err))
     return result

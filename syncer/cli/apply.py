@@ -219,7 +219,7 @@ def _print_result(result: ReconcileResult) -> None:
             click.echo(str(problem), err=True)
         for row in result.nodes.rows:
             if row.last_error:
-                click.echo(f"{row.address}: {row.phase}: {row.last_error}", err=True)
+                click.echo(f"{row.address}: {row.text}: {row.last_error}", err=True)
         click.echo(result.nodes.summary(), err=not result.nodes.ok)
 
 

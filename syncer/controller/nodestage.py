@@ -40,13 +40,14 @@ from syncer.controller.loop import Progress
 from syncer.nodes.progress import LogProgress
 from syncer.nodes.ssh import SSH_ERRORS
 from syncer.nodes.stage import NodeStageOptions, NodeStageResult
+from syncer.nodes.status import Phase, Tally
 
 PAYLOAD_CACHE = "payloads"  # below --workdir
 
 # Live phases of hosts in a rollout besides the step a running host is in.
-WAITING = "waiting"
-UP_TO_DATE = "up-to-date"
-FAILED = "failed"
+WAITING = Phase.WAITING.value
+UP_TO_DATE = Phase.UP_TO_DATE.value
+FAILED = Phase.FAILED.value
 
 
 def rollout_identity(config: ControllerConfig) -> str:
@@ -154,21 +155,11 @@ class RoundOutcome:
     failed: str | None  # why the round did not bring every host along (halted/blocked)
 
 
-def phase_of(phase: str) -> str:
-    """The metric label of a ``syncer status`` phase: ``failed at drain`` -> ``failed``,
-    ``waiting to upgrade`` -> ``waiting``, ``blocked (unreachable)`` -> ``blocked``."""
-    if phase.startswith("rolled back"):
-        return "rolled-back"
-    if phase.startswith("removal failed"):
-        return "removal-failed"
-    return phase.split(" ", 1)[0] or "unknown"
-
-
 def round_outcome(result: NodeStageResult, progress: Progress) -> RoundOutcome:
     """The final gauges of a node round, and its Event (finished or halted)."""
-    hosts = [r for r in result.rows if r.desired]  # removed hosts have no desired version
-    counts = dict(Counter(phase_of(r.phase) for r in hosts))
-    done = sum(1 for r in hosts if r.phase == UP_TO_DATE)
+    hosts = [r for r in result.rows if r.wanted]
+    counts = dict(Counter(r.label for r in hosts))
+    done = Tally.of(hosts).done
     rollout = result.rollout
     interrupted = rollout is not None and rollout.interrupted
     failed = result.halted or result.blocked

@@ -57,6 +57,10 @@ from syncer.controller.loop import (
     ReconcileRequest,
 )
 from syncer.problems import UserError
+from syncer.reconcile import Stage
+
+# Revisions refused for what they are, and the Event that says so.
+_REFUSED = {Stage.VALIDATE: ev.VALIDATION_FAILED, Stage.GUARD: ev.PRUNE_REFUSED}
 
 
 @dataclass(frozen=True)
@@ -236,19 +240,15 @@ def outcome_of(result: Any, request: ReconcileRequest, ref: str) -> ReconcileOut
     # The revision is applied once its objects are: a halted or blocked node round does
     # not undo that (it has its own Event, RolloutHalted, and the hosts gauge).
     applied = result.applied is None or not result.applied.failed
-    if result.stage == "done" and not result.errors and applied:
+    if result.stage is Stage.DONE and not result.errors and applied:
         return ReconcileOutcome(SUCCESS, revision=result.revision or None, objects=objects,
                                 message=summary, hosts=hosts, rollout=rollout, ref=ref)
     message = "; ".join(result.errors) or summary
     short = message[:1000]
-    reported = False
-    if result.stage == "source":
+    if result.stage is Stage.SOURCE:
         progress.git_error()
-    elif result.stage == "validate":
-        progress.event(ev.VALIDATION_FAILED, f"revision {result.revision}: {short}", ev.WARNING)
-        reported = True
-    elif result.stage == "guard":
-        progress.event(ev.PRUNE_REFUSED, f"revision {result.revision}: {short}", ev.WARNING)
-        reported = True
+    reason = _REFUSED.get(result.stage)
+    if reason is not None:
+        progress.event(reason, f"revision {result.revision}: {short}", ev.WARNING)
     return ReconcileOutcome(FAILED, message=message, objects=objects, hosts=hosts,
-                            rollout=rollout, ref=ref, reported=reported)
+                            rollout=rollout, ref=ref, reported=reason is not None)

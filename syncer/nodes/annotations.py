@@ -281,7 +281,7 @@ def record_failure(
         annotations={
             names.ANNOTATION_FAILED_STEP: step,
             names.ANNOTATION_LAST_ERROR: truncate_error(error),
-            names.ANNOTATION_PHASE: "failed",
+            names.ANNOTATION_PHASE: names.PHASE_FAILED,
             names.ANNOTATION_SINCE: since or now(),
         },
     )
@@ -331,7 +331,7 @@ def mark_configured(api: KubeClient, name: str, record: ConfiguredRecord) -> Nod
         names.ANNOTATION_USERNAME: record.username,
         names.ANNOTATION_ADDRESS: record.address,
         names.ANNOTATION_COMPONENTS: format_components(record.components),
-        names.ANNOTATION_PHASE: "configured",
+        names.ANNOTATION_PHASE: names.PHASE_CONFIGURED,
         names.ANNOTATION_SINCE: now(),
         names.ANNOTATION_FAILED_STEP: None,
         names.ANNOTATION_LAST_ERROR: None,
@@ -351,7 +351,7 @@ def mark_deconfigured(api: KubeClient, name: str) -> NodeRecord:
         annotations={
             names.ANNOTATION_VERSION: None,
             names.ANNOTATION_COMPONENTS: None,
-            names.ANNOTATION_PHASE: "deconfigured",
+            names.ANNOTATION_PHASE: names.PHASE_DECONFIGURED,
             names.ANNOTATION_SINCE: now(),
         },
     )

@@ -86,6 +86,7 @@ from syncer.nodes.probe import HostFacts, inventory, probe_host
 from syncer.nodes.resolving import ReverseResolver, reverse_lookup
 from syncer.nodes.slots import RolloutLock
 from syncer.nodes.ssh import HostSession, SshError, SshOptions
+from syncer.nodes.status import Phase
 from syncer.nodes.windows import vocabulary
 from syncer.nodes.windows.keys import PrivateKey
 from syncer.nodes.windows.layout import (
@@ -191,7 +192,7 @@ class HostOutcome:
     address: str
     node_name: str | None
     ok: bool
-    phase: str  # "configured", "failed", "rolled-back", "interrupted", ...
+    phase: Phase  # UP_TO_DATE, FAILED, ROLLED_BACK or INTERRUPTED
     step: str | None = None  # the failing (or interrupted) step
     error: str | None = None
     rolled_back: bool = False
@@ -242,7 +243,8 @@ class HostRun:
 
     def run(self) -> HostOutcome:
         started = time.time()
-        outcome = HostOutcome(self.host.address, self.node_name, False, "failed", started=started)
+        outcome = HostOutcome(self.host.address, self.node_name, False, Phase.FAILED,
+                              started=started)
         try:
             session = self.session or self.ctx.open_session(self.host, self.node_name)
             with session:
@@ -251,9 +253,9 @@ class HostRun:
                     self._flow()
                 finally:
                     outcome.commands = session.commands_run
-            outcome.ok, outcome.phase = True, "configured"
+            outcome.ok, outcome.phase = True, Phase.UP_TO_DATE
         except Interrupted:
-            outcome.phase, outcome.step = "interrupted", self.step
+            outcome.phase, outcome.step = Phase.INTERRUPTED, self.step
             log.info("%s: stopped before step %s (shutdown)", self.host.address, self.step)
         except Exception as err:  # every failure is recorded, whatever its type
             outcome.step = self.step
@@ -327,7 +329,7 @@ class HostRun:
             self.node_name,
             labels={names.LABEL_UPGRADING: None},
             annotations={
-                names.ANNOTATION_PHASE: "configured",
+                names.ANNOTATION_PHASE: names.PHASE_CONFIGURED,
                 names.ANNOTATION_SINCE: now(),
             },
         )
@@ -609,7 +611,7 @@ class HostRun:
                 note = self._rollback()
                 if note is not None:
                     outcome.rolled_back = True
-                    outcome.phase = "rolled-back"
+                    outcome.phase = Phase.ROLLED_BACK
                     error = f"{error} (rolled back: {note})"
                 else:
                     error = f"{error} (not rolled back: no previous component set recorded)"
@@ -621,7 +623,8 @@ class HostRun:
             ctx.lock.record_failure(self.host.address, self.node_name, outcome.step or "", error)
             if self.node_name is not None and outcome.rolled_back:
                 node_meta.patch_node_metadata(
-                    ctx.api, self.node_name, annotations={names.ANNOTATION_PHASE: "rolled-back"}
+                    ctx.api, self.node_name,
+                    annotations={names.ANNOTATION_PHASE: names.PHASE_ROLLED_BACK},
                 )
             # The failure record holds the host's place against maxUnavailable from now
             # on; the slot goes back so a restarted controller does not "resume" it.

@@ -110,7 +110,7 @@ def deconfigure(ctx: StageContext, removed: RemovedHost) -> RemovalOutcome:
                         names.ANNOTATION_LAST_ERROR: node_meta.truncate_error(
                             f"deconfigure: {out.step}: {out.error}"
                         ),
-                        names.ANNOTATION_PHASE: "deconfigure-failed",
+                        names.ANNOTATION_PHASE: names.PHASE_DECONFIGURE_FAILED,
                     },
                 )
     return out

@@ -46,7 +46,7 @@ from syncer.nodes.windows.layout import (
 )
 from syncer.nodes.windows.vocabulary import ServiceInfo, ServiceState, StartType
 
-IN_PROGRESS_EXCLUDED = frozenset({"configured", "failed", "deconfigured", "rolled-back"})
+IN_PROGRESS_EXCLUDED = names.PHASES_AT_REST
 
 
 class Action(StrEnum):

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from syncer.nodes.configure import HostOutcome, HostRun, StageContext
 from syncer.nodes.hostplan import HostPlan
 from syncer.nodes.progress import NullProgress, ProgressReporter
+from syncer.nodes.status import Phase
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ def run_rollout(
                 on_outcome(plan.address, outcome)
             if outcome.ok:
                 progress.finished(plan.address, True, "configured")
-            elif outcome.phase == "interrupted":
+            elif outcome.phase is Phase.INTERRUPTED:
                 result.interrupted = True
                 progress.finished(plan.address, False, f"interrupted before {outcome.step}")
             else:

@@ -49,7 +49,15 @@ from syncer.nodes.resolving import Resolver, ReverseResolver, resolve_ipv4, reve
 from syncer.nodes.rollout import RolloutResult, run_rollout
 from syncer.nodes.slots import RolloutLock
 from syncer.nodes.ssh import SSH_ERRORS, HostSession, SshOptions, wait_closed
-from syncer.nodes.status import HostStatus, StatusReport, carry_since, read_status, write_status
+from syncer.nodes.status import (
+    HostStatus,
+    Phase,
+    StatusReport,
+    Tally,
+    carry_since,
+    read_status,
+    write_status,
+)
 from syncer.nodes.userdata import Action as UserDataAction
 from syncer.nodes.userdata import ensure_user_data
 from syncer.nodes.windows.keys import PrivateKey, PrivateKeyError, parse_private_key
@@ -115,9 +123,8 @@ class NodeStageResult:
     def summary(self) -> str:
         if self.blocked:
             return f"nodes: nothing done: {self.blocked}"
-        total = len(self.rows)
-        current = sum(1 for r in self.rows if r.phase == "up-to-date")
-        text = f"nodes: {current}/{total} hosts at the committed version"
+        tally = Tally.of(self.rows)
+        text = f"nodes: {tally.done}/{tally.total} hosts at the committed version"
         if self.rollout is not None and self.rollout.total:
             text += f"; rollout {self.rollout.done}/{self.rollout.total} done"
         if self.removals:
@@ -182,7 +189,7 @@ def _round(
         _maintain_user_data(api, opts, desired, inputs.private_key, result)
     if inputs.blocked:
         result.blocked = inputs.blocked
-        result.rows = _rows_without_probe(inputs, desired.version, "blocked: DNS", inputs.blocked)
+        result.rows = _rows_without_probe(inputs, desired.version, "DNS", inputs.blocked)
         _report(api, opts, result, previous)
         return result
     if not inputs.hosts and not inputs.removed:
@@ -190,7 +197,7 @@ def _round(
         return result
     if inputs.private_key is None:
         result.blocked = "; ".join(str(p) for p in inputs.problems) or "no private key"
-        result.rows = _rows_without_probe(inputs, desired.version, "blocked", result.blocked)
+        result.rows = _rows_without_probe(inputs, desired.version, None, result.blocked)
         _report(api, opts, result, previous)
         return result
 
@@ -247,8 +254,7 @@ def _round(
 
     if desired.rollout.paused:
         result.paused = True
-        result.rows = [_row(p, "paused: would " + p.action.value if p.needs_slot
-                            else p.action.value) for p in plans]
+        result.rows = [_row(p, Phase.PAUSED if p.needs_slot else Phase.PLANNED) for p in plans]
         _report(api, opts, result, previous)
         return result
 
@@ -261,7 +267,8 @@ def _round(
         ctx.payloads = fetch_all(ctx.cache, wanted) if wanted else {}
     except PayloadError as err:
         result.halted = f"rollout halted before touching any host: {err}"
-        result.rows = [_row(p, "waiting" if p.needs_slot else p.action.value) for p in plans]
+        result.rows = [_row(p, Phase.WAITING, action=None) if p.needs_slot
+                       else _row(p, Phase.PLANNED) for p in plans]
         _report(api, opts, result, previous)
         return result
 
@@ -375,10 +382,14 @@ def _known_shell(node: NodeRecord | None, row: HostStatus | None) -> Shell | Non
         return None
 
 
-def _row(plan: HostPlan, phase: str, error: str | None = None) -> HostStatus:
+def _row(plan: HostPlan, phase: Phase, *, step: str | None = None,
+         action: str | None = "", error: str | None = None) -> HostStatus:
+    """The row of a planned host; ``action`` defaults to the plan's."""
     node = plan.node
     if plan.action is Action.BLOCKED and error is None:
         error = plan.reason
+    if phase is Phase.PLANNED and plan.action in (Action.BLOCKED, Action.UP_TO_DATE):
+        phase = Phase.BLOCKED if plan.action is Action.BLOCKED else Phase.UP_TO_DATE
     return HostStatus(
         address=plan.address,
         node=node.name if node else None,
@@ -388,7 +399,14 @@ def _row(plan: HostPlan, phase: str, error: str | None = None) -> HostStatus:
         last_error=error,
         kind=plan.host.kind.value,
         shell=str(plan.facts.shell) if plan.facts else None,
+        step=step,
+        action=(plan.action.value if action == "" else action) if phase in _ACTS else None,
+        detail=plan.blocked_kind if phase is Phase.BLOCKED else None,
     )
+
+
+# Phases whose row says which action the host is (or would be) going through.
+_ACTS = frozenset({Phase.PLANNED, Phase.WAITING, Phase.PAUSED, Phase.RUNNING})
 
 
 def _final_rows(
@@ -403,26 +421,18 @@ def _final_rows(
         outcome = rollout.outcomes.get(plan.address)
         step = (steps or {}).get(plan.address)
         if outcome is None and step is not None:
-            verb = "upgrading" if plan.action is Action.UPGRADE else "configuring"
-            row = _row(plan, f"{verb}: {step}")
+            row = _row(plan, Phase.RUNNING, step=step)
         elif outcome is None:
             if plan.action is Action.RECORD:
-                row = replace(_row(plan, "up-to-date"), current=plan.desired_version)
-            elif plan.needs_slot:
-                row = _row(plan, f"waiting to {plan.action.value}")
-            elif plan.action is Action.BLOCKED:
-                row = _row(plan, f"blocked ({plan.blocked_kind})")
+                row = replace(_row(plan, Phase.UP_TO_DATE), current=plan.desired_version)
             else:
-                row = _row(plan, plan.action.value)
+                row = _row(plan, Phase.WAITING if plan.needs_slot else Phase.PLANNED)
         elif outcome.ok:
-            row = replace(_row(plan, "up-to-date"), node=outcome.node_name,
+            row = replace(_row(plan, Phase.UP_TO_DATE), node=outcome.node_name,
                           current=plan.desired_version)
-        elif outcome.phase == "interrupted":
-            row = replace(_row(plan, f"interrupted before {outcome.step}"),
-                          node=outcome.node_name)
         else:
-            phase = "rolled back" if outcome.rolled_back else "failed"
-            row = replace(_row(plan, f"{phase} at {outcome.step}", outcome.error),
+            error = None if outcome.phase is Phase.INTERRUPTED else outcome.error
+            row = replace(_row(plan, outcome.phase, step=outcome.step, error=error),
                           node=outcome.node_name)
         rows.append(row)
     for removal in removals:
@@ -431,13 +441,14 @@ def _final_rows(
             node=removal.node_name,
             current=None,
             desired="",
-            phase="removed" if removal.ok else f"removal failed at {removal.step}",
+            phase=Phase.REMOVED if removal.ok else Phase.REMOVAL_FAILED,
+            step=None if removal.ok else removal.step,
             last_error=removal.error,
         ))
     return rows
 
 
-def _rows_without_probe(inputs: NodeInputs, version: str, phase: str,
+def _rows_without_probe(inputs: NodeInputs, version: str, why: str | None,
                         error: str) -> list[HostStatus]:
     rows = []
     for host in inputs.hosts:
@@ -447,7 +458,8 @@ def _rows_without_probe(inputs: NodeInputs, version: str, phase: str,
             node=node.name if node else None,
             current=node.version if node else None,
             desired=version,
-            phase=phase,
+            phase=Phase.BLOCKED,
+            detail=why,
             last_error=error,
             kind=host.kind.value,
         ))
@@ -463,10 +475,10 @@ def _report(
         return previous
     rows = carry_since(result.rows, previous)
     result.rows = rows
-    hosts = [r for r in rows if r.desired]  # removed hosts have no desired version
+    tally = Tally.of(rows)
     rollout = {
-        "total": len(hosts),
-        "done": sum(1 for r in hosts if r.phase == "up-to-date"),
+        "total": tally.total,
+        "done": tally.done,
         "halted": result.halted,
         "blocked": result.blocked,
     }

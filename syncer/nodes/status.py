@@ -13,8 +13,9 @@ version, failure records), so it is right even while a round is running.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from syncer import names
@@ -24,33 +25,144 @@ from syncer.cluster.objects import now
 from syncer.nodes.annotations import list_windows_nodes
 
 
+class Phase(StrEnum):
+    """Where a host stands. The step or the planned action is a field of its own
+    (:class:`HostStatus`); text is made only for people (:attr:`HostStatus.text`)."""
+
+    UP_TO_DATE = "up-to-date"
+    PLANNED = "planned"  # no rollout ran: ``action`` is what the plan said
+    WAITING = "waiting"  # needs a rollout slot to ``action`` (or, without one, payloads)
+    PAUSED = "paused"  # rollout.paused: would ``action``
+    RUNNING = "running"  # being configured or upgraded, now at ``step``
+    INTERRUPTED = "interrupted"  # a shutdown stopped it before ``step``; resumed first
+    FAILED = "failed"  # at ``step``
+    ROLLED_BACK = "rolled-back"  # failed at ``step``, previous components restored
+    BLOCKED = "blocked"  # ``detail`` says why (unreachable, host-key, invalid, DNS, ...)
+    REMOVED = "removed"
+    REMOVAL_FAILED = "removal-failed"  # at ``step``
+    UNKNOWN = "unknown"  # a row this version cannot read; ``detail`` holds it
+
+
+# Phases that count against a host being healthy in the rollout's counts.
+_FAILED = frozenset({Phase.FAILED, Phase.ROLLED_BACK, Phase.REMOVAL_FAILED})
+# Phases of hosts that are not being worked on right now.
+_IDLE = frozenset({Phase.WAITING, Phase.PAUSED, Phase.BLOCKED, Phase.PLANNED})
+
+
 @dataclass(frozen=True)
 class HostStatus:
     address: str
     node: str | None
     current: str | None  # the version the Node records (WMCO's ``version``)
     desired: str
-    phase: str
+    phase: Phase
     last_error: str | None = None
     since: str = ""
     kind: str = "byoh"
     shell: str | None = None
+    step: str | None = None  # RUNNING, INTERRUPTED, FAILED, ROLLED_BACK, REMOVAL_FAILED
+    action: str | None = None  # PLANNED, WAITING, PAUSED, RUNNING: configure | upgrade | ...
+    detail: str | None = None  # BLOCKED: the kind; UNKNOWN: the unreadable phase
+
+    @property
+    def text(self) -> str:
+        """The phase as ``syncer status``, the status branch and the logs show it."""
+        phase, step, action = self.phase, self.step or "?", self.action
+        if phase is Phase.PLANNED:
+            return action or phase.value
+        if phase is Phase.WAITING:
+            return f"waiting to {action}" if action else "waiting"
+        if phase is Phase.PAUSED:
+            return f"paused: would {action}" if action else "paused"
+        if phase is Phase.RUNNING:
+            verb = "upgrading" if action == "upgrade" else "configuring"
+            return f"{verb}: {self.step}" if self.step else verb
+        if phase is Phase.INTERRUPTED:
+            return f"interrupted before {step}"
+        if phase is Phase.FAILED:
+            return f"failed at {step}"
+        if phase is Phase.ROLLED_BACK:
+            return f"rolled back at {step}"
+        if phase is Phase.REMOVAL_FAILED:
+            return f"removal failed at {step}"
+        if phase is Phase.BLOCKED:
+            return f"blocked ({self.detail})" if self.detail else "blocked"
+        if phase is Phase.UNKNOWN:
+            return self.detail or phase.value
+        return phase.value
+
+    @property
+    def label(self) -> str:
+        """The phase as a metric label: the phase, or for a running host its verb."""
+        if self.phase is Phase.RUNNING:
+            return "upgrading" if self.action == "upgrade" else "configuring"
+        if self.phase is Phase.PLANNED and self.action:
+            return self.action
+        return self.phase.value
+
+    @property
+    def wanted(self) -> bool:
+        """A host the fleet wants (a removed one has no desired version)."""
+        return bool(self.desired)
+
+    @property
+    def done(self) -> bool:
+        return self.phase is Phase.UP_TO_DATE
+
+    @property
+    def failed(self) -> bool:
+        return self.phase in _FAILED or bool(self.last_error)
+
+    @property
+    def in_progress(self) -> bool:
+        return not self.done and not self.failed and self.phase not in _IDLE
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        doc = asdict(self)
+        doc["phase"] = self.phase.value
+        return {k: v for k, v in doc.items()
+                if v is not None or k in ("node", "current", "last_error")}
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> HostStatus:
+        raw = str(doc.get("phase", ""))
+        try:
+            phase, detail = Phase(raw), doc.get("detail") or None
+        except ValueError:  # written by another version of syncer
+            phase, detail = Phase.UNKNOWN, raw
         return cls(
             address=str(doc.get("address", "")),
             node=doc.get("node") or None,
             current=doc.get("current") or None,
             desired=str(doc.get("desired", "")),
-            phase=str(doc.get("phase", "")),
+            phase=phase,
             last_error=doc.get("last_error") or None,
             since=str(doc.get("since", "")),
             kind=str(doc.get("kind", "byoh")),
             shell=doc.get("shell") or None,
+            step=doc.get("step") or None,
+            action=doc.get("action") or None,
+            detail=detail,
+        )
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How many wanted hosts are where: the one count every report uses."""
+
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    in_progress: int = 0
+
+    @classmethod
+    def of(cls, rows: Iterable[HostStatus]) -> Tally:
+        wanted = [r for r in rows if r.wanted]
+        return cls(
+            total=len(wanted),
+            done=sum(r.done for r in wanted),
+            failed=sum(r.failed for r in wanted),
+            in_progress=sum(r.in_progress for r in wanted),
         )
 
 
@@ -82,11 +194,15 @@ def carry_since(rows: list[HostStatus], previous: StatusReport) -> list[HostStat
         old = previous.hosts.get(row.address)
         if row.since:
             out.append(row)
-        elif old is not None and (old.phase, old.last_error) == (row.phase, row.last_error):
+        elif old is not None and _where(old) == _where(row):
             out.append(replace(row, since=old.since or stamp))
         else:
             out.append(replace(row, since=stamp))
     return out
+
+
+def _where(row: HostStatus) -> tuple[object, ...]:
+    return row.phase, row.step, row.action, row.detail, row.last_error
 
 
 def _rows_json(report: StatusReport) -> dict[str, dict[str, Any]]:
@@ -120,17 +236,16 @@ def live_rows(api: KubeClient, namespace: str) -> tuple[list[HostStatus], dict[s
     for row in sorted(report.hosts.values(), key=lambda r: r.address):
         node = nodes.get(row.node) if row.node else None
         if node is not None:
-            phase = row.phase
-            error = row.last_error
-            since = row.since
+            row = replace(row, current=node.version)
             if node.failed:
-                phase = f"failed at {node.failed_step}"
-                error = node.last_error
-                since = node.since or since
-            elif node.phase and node.phase not in ("configured",) and row.phase != "blocked":
-                phase = node.phase
-                since = node.since or since
-            row = replace(row, current=node.version, phase=phase, last_error=error, since=since)
+                row = replace(row, phase=Phase.FAILED, step=node.failed_step,
+                              last_error=node.last_error, since=node.since or row.since)
+            elif node.phase == names.PHASE_ROLLED_BACK:
+                row = replace(row, phase=Phase.ROLLED_BACK, since=node.since or row.since)
+            elif (node.phase and node.phase != names.PHASE_CONFIGURED
+                  and row.phase is not Phase.BLOCKED):
+                row = replace(row, phase=Phase.RUNNING, step=node.phase,
+                              action=row.action or "upgrade", since=node.since or row.since)
         rows.append(row)
     return rows, report.rollout
 
@@ -141,7 +256,7 @@ def format_table(rows: list[HostStatus], rollout: Mapping[str, Any]) -> str:
     table = [header]
     for r in rows:
         version = f"{r.current or '-'} -> {r.desired}" if r.current != r.desired else r.desired
-        table.append((r.address, r.node or "-", version, r.phase, r.since or "-",
+        table.append((r.address, r.node or "-", version, r.text, r.since or "-",
                       (r.last_error or "")[:200]))
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
     lines = []

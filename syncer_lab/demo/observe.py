@@ -22,11 +22,9 @@ from urllib.parse import quote
 from syncer import names
 from syncer.cluster.client import ApiError, KubeClient
 from syncer.nodes.annotations import NodeRecord, list_windows_nodes
-from syncer.nodes.status import HostStatus, live_rows
+from syncer.nodes.status import HostStatus, Phase, live_rows
 from syncer_lab.nodelab import max_overlap
 from syncer_lab.winhost import SimHost
-
-UP_TO_DATE = "up-to-date"
 
 
 @dataclass
@@ -41,7 +39,7 @@ class Snapshot:
     def at(self, version: str) -> int:
         """Hosts up to date at ``version`` with a Ready Node."""
         return sum(1 for r in self.rows
-                   if r.current == version and r.phase == UP_TO_DATE
+                   if r.current == version and r.done
                    and (node := self.nodes.get(r.address)) is not None and node.ready)
 
     def rollout(self, version: str) -> dict[str, int]:
@@ -85,17 +83,21 @@ def snapshot(api: KubeClient, addresses: list[str], committed: str) -> Snapshot:
                 out.upgrading.add(address)
         row = by_address.get(address)
         if row is None:
-            phase = "configuring" if address in holders else "waiting"
-            if node is not None and node.phase:
-                phase = node.phase
             row = HostStatus(address=address, node=node.name if node else None,
                              current=node.version if node else None, desired=committed,
-                             phase=phase)
+                             phase=_moving(address, holders), action="configure")
+            if node is not None and node.phase:
+                row = replace(row, phase=Phase.RUNNING, step=node.phase)
         row = replace(row, desired=committed)
-        if row.current != committed and row.phase == UP_TO_DATE:
-            row = replace(row, phase="configuring" if address in holders else "waiting")
+        if row.current != committed and row.done:
+            row = replace(row, phase=_moving(address, holders), action="upgrade")
         out.rows.append(row)
     return out
+
+
+def _moving(address: str, holders: set[str]) -> Phase:
+    """A host not at the committed version yet: in the rollout or waiting for a slot."""
+    return Phase.RUNNING if address in holders else Phase.WAITING
 
 
 def outages(hosts: list[SimHost], since: float) -> dict[str, tuple[float, float]]:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from syncer import names
+from syncer.nodes.status import Phase
 from syncer_lab import webhooks
 from syncer_lab.demo import fleet
 from syncer_lab.demo.lab import WEBHOOK_SECRET, DemoFailed, DemoLab
@@ -211,9 +212,9 @@ class Story:
                 view.update(snap.rows, snap.rollout(version), note)
                 if snap.at(version) == len(addresses):
                     return most
-                failed = [r for r in snap.rows if r.phase.startswith("failed")]
+                failed = [r for r in snap.rows if r.phase is Phase.FAILED]
                 if failed:
-                    raise DemoFailed(f"{what}: {failed[0].address} {failed[0].phase}: "
+                    raise DemoFailed(f"{what}: {failed[0].address} {failed[0].text}: "
                                      f"{failed[0].last_error}")
                 if time.monotonic() > deadline:
                     raise DemoFailed(f"{what}: not every host at {version} within "

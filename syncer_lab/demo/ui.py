@@ -173,10 +173,9 @@ def _rich_table(rows: Sequence[HostStatus], rollout: Mapping[str, Any], note: st
     for r in rows:
         current = r.current == r.desired
         version = r.desired if current else f"{r.current or '-'} -> {r.desired}"
-        style = "green" if r.phase == "up-to-date" and current else (
-            "red" if r.last_error or r.phase.startswith("failed") else "yellow")
+        style = "green" if r.done and current else ("red" if r.failed else "yellow")
         since = r.since[11:19] if len(r.since) >= 19 else (r.since or "-")  # HH:MM:SS
-        cells: list[Any] = [r.address, r.node or "-", version, Text(r.phase, style=style),
+        cells: list[Any] = [r.address, r.node or "-", version, Text(r.text, style=style),
                             since]
         if errors:
             cells.append((r.last_error or "")[:80])

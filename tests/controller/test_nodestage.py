@@ -12,7 +12,6 @@ from syncer.controller.loop import Progress
 from syncer.controller.metrics import Metrics
 from syncer.controller.nodestage import (
     ControllerProgress,
-    phase_of,
     rollout_identity,
     round_outcome,
     stage_options,
@@ -20,7 +19,7 @@ from syncer.controller.nodestage import (
 from syncer.nodes.rollout import RolloutResult
 from syncer.nodes.ssh import SSH_ERRORS
 from syncer.nodes.stage import NodeStageResult
-from syncer.nodes.status import HostStatus
+from syncer.nodes.status import HostStatus, Phase
 
 
 class Events:
@@ -37,9 +36,10 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
     return None if value is None else float(value)
 
 
-def row(address: str, phase: str, current: str = "1.0.0", desired: str = "1.1.0") -> HostStatus:
+def row(address: str, phase: Phase, current: str = "1.0.0", desired: str = "1.1.0",
+        **fields: str) -> HostStatus:
     return HostStatus(address=address, node=None, current=current, desired=desired,
-                      phase=phase)
+                      phase=phase, **fields)
 
 
 def test_live_progress_is_on_metrics_while_hosts_are_worked_on() -> None:
@@ -74,8 +74,8 @@ def test_round_outcome_gauges_and_events() -> None:
     metrics, events = Metrics(), Events()
     progress = Progress(metrics, events)  # type: ignore[arg-type]
     finished = NodeStageResult(
-        rows=[row("a", "up-to-date", "1.1.0"), row("b", "up-to-date", "1.1.0"),
-              HostStatus("c", "win-c", None, "", "removed")],
+        rows=[row("a", Phase.UP_TO_DATE, "1.1.0"), row("b", Phase.UP_TO_DATE, "1.1.0"),
+              HostStatus("c", "win-c", None, "", Phase.REMOVED)],
         rollout=RolloutResult(total=2))
     outcome = round_outcome(finished, progress)
     assert outcome.hosts == {"up-to-date": 2}
@@ -85,8 +85,8 @@ def test_round_outcome_gauges_and_events() -> None:
                                    "rollout finished: 2/2 host(s) at version 1.1.0", ev.NORMAL)
 
     halted = NodeStageResult(
-        rows=[row("a", "up-to-date", "1.1.0"), row("b", "failed at verify"),
-              row("c", "waiting to upgrade")],
+        rows=[row("a", Phase.UP_TO_DATE, "1.1.0"), row("b", Phase.FAILED, step="verify"),
+              row("c", Phase.WAITING, action="upgrade")],
         rollout=RolloutResult(total=2), halted="rollout halted: b failed at step verify")
     outcome = round_outcome(halted, progress)
     assert outcome.hosts == {"up-to-date": 1, "failed": 1, "waiting": 1}
@@ -94,7 +94,7 @@ def test_round_outcome_gauges_and_events() -> None:
     assert events.recorded[-1] == (ev.ROLLOUT_HALTED, "rollout halted: b failed at step verify",
                                    ev.WARNING)
 
-    parked = NodeStageResult(rows=[row("a", "interrupted before start")],
+    parked = NodeStageResult(rows=[row("a", Phase.INTERRUPTED, step="start")],
                              rollout=RolloutResult(total=1, interrupted=True))
     count = len(events.recorded)
     assert round_outcome(parked, progress).interrupted
@@ -102,12 +102,16 @@ def test_round_outcome_gauges_and_events() -> None:
 
 
 def test_phase_labels() -> None:
-    assert phase_of("failed at drain") == "failed"
-    assert phase_of("waiting to upgrade") == "waiting"
-    assert phase_of("blocked (unreachable)") == "blocked"
-    assert phase_of("rolled back at verify") == "rolled-back"
-    assert phase_of("removal failed at stop") == "removal-failed"
-    assert phase_of("up-to-date") == "up-to-date"
+    def label(phase: Phase, **fields: str) -> str:
+        return row("a", phase, **fields).label
+
+    assert label(Phase.FAILED, step="drain") == "failed"
+    assert label(Phase.WAITING, action="upgrade") == "waiting"
+    assert label(Phase.BLOCKED, detail="unreachable") == "blocked"
+    assert label(Phase.ROLLED_BACK, step="verify") == "rolled-back"
+    assert label(Phase.REMOVAL_FAILED, step="stop") == "removal-failed"
+    assert label(Phase.UP_TO_DATE) == "up-to-date"
+    assert label(Phase.RUNNING, step="drain", action="upgrade") == "upgrading"
 
 
 def test_options_identity_and_key_file(tmp_path: Path) -> None:

@@ -71,14 +71,14 @@ def test_fresh_byoh_hosts_join_and_a_second_pass_changes_nothing(node_lab: NodeL
         assert kubelet.description == "OpenShift managed (syncer) kubelet"
         assert kubelet.failure_actions.startswith("restart/")
         assert host.fs.is_file("C:\\k\\cni\\win-overlay.exe")
-    assert [r.phase for r in result.rows] == ["up-to-date", "up-to-date"]
+    assert [r.text for r in result.rows] == ["up-to-date", "up-to-date"]
 
     # An up-to-date fleet: one command per host, no cordon, no upload, no cluster write.
     before = {h.name: len(h.commands) for h in hosts}
     writes = _writes(node_lab)
     again = node_lab.run()
     assert again.ok, again.summary()
-    assert [r.phase for r in again.rows] == ["up-to-date", "up-to-date"]
+    assert [r.text for r in again.rows] == ["up-to-date", "up-to-date"]
     for host in hosts:
         new = entries(host)[before[host.name]:]
         assert len(new) == 1 and new[0].startswith("inventory "), new
@@ -118,11 +118,11 @@ def test_status_follows_a_rollout_while_it_runs(node_lab: NodeLab) -> None:
 
     def on_step(address: str, step: str) -> None:
         if step == "replace":
-            seen.append({a: r.phase for a, r in read_status(node_lab.api,
+            seen.append({a: r.text for a, r in read_status(node_lab.api,
                                                             node_lab.namespace).hosts.items()})
 
     def on_update(snapshot: NodeStageResult) -> None:
-        snapshots.append({r.address: r.phase for r in snapshot.rows})
+        snapshots.append({r.address: r.text for r in snapshot.rows})
 
     result = run_node_stage(node_lab.api, node_lab.options(on_update=on_update),
                             on_step=on_step)
@@ -252,9 +252,9 @@ def test_changed_host_key_stops_that_host_only(node_lab: NodeLab) -> None:
     node_lab.set_fleet("1.1.0", kubelet="v1.31.0")
     result = node_lab.run()
     rows = {r.address: r for r in result.rows}
-    assert rows[changed.address].phase == "blocked (host-key)"
+    assert rows[changed.address].text == "blocked (host-key)"
     assert f"host key for {changed.address} changed" in (rows[changed.address].last_error or "")
-    assert rows[other.address].phase == "up-to-date"
+    assert rows[other.address].text == "up-to-date"
     assert entries(changed)[seen:] == []  # not a single command reached it
     n = node_lab.node_of(other)
     assert n is not None and n["status"]["nodeInfo"]["kubeletVersion"] == "v1.31.0"
@@ -356,7 +356,7 @@ spec:
     options = ReconcileOptions(inventory_namespace=node_lab.namespace, nodes=node_lab.options())
     result = reconcile_once(fleet, node_lab.api, options)
     assert result.ok, (result.errors, result.nodes and result.nodes.rows)
-    assert result.nodes is not None and [r.phase for r in result.nodes.rows] == ["up-to-date"]
+    assert result.nodes is not None and [r.text for r in result.nodes.rows] == ["up-to-date"]
     node = node_lab.node_of(host)
     assert node is not None
     assert node["metadata"]["annotations"][names.ANNOTATION_VERSION] == "3.0.0"
@@ -378,7 +378,7 @@ spec:
     rejected = reconcile_once(fleet, node_lab.api, options)
     assert not rejected.ok and rejected.stage == "validate", rejected.errors
     assert rejected.nodes is not None, "the node stage did not run on the last good state"
-    assert [r.phase for r in rejected.nodes.rows] == ["up-to-date"], rejected.nodes.rows
+    assert [r.text for r in rejected.nodes.rows] == ["up-to-date"], rejected.nodes.rows
     assert hashlib.sha256(kubelet_exe.read_bytes()).hexdigest() == kubelet["sha256"]
 
 
@@ -389,7 +389,7 @@ def test_paused_rollout_only_plans(node_lab: NodeLab) -> None:
     node_lab.set_fleet("1.1.0", kubelet="v1.31.0", paused=True)
     result = node_lab.run()
     assert result.paused
-    assert [r.phase for r in result.rows] == ["paused: would upgrade"]
+    assert [r.text for r in result.rows] == ["paused: would upgrade"]
     assert [e.split(" ")[0] for e in entries(host)[seen:]] == ["inventory"]
     node = node_lab.node_of(host)
     assert node is not None and node["status"]["nodeInfo"]["kubeletVersion"] == "v1.30.4"

@@ -85,11 +85,11 @@ def test_hostile_repository_data_stays_data(node_lab: NodeLab) -> None:
     })
     result = node_lab.run()
     rows = {r.address: r for r in result.rows}
-    assert rows[good.address].phase == "up-to-date"
-    assert rows[bad_labels.address].phase == "blocked (invalid)"
+    assert rows[good.address].text == "up-to-date"
+    assert rows[bad_labels.address].text == "blocked (invalid)"
     assert "not a valid Kubernetes label value" in (rows[bad_labels.address].last_error or "")
     assert [e.split(" ")[0] for e in entries(bad_labels)] == ["shell-probe", "inventory"]
-    assert rows[bad_user.address].phase == "blocked (unreachable)"  # authentication refused
+    assert rows[bad_user.address].text == "blocked (unreachable)"  # authentication refused
     assert entries(bad_user) == []
     assert any("bad_host.example" in str(p) for p in result.problems)
     for host in (good, bad_labels):

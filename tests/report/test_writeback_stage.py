@@ -4,6 +4,7 @@ remotes (``file://`` and the HTTPS server) and the real control plane."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from syncer.cli.main import cli
 from syncer.cluster.client import KubeClient, Resource
 from syncer.nodes.stage import NodeStageResult
 from syncer.nodes.status import HostStatus as NodeRow
+from syncer.nodes.status import Phase
 from syncer.reconcile import ReconcileOptions, reconcile_once
 from syncer.source import GitSource, SourceConfig, VerifyConfig
 from syncer.writeback.status.model import StatusReport
@@ -217,12 +219,20 @@ def test_history_shows_how_long_until_all_hosts_reached_a_revision(
                           retry=RetryPolicy(backoff=0.01))
     options = ReconcileOptions(inventory_namespace=namespace)
 
-    def rows(*phases: str) -> NodeStageResult:
+    def rows(*phases: NodeRow) -> NodeStageResult:
         return NodeStageResult(rows=[
-            NodeRow(f"10.0.0.{i}", f"win-{i}", "1.1.0" if phase == "up-to-date" else "1.0.0",
-                    "1.1.0", phase)
-            for i, phase in enumerate(phases, start=1)
+            replace(row, address=f"10.0.0.{i}", node=f"win-{i}",
+                    current="1.1.0" if row.done else "1.0.0")
+            for i, row in enumerate(phases, start=1)
         ])
+
+    def host(phase: Phase, **fields: str) -> NodeRow:
+        return NodeRow("", None, None, "1.1.0", phase, **fields)
+
+    upgrading = host(Phase.RUNNING, step="drain", action="upgrade")
+    waiting = host(Phase.WAITING, action="upgrade")
+    done = host(Phase.UP_TO_DATE)
+    failed = host(Phase.FAILED, step="transfer")
 
     def reconcile(nodes: NodeStageResult, at: timedelta) -> str:
         result = reconcile_once(source, kc, options)
@@ -233,13 +243,13 @@ def test_history_shows_how_long_until_all_hosts_reached_a_revision(
         return outcome.summary
 
     sha = repo.push_main("Fleet 1.1.0", version="1.1.0")
-    assert reconcile(rows("upgrading", "waiting to upgrade"), timedelta(0)) == (
+    assert reconcile(rows(upgrading, waiting), timedelta(0)) == (
         f"Applied {sha[:7]}: 3 objects, hosts 0/2 at 1.1.0, 1 in progress")
-    assert reconcile(rows("up-to-date", "upgrading"), timedelta(minutes=2)) == (
+    assert reconcile(rows(done, upgrading), timedelta(minutes=2)) == (
         f"Applied {sha[:7]}: 3 objects, hosts 1/2 at 1.1.0, 1 in progress")
-    assert reconcile(rows("up-to-date", "up-to-date"), timedelta(minutes=4, seconds=12)) == (
+    assert reconcile(rows(done, done), timedelta(minutes=4, seconds=12)) == (
         f"Applied {sha[:7]}: 3 objects, hosts 2/2 at 1.1.0")
-    reconcile(rows("up-to-date", "up-to-date"), timedelta(minutes=9))  # nothing new
+    reconcile(rows(done, done), timedelta(minutes=9))  # nothing new
     assert len(subjects(repo.bare)) == 3
 
     text = note(repo.bare, sha)
@@ -248,7 +258,7 @@ def test_history_shows_how_long_until_all_hosts_reached_a_revision(
     assert "controller: syncer-7d9f" in text and "address: 10.0.0.2" in text
 
     later = repo.push_main("Fleet 1.1.0, value 2", version="1.1.0", value="2")
-    reconcile(rows("up-to-date", "failed at transfer"), timedelta(hours=1))
+    reconcile(rows(done, failed), timedelta(hours=1))
     history = CliRunner().invoke(cli, ["history", "--repo", str(repo.bare)])
     assert history.exit_code == 0, history.output
     lines = history.output.splitlines()

@@ -11,7 +11,8 @@ from syncer.cluster.apply import ApplyResult, ObjectResult, Outcome
 from syncer.cluster.objects import ObjectRef
 from syncer.nodes.stage import NodeStageResult
 from syncer.nodes.status import HostStatus as NodeRow
-from syncer.reconcile import ReconcileResult
+from syncer.nodes.status import Phase
+from syncer.reconcile import ReconcileResult, Stage
 from syncer.writeback.forges import ForgeConfigError
 from syncer.writeback.status.build import (
     RevisionFacts,
@@ -32,7 +33,7 @@ FACTS = RevisionFacts("https://git.example.com/org/fleet.git", "main", SHA, SHA)
 
 def applied(*results: tuple[str, Outcome]) -> ReconcileResult:
     return ReconcileResult(
-        revision=SHA, stage="done",
+        revision=SHA, stage=Stage.DONE,
         applied=ApplyResult([ObjectResult(ObjectRef("", "ConfigMap", "ns", name), outcome)
                              for name, outcome in results]),
     )
@@ -49,7 +50,7 @@ def applied(*results: tuple[str, Outcome]) -> ReconcileResult:
 ])
 def test_outcome_of_each_stage(stage: str, errors: list[str], at_source: bool,
                                expected: Verdict) -> None:
-    result = ReconcileResult(revision=SHA, stage=stage, errors=errors)
+    result = ReconcileResult(revision=SHA, stage=Stage(stage), errors=errors)
     assert outcome_of(result, at_source) is expected
 
 
@@ -75,11 +76,12 @@ def test_carry_forward_only_keeps_first_results_and_prunes() -> None:
 
 
 def test_rollout_counts_and_all_hosts_reached() -> None:
-    rows = [NodeRow("10.0.0.1", "w1", "1.1.0", "1.1.0", "up-to-date"),
-            NodeRow("10.0.0.2", "w2", "1.0.0", "1.1.0", "draining"),
-            NodeRow("10.0.0.3", "w3", "1.0.0", "1.1.0", "failed at transfer", "checksum"),
-            NodeRow("10.0.0.4", "w4", "1.0.0", "1.1.0", "waiting to upgrade"),
-            NodeRow("node/w5", "w5", None, "", "removed")]
+    rows = [NodeRow("10.0.0.1", "w1", "1.1.0", "1.1.0", Phase.UP_TO_DATE),
+            NodeRow("10.0.0.2", "w2", "1.0.0", "1.1.0", Phase.RUNNING, step="drain"),
+            NodeRow("10.0.0.3", "w3", "1.0.0", "1.1.0", Phase.FAILED, "checksum",
+                    step="transfer"),
+            NodeRow("10.0.0.4", "w4", "1.0.0", "1.1.0", Phase.WAITING, action="upgrade"),
+            NodeRow("node/w5", "w5", None, "", Phase.REMOVED)]
     rollout = rollout_of(rows)
     assert (rollout.desired_version, rollout.total, rollout.updated, rollout.in_progress,
             rollout.failed) == ("1.1.0", 4, 1, 1, 1)
@@ -88,8 +90,8 @@ def test_rollout_counts_and_all_hosts_reached() -> None:
     assert report.summary_line() == (
         "Applied 3f2a9c1: 1 object, hosts 1/4 at 1.1.0, 1 in progress, 1 failed")
     assert build_note(report, NodeStageResult(rows=rows)).all_hosts_reached_at is None
-    done = NodeStageResult(rows=[NodeRow("10.0.0.1", "w1", "1.1.0", "1.1.0", "up-to-date"),
-                                 NodeRow("node/w5", "w5", None, "", "removed")])
+    done = NodeStageResult(rows=[NodeRow("10.0.0.1", "w1", "1.1.0", "1.1.0", Phase.UP_TO_DATE),
+                                 NodeRow("node/w5", "w5", None, "", Phase.REMOVED)])
     report = build_status(applied(("a", Outcome.CREATED)), done, FACTS, time=T)
     assert build_note(report, done).all_hosts_reached_at == T
     blocked = NodeStageResult(blocked="no ConfigMap syncer-fleet")
@@ -99,7 +101,7 @@ def test_rollout_counts_and_all_hosts_reached() -> None:
 
 
 def test_a_rejected_note_has_the_problems_and_no_objects() -> None:
-    result = ReconcileResult(revision=SHA, stage="validate",
+    result = ReconcileResult(revision=SHA, stage=Stage.VALIDATE,
                              errors=["hosts.yaml:7: username: must not contain '='",
                                      "fleet.yaml:3: version: required"])
     report = build_status(result, None, FACTS, time=T, controller="syncer-0")

@@ -39,7 +39,8 @@ from datetime import datetime
 
 from syncer.nodes.stage import NodeStageResult
 from syncer.nodes.status import HostStatus as NodeRow
-from syncer.reconcile import ReconcileResult
+from syncer.nodes.status import Tally
+from syncer.reconcile import ReconcileResult, Stage
 from syncer.writeback.status.model import (
     HostStatus,
     ObjectStatus,
@@ -51,7 +52,6 @@ from syncer.writeback.status.model import (
 )
 from syncer.writeback.status.notes import ApplyNote
 
-UP_TO_DATE = "up-to-date"
 _FIRST_RESULTS = ("created", "configured")
 
 
@@ -70,11 +70,11 @@ class RevisionFacts:
 
 def outcome_of(result: ReconcileResult, rejected_at_source: bool = False) -> Outcome:
     """The revision-level outcome of a reconcile (see the module table)."""
-    if result.stage == "source":
+    if result.stage is Stage.SOURCE:
         return Outcome.REJECTED if rejected_at_source else Outcome.FAILED
-    if result.stage in ("validate", "guard"):
+    if result.stage.rejects_revision:
         return Outcome.REJECTED
-    if result.stage == "done" and not result.errors:
+    if result.stage is Stage.DONE and not result.errors:
         return Outcome.APPLIED
     return Outcome.FAILED
 
@@ -100,7 +100,7 @@ def build_status(
     rows = nodes.rows if nodes is not None and outcome is Outcome.APPLIED else []
     hosts = tuple(host_of(row) for row in rows)
     rollout = rollout_of(rows, paused=bool(nodes and nodes.paused)) if hosts else None
-    if same is not None and result.stage == "source" and outcome is Outcome.FAILED:
+    if same is not None and result.stage is Stage.SOURCE and outcome is Outcome.FAILED:
         # Git could not be read: the cluster still runs what the last report says.
         objects, hosts, rollout = list(same.objects), same.hosts, same.rollout
     elif same is not None and outcome is not Outcome.REJECTED:
@@ -164,7 +164,7 @@ def host_of(row: NodeRow) -> HostStatus:
         node=row.node or "",
         current_version=row.current or "",
         desired_version=row.desired,
-        phase=row.phase,
+        phase=row.text,
         error=_line(row.last_error or ""),
         since=_since(row.since),
     )
@@ -172,27 +172,19 @@ def host_of(row: NodeRow) -> HostStatus:
 
 def rollout_of(rows: Iterable[NodeRow], paused: bool = False) -> RolloutStatus:
     """Rollout progress over the hosts that have a desired version (removed ones do not)."""
-    wanted = [r for r in rows if r.desired]
-    versions = [r.desired for r in wanted]
+    rows = list(rows)
+    versions = [r.desired for r in rows if r.wanted]
     desired = max(set(versions), key=versions.count) if versions else ""
-    updated = sum(1 for r in wanted if _reached(r, desired))
-    failed = sum(1 for r in wanted if _failed(r))
-    in_progress = sum(
-        1
-        for r in wanted
-        if not _reached(r, desired)
-        and not _failed(r)
-        and not r.phase.startswith(("waiting", "paused", "blocked"))
-    )
-    return RolloutStatus(desired, len(wanted), updated, in_progress, failed, paused)
+    tally = Tally.of(rows)
+    return RolloutStatus(desired, tally.total, tally.done, tally.in_progress, tally.failed,
+                         paused)
 
 
 def all_hosts_reached(nodes: NodeStageResult | None, outcome: Outcome) -> bool:
     """True when the node stage ran after an apply and every wanted host is up to date."""
     if nodes is None or outcome is not Outcome.APPLIED or nodes.blocked or nodes.paused:
         return False
-    wanted = [r for r in nodes.rows if r.desired]
-    return all(_reached(r, r.desired) for r in wanted)
+    return all(r.done for r in nodes.rows if r.wanted)
 
 
 def build_note(
@@ -211,14 +203,6 @@ def build_note(
         hosts=report.hosts if nodes is not None and applied else None,
         all_hosts_reached_at=report.time if reached else None,
     )
-
-
-def _reached(row: NodeRow, desired: str) -> bool:
-    return bool(desired) and row.desired == desired and row.phase == UP_TO_DATE
-
-
-def _failed(row: NodeRow) -> bool:
-    return bool(row.last_error) or row.phase.startswith(("failed", "rolled back"))
 
 
 def _since(text: str) -> datetime | None:

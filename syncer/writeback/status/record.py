@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from syncer.nodes.stage import NodeStageResult
-from syncer.reconcile import ReconcileResult
+from syncer.reconcile import ReconcileResult, Stage
 from syncer.source import GitSource, SourceError
 from syncer.source.auth import base_env
 from syncer.source.errors import redact_url
@@ -185,7 +185,7 @@ def revision_facts(
     if revision is not None:
         return _with(base, revision.sha, revision.subject, revision.author)
     if result.revision:
-        at_source = (result.stage == "source" and rejected is not None
+        at_source = (result.stage is Stage.SOURCE and rejected is not None
                      and rejected[0] == result.revision)
         return _with(base, result.revision, *commit_info(source, result.revision),
                      rejected=at_source)
