@@ -13,35 +13,18 @@ Compact objects keep only what rendering needs; pass-through objects
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from syncer.desired import HostKeyPolicy, OnFailure, Platform, UserDataMode
 from syncer.problems import Problem
 
-
-class Platform(StrEnum):
-    AWS = "aws"
-    AZURE = "azure"
-    GCP = "gcp"
-    VSPHERE = "vsphere"
-    NUTANIX = "nutanix"
-    NONE = "none"
-
-
-class OnFailure(StrEnum):
-    HALT = "halt"  # leave the failed host cordoned for an operator, stop the rollout
-    ROLLBACK = "rollback"  # bring the failed host back to its previous components
-
-
-class HostKeyPolicy(StrEnum):
-    TOFU = "tofu"  # trust on first use, then pinned in the cluster
-    PINNED = "pinned"  # every BYOH host must carry hostKey in Git
-
-
-class UserDataMode(StrEnum):
-    SYNCER = "syncer"  # syncer maintains the windows-user-data Secret
-    WMCO = "wmco"  # WMCO (or the user) maintains it
+__all__ = [
+    "HostKeyPolicy",
+    "OnFailure",
+    "Platform",
+    "UserDataMode",
+]
 
 
 @dataclass(frozen=True, order=True)

@@ -25,10 +25,16 @@ user labels are kept.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from syncer import names
+from syncer.desired import (
+    ComponentVersion,
+    DesiredState,
+    HostExtras,
+    NodePolicy,
+    RolloutPolicy,
+)
 from syncer.fleet import platforms
 from syncer.fleet.model import Fleet, FleetModel, RawObject, WindowsMachineSet, WindowsRuntimeClass
 from syncer.fleet.passthrough import api_group
@@ -82,56 +88,36 @@ def _metadata(
     return meta
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True) + "\n"
-
 
 def fleet_configmap(model: FleetModel) -> dict[str, Any]:
+    """``syncer-fleet``: the desired state the node stage reads back (:mod:`syncer.desired`)."""
     fleet = model.fleet
-    rollout, nodes = fleet.rollout, fleet.nodes
-    node_policy: dict[str, Any] = {
-        "hostKeyPolicy": nodes.host_key_policy.value,
-        "sshPort": nodes.ssh_port,
-        "userData": nodes.user_data.value,
-    }
-    if nodes.api_server:
-        node_policy["apiServer"] = nodes.api_server
-    hosts: dict[str, Any] = {}
-    for host in model.byoh_hosts:
-        extras: dict[str, Any] = {}
-        if host.host_key:
-            extras["hostKey"] = host.host_key
-        if host.labels:
-            extras["labels"] = dict(host.labels)
-        if extras:
-            hosts[host.address] = extras
+    state = DesiredState(
+        fleet=fleet.name,
+        version=fleet.version,
+        components={name: ComponentVersion(name, c.version, c.url, c.sha256)
+                    for name, c in fleet.components.items()},
+        rollout=RolloutPolicy(
+            max_unavailable=fleet.rollout.max_unavailable,
+            drain_timeout=fleet.rollout.drain_timeout,
+            on_failure=fleet.rollout.on_failure,
+            paused=fleet.rollout.paused,
+        ),
+        nodes=NodePolicy(
+            ssh_port=fleet.nodes.ssh_port,
+            host_key_policy=fleet.nodes.host_key_policy,
+            user_data=fleet.nodes.user_data,
+            api_server=fleet.nodes.api_server,
+            platform=fleet.platform,
+        ),
+        extras={host.address: HostExtras(host.host_key, dict(host.labels))
+                for host in model.byoh_hosts},
+    )
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(fleet, names.FLEET_CONFIGMAP, fleet.namespace),
-        "data": {
-            "fleet": fleet.name,
-            "version": fleet.version,
-            "components.json": _json(
-                {
-                    name: {"sha256": c.sha256, "url": c.url, "version": c.version}
-                    for name, c in fleet.components.items()
-                }
-            ),
-            "nodes.json": _json(
-                {
-                    "platform": fleet.platform.value,
-                    "rollout": {
-                        "drainTimeout": rollout.drain_timeout,
-                        "maxUnavailable": rollout.max_unavailable,
-                        "onFailure": rollout.on_failure.value,
-                        "paused": rollout.paused,
-                    },
-                    "nodes": node_policy,
-                }
-            ),
-            "hosts.json": _json(hosts),
-        },
+        "data": state.to_data(),
     }
 
 

@@ -296,7 +296,7 @@ class HostRun:
             draining.cordon(ctx.api, self.node_name)
             self._enter("drain")
             options = ctx.drain or draining.DrainOptions()
-            options = replace(options, timeout=ctx.desired.rollout.drain_timeout)
+            options = replace(options, timeout=ctx.desired.rollout.drain_seconds)
             result = draining.drain(ctx.api, self.node_name, options)
             if not result.ok:
                 raise StepFailed(result.message)

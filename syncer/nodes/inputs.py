@@ -29,7 +29,6 @@ node (no ``byoh=true`` label) — no Windows Machine (ignored ones included) map
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -37,9 +36,19 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
-from syncer import durations, names
+from syncer import names
 from syncer.cluster import configmaps
 from syncer.cluster.client import ApiError, KubeClient, Resource
+from syncer.desired import (
+    ComponentVersion,
+    DesiredState,
+    HostExtras,
+    HostKeyPolicy,
+    NodePolicy,
+    OnFailure,
+    RolloutPolicy,
+    UserDataMode,
+)
 from syncer.nodes.annotations import WINDOWS_NODES, NodeRecord, list_windows_nodes
 from syncer.nodes.resolving import Resolution, Resolver, is_ipv4, is_ipv6, resolve_all, resolve_ipv4
 from syncer.nodes.windows.keys import PrivateKey, PrivateKeyError, parse_private_key
@@ -61,59 +70,6 @@ _USERNAME_RE = re.compile(rf"username=(?P<user>{_USER_EDGE}(?:{_USER_MID}*{_USER
 class HostKind(StrEnum):
     BYOH = "byoh"
     MACHINE = "machine"
-
-
-# --- desired state (the Fleet ConfigMap) -----------------------------------------------
-
-
-@dataclass(frozen=True)
-class ComponentVersion:
-    name: str
-    version: str
-    url: str
-    sha256: str
-
-
-@dataclass(frozen=True)
-class RolloutPolicy:
-    max_unavailable: int = 1
-    drain_timeout: float = 600.0  # seconds
-    on_failure: str = "halt"  # "halt" | "rollback"
-    paused: bool = False
-
-
-@dataclass(frozen=True)
-class NodePolicy:
-    ssh_port: int = 22
-    host_key_policy: str = "tofu"  # "tofu" | "pinned"
-    user_data: str = "syncer"  # "syncer" | "wmco"
-    api_server: str | None = None
-    platform: str | None = None  # aws | azure | gcp | vsphere | nutanix | none
-
-
-@dataclass(frozen=True)
-class HostExtras:
-    """What Git says about a BYOH host beyond ``windows-instances`` (``hosts.json``)."""
-
-    host_key: str | None = None  # OpenSSH "<type> <base64> [comment]" line
-    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
-
-
-@dataclass(frozen=True)
-class DesiredState:
-    """The Fleet ConfigMap ``syncer-fleet``, parsed."""
-
-    fleet: str
-    version: str
-    components: Mapping[str, ComponentVersion] = field(default_factory=dict, hash=False)
-    rollout: RolloutPolicy = field(default_factory=RolloutPolicy)
-    nodes: NodePolicy = field(default_factory=NodePolicy)
-    extras: Mapping[str, HostExtras] = field(default_factory=dict, hash=False)
-
-    @property
-    def kubelet_version(self) -> str | None:
-        kubelet = self.components.get("kubelet")
-        return kubelet.version if kubelet else None
 
 
 # --- hosts ------------------------------------------------------------------------------
@@ -332,79 +288,8 @@ def parse_desired_state(
     where: str = names.FLEET_CONFIGMAP,
     problems: list[Problem] | None = None,
 ) -> DesiredState:
-    """Parse the Fleet ConfigMap's ``data`` (layout: docs/architecture.md)."""
-    problems = problems if problems is not None else []
-
-    def load(key: str) -> dict[str, Any]:
-        text = data.get(key)
-        if not text:
-            return {}
-        try:
-            doc = json.loads(text)
-        except ValueError as err:
-            problems.append(Problem(where, 0, f"{key}: not valid JSON: {err}"))
-            return {}
-        if not isinstance(doc, dict):
-            problems.append(Problem(where, 0, f"{key}: must be a JSON object"))
-            return {}
-        return doc
-
-    components: dict[str, ComponentVersion] = {}
-    for name, spec in load("components.json").items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("version"), str):
-            problems.append(Problem(where, 0, f"components.json: {name}: needs a version"))
-            continue
-        components[name] = ComponentVersion(
-            name, spec["version"], str(spec.get("url", "")), str(spec.get("sha256", "")).lower()
-        )
-
-    policy = load("nodes.json")
-    rollout_doc = _section(policy, "rollout", where, problems)
-    nodes_doc = _section(policy, "nodes", where, problems)
-    rollout = RolloutPolicy(
-        max_unavailable=max(1, _int(rollout_doc.get("maxUnavailable"), 1)),
-        drain_timeout=durations.seconds_or(rollout_doc.get("drainTimeout"), 600.0),
-        on_failure=str(rollout_doc.get("onFailure") or "halt"),
-        paused=bool(rollout_doc.get("paused", False)),
-    )
-    platform = policy.get("platform")
-    node_policy = NodePolicy(
-        ssh_port=_int(nodes_doc.get("sshPort"), 22),
-        host_key_policy=str(nodes_doc.get("hostKeyPolicy") or "tofu"),
-        user_data=str(nodes_doc.get("userData") or "syncer"),
-        api_server=str(nodes_doc["apiServer"]) if nodes_doc.get("apiServer") else None,
-        platform=str(platform).lower() if platform else None,
-    )
-
-    extras: dict[str, HostExtras] = {}
-    for address, extra in load("hosts.json").items():
-        if not isinstance(extra, dict):
-            problems.append(Problem(where, 0, f"hosts.json: {address}: must be an object"))
-            continue
-        labels = extra.get("labels") or {}
-        extras[address] = HostExtras(
-            host_key=str(extra["hostKey"]) if extra.get("hostKey") else None,
-            labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
-        )
-    return DesiredState(
-        fleet=str(data.get("fleet", "")),
-        version=str(data.get("version", "")),
-        components=components,
-        rollout=rollout,
-        nodes=node_policy,
-        extras=extras,
-    )
-
-
-def _section(
-    policy: dict[str, Any], key: str, where: str, problems: list[Problem]
-) -> dict[str, Any]:
-    """``policy[key]``, the object the renderer writes (defaults when it is missing)."""
-    value = policy.get(key, {})
-    if not isinstance(value, dict):
-        problems.append(Problem(where, 0, f"nodes.json: {key}: must be a JSON object"))
-        return {}
-    return value
+    """Parse the Fleet ConfigMap's ``data`` (:mod:`syncer.desired`)."""
+    return DesiredState.from_data(data, where, problems)
 
 
 def _int(value: Any, default: int) -> int:
@@ -557,12 +442,15 @@ __all__ = [
     "DesiredState",
     "Host",
     "HostExtras",
+    "HostKeyPolicy",
     "HostKind",
     "MachineInfo",
     "NodeInputs",
     "NodePolicy",
+    "OnFailure",
     "RemovedHost",
     "RolloutPolicy",
+    "UserDataMode",
     "check_address",
     "parse_byoh_entries",
     "parse_desired_state",

@@ -41,6 +41,7 @@ from urllib.parse import quote
 
 from syncer import names
 from syncer.cluster.client import MERGE_PATCH, ApiError, KubeClient
+from syncer.desired import UserDataMode
 from syncer.nodes.windows.keys import PrivateKey
 
 FIREWALL_RULES = (
@@ -48,11 +49,6 @@ FIREWALL_RULES = (
     ("syncer-kubelet", "kubelet logs and exec", 10250),
     ("syncer-windows-exporter", "windows_exporter metrics", 9182),
 )
-
-
-class UserDataMode(StrEnum):
-    SYNCER = "syncer"
-    WMCO = "wmco"
 
 
 class Action(StrEnum):

@@ -166,7 +166,7 @@ def test_fleet_configmap_parses_every_key() -> None:
     assert desired.kubelet_version == "v1.34.4"
     assert desired.components["kubelet"].sha256 == "ab" * 32
     assert desired.rollout.max_unavailable == 2
-    assert desired.rollout.drain_timeout == 5400.0
+    assert desired.rollout.drain_seconds == 5400.0
     assert desired.rollout.on_failure == "rollback" and desired.rollout.paused
     assert desired.nodes.ssh_port == 2222 and desired.nodes.host_key_policy == "pinned"
     assert desired.nodes.user_data == "wmco" and desired.nodes.platform == "azure"
@@ -199,7 +199,7 @@ def test_fleet_configmap_as_the_renderer_writes_it() -> None:
 def test_fleet_configmap_defaults_and_bad_json_is_a_problem() -> None:
     problems: list = []
     desired = parse_desired_state({"version": "1", "nodes.json": "{oops"}, "cm", problems)
-    assert desired.rollout.max_unavailable == 1 and desired.rollout.drain_timeout == 600.0
+    assert desired.rollout.max_unavailable == 1 and desired.rollout.drain_seconds == 600.0
     assert desired.nodes.ssh_port == 22 and desired.nodes.user_data == "syncer"
     assert len(problems) == 1 and "nodes.json: not valid JSON" in str(problems[0])
 
