@@ -4,8 +4,8 @@
 # Two stages: the first downloads the locked runtime dependencies (requirements/runtime.txt,
 # every file checked against its sha256) and builds syncer's own wheel with the locked build
 # backend (requirements/build.txt); the second installs exactly those files, hash-checked
-# again and without an index, into a clean interpreter with git (GitPython runs it) and
-# openssh-client (ssh:// remotes), and runs as an unprivileged user. No test tool and no
+# again and without an index, into a clean interpreter with git, openssh-client and gpg,
+# and runs as an unprivileged user. No test tool and no
 # unpinned package enters the image.
 # Network: PyPI and Debian's package mirrors only.
 #
@@ -25,11 +25,13 @@ FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="syncer" \
       org.opencontainers.image.description="GitOps for the Windows nodes of Kubernetes/OpenShift clusters" \
       org.opencontainers.image.licenses="Apache-2.0"
+# git (GitPython runs it), openssh-client (ssh:// remotes; ssh-keygen verifies SSH commit
+# signatures) and gpg (GPG commit signatures, `syncer run --verify`).
 # Debian's versions of git and ssh track the base image's security updates; pinning exact
 # package versions would break the build at every point release (hadolint DL3008).
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+    && apt-get install -y --no-install-recommends git openssh-client gpg ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 # The wheelhouse holds exactly the locked files; --require-hashes checks each one again.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \

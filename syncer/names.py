@@ -32,7 +32,7 @@ CONTROL_SUSPEND_KEY = "suspend"
 ANNOTATION_RECONCILE_REQUESTED_AT = "syncer.io/reconcile-requested-at"
 ANNOTATION_RECONCILE_HANDLED_AT = "syncer.io/last-handled-reconcile-at"
 
-# --- apply engine (issue #4, syncer/cluster/) ------------------------------------------
+# --- apply engine (syncer/cluster/) -----------------------------------------------------
 # The controller's own namespace, and the ConfigMap there that records what syncer applied
 # (inventory, Flux-style ids) and the last applied / attempted revision.
 SYSTEM_NAMESPACE = "syncer-system"
@@ -41,7 +41,7 @@ INVENTORY_CONFIGMAP = "syncer-inventory"
 # to let the controller go ahead (the CLI's --confirm-prune).
 ANNOTATION_CONFIRM_PRUNE = "syncer.io/confirm-prune"
 
-# --- write-back to Git (issue #6, syncer/writeback/status/writer.py) ---------------------------
+# --- write-back to Git (syncer/writeback/status/writer.py) ------------------------------
 # The branch only syncer commits to (status.yaml + STATUS.md) and the notes ref on applied
 # source commits. Commits on the status branch carry these trailers.
 STATUS_BRANCH = "syncer/status"
@@ -93,7 +93,7 @@ WINDOWS_BUILDS: dict[str, str] = {
     "2025": "10.0.26100",
 }
 
-# --- syncer's node records (issue #8) --------------------------------------------------
+# --- syncer's node records (syncer/nodes/) ---------------------------------------------
 # Node annotations syncer writes next to WMCO's (see syncer/nodes/annotations.py).
 SYNCER_PREFIX = "syncer.io/"
 # JSON: name -> {"version", "sha256", "url"} of what is installed ("url" optional).

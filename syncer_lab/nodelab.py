@@ -1,5 +1,5 @@
-"""A fleet of simulated Windows hosts wired to a test control plane, for the node stage
-(issue #8) tests and benchmarks.
+"""A fleet of simulated Windows hosts wired to a test control plane, for the node-stage
+tests and benchmarks.
 
 :class:`NodeLab` puts hosts into a :class:`~syncer_lab.winhost.HostLab` (with simulated
 kubelets, so Nodes register after bootstrap and CSR approval), writes the

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from syncer.cli.main import check_fleet_at
-from syncer.cli.options import writeback_for_sync, writeback_options
+from syncer.cli.options import cluster_options
 from syncer.cluster.apply import Outcome
 from syncer.cluster.client import ApiError, cluster_configured, connect
 from syncer.cluster.display import plan_table
@@ -27,40 +27,20 @@ from syncer.cluster.inventory import InventoryStore
 from syncer.cluster.plan import Plan, compute_plan, offline_plan
 from syncer.cluster.prune import Confirmation
 from syncer.fleet import render
-from syncer.names import INVENTORY_CONFIGMAP, SYSTEM_NAMESPACE
+from syncer.pipeline import settings
+from syncer.pipeline.run import Pipeline, Target
 from syncer.problems import UserError
-from syncer.reconcile import (
-    ReconcileOptions,
-    ReconcileResult,
-    local_revision,
-    reconcile_once,
-    source_lookup,
-)
-from syncer.source import GitSource, RemoteConfig, SourceConfig, SourceError, VerifyConfig
+from syncer.reconcile import ReconcileOptions, ReconcileResult, local_revision, source_lookup
 
 EXIT_CHANGES = 3
-
-
-def _cluster_options(fn: Any) -> Any:
-    for option in reversed([
-        click.option("--kubeconfig", metavar="FILE",
-                     help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)"),
-        click.option("--context", help="kubeconfig context (default: the current one)"),
-        click.option("--inventory-namespace", default=SYSTEM_NAMESPACE, show_default=True,
-                     help="namespace of the inventory ConfigMap"),
-        click.option("--inventory-name", default=INVENTORY_CONFIGMAP, show_default=True,
-                     help="name of the inventory ConfigMap"),
-        click.option("--confirm-prune", is_flag=True,
-                     help="allow a prune the guard (spec.prune.maxDeletions) refuses"),
-    ]):
-        fn = option(fn)
-    return fn
+# Keys a `sync --once` config file may hold: the settings it shares with `syncer run`.
+SYNC_KNOWN = frozenset(s.field for s in settings.SETTINGS)
 
 
 @click.command("plan")
 @click.argument("path", default=".",
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
-@_cluster_options
+@cluster_options
 @click.option("--exit-code", is_flag=True, help=f"exit {EXIT_CHANGES} when there are changes")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
@@ -100,28 +80,14 @@ def plan_command(
 
 
 @click.command("sync")
-@click.argument("path", required=False,
+@click.argument("local_path", metavar="[PATH]", required=False,
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--once", is_flag=True, help="one full reconcile, then exit (required)")
-@click.option("--repo", metavar="URL", help="Git remote (file://, ssh://, https://)")
-@click.option("--ref", default="main", show_default=True, help="branch or tag to track")
-@click.option("--path", "sub_path", default="", metavar="DIR",
-              help="fleet directory inside the repository")
+@settings.bind()
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               default=Path(".syncer/source"), show_default=True,
               help="where the local clone and checkouts live")
-@click.option("--ssh-key", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--known-hosts", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--token-env", metavar="VAR")
-@click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--verify", "verify_mode", type=click.Choice(["head", "tag", "tag-and-head"]),
-              help="require signed commits/tags")
-@click.option("--allowed-signers", type=click.Path(dir_okay=False, path_type=Path),
-              help="OpenSSH allowed-signers file for --verify")
-@click.option("--gpg-keyring", type=click.Path(path_type=Path),
-              help="GPG public keys (file or GnuPG home) for --verify")
-@_cluster_options
+@cluster_options
 @click.option("--dry-run", is_flag=True, help="server-side dry run: nothing is written")
 @click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 64),
               help="concurrent API requests")
@@ -130,61 +96,39 @@ def plan_command(
 @click.option("--nodes/--no-nodes", default=True, show_default=True,
               help="after a successful apply, bring the Windows hosts to the committed "
                    "version over SSH (the node stage)")
-@writeback_options
+@settings.config_option(SYNC_KNOWN)
 def sync_command(
-    path: Path | None, once: bool, repo: str | None, ref: str, sub_path: str,
-    workdir: Path, ssh_key: Path | None, known_hosts: Path | None, token_file: Path | None,
-    token_env: str | None, ca_file: Path | None, verify_mode: str | None,
-    allowed_signers: Path | None, gpg_keyring: Path | None, kubeconfig: str | None,
+    local_path: Path | None, once: bool, workdir: Path, kubeconfig: str | None,
     context: str | None, inventory_namespace: str, inventory_name: str,
     confirm_prune: bool, dry_run: bool, workers: int, output: str, nodes: bool,
-    **writeback_values: Any,
+    **values: Any,
 ) -> None:
     """Apply the fleet (a local PATH or --repo) to the cluster once, prune, and report.
 
     Then write back (unless --dry-run): a status commit and a git note when the state
     changed, and with --forge a preview on each open pull request. Write-back failures
-    are printed and never change the exit code."""
+    are printed and never change the exit code. The Git and write-back options are those
+    of `syncer run`, with the same SYNCER_* variables and --config keys."""
     if not once:
         raise click.UsageError("syncer sync needs --once (the continuous loop is `syncer run`)")
-    if (path is None) == (repo is None):
+    source_settings, writeback = settings.sections(values)
+    if (local_path is None) == (not source_settings.repo):
         raise click.UsageError("give either a PATH or --repo URL")
-    source: Path | GitSource
-    if repo is not None:
-        try:
-            verify = (
-                VerifyConfig(mode=verify_mode, allowed_signers_file=allowed_signers,  # type: ignore[arg-type]
-                             gpg_keyring=gpg_keyring)
-                if verify_mode else None
-            )
-            source = GitSource(SourceConfig(
-                url=repo, ref=ref, path=sub_path, workdir=workdir, ssh_key_file=ssh_key,
-                known_hosts_file=known_hosts, token_file=token_file, token_env=token_env,
-                ca_file=ca_file, verify=verify,
-            ))
-        except SourceError as err:
-            raise UserError(err.message) from None
-    else:
-        assert path is not None
-        source = path
-    writeback = None if dry_run else writeback_for_sync(
-        writeback_values, source, workdir=workdir, inventory_namespace=inventory_namespace,
-        inventory_name=inventory_name, auth=RemoteConfig(
-            repo or "", ssh_key_file=ssh_key, known_hosts_file=known_hosts,
-            token_file=token_file, token_env=token_env, ca_file=ca_file),
-    )
+    source: Path | settings.SourceSettings = local_path or source_settings
+    pipeline = Pipeline(source, writeback, Target(
+        workdir, inventory_namespace=inventory_namespace, inventory_name=inventory_name,
+    ), dry_run=dry_run)
     client = connect(kubeconfig, context, workers=workers)
     try:
-        result = reconcile_once(source, client, ReconcileOptions(
+        run = pipeline.reconcile(client, ReconcileOptions(
             inventory_namespace=inventory_namespace, inventory_name=inventory_name,
             confirm_prune=confirm_prune, dry_run=dry_run, workers=workers,
             nodes=_node_stage_options() if nodes and not dry_run else None,
         ))
-        after = writeback.after(result, client) if writeback is not None else None
     finally:
         client.close()
-        if writeback is not None:
-            writeback.close()
+        pipeline.close()
+    result, after = run.result, run.last_writeback
     if output == "json":
         doc = result.to_json()
         if after is not None:

@@ -1,4 +1,4 @@
-"""Click commands of the write-back (issue #6): ``syncer history``.
+"""``syncer history``: the applied revisions, read from the git notes.
 
 Thin wrappers: parse options, call :mod:`syncer.writeback.status.history`, print. A Git failure
 (unreachable, authentication, no such branch) is a :class:`UserError`: one line, exit 1.

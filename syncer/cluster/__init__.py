@@ -1,4 +1,4 @@
-"""Kubernetes: the apply engine (issue #4) and the node stage's cluster helpers (#8).
+"""Kubernetes: the apply engine, and the ConfigMap records syncer keeps in the cluster.
 
 Apply engine, one job per module, in data-flow order:
 
@@ -13,6 +13,7 @@ Apply engine, one job per module, in data-flow order:
 - ``apply`` — :func:`apply_plan`: staged concurrent apply with retries, then prune;
 - ``display`` — plans and results as text.
 
-``syncer.reconcile`` puts them together (``reconcile_once``); ``drain`` and ``csr``
-serve the node stage.
+``syncer.reconcile`` puts them together (``reconcile_once``). ``configmaps`` reads and
+patches the ConfigMaps syncer keeps its own records in (key by key, so writers of
+different keys never undo each other).
 """

@@ -70,7 +70,7 @@ def run_controller(config: ControllerConfig, stop: threading.Event | None = None
         control_poll_interval=config.control_poll_interval,
         stuck_timeout=config.stuck_timeout,
         identity=identity,
-        ref=config.ref,
+        ref=config.source.ref,
     )
 
     def started_leading() -> None:
@@ -136,7 +136,7 @@ def run_controller(config: ControllerConfig, stop: threading.Event | None = None
         ready=ready,
         on_webhook=on_webhook,
         webhook_secret=lambda: files.get_bytes(cred.WEBHOOK_SECRET),
-        branch=config.ref,
+        branch=config.source.ref,
         max_body=config.webhook_max_body,
     )
     host, port = config.listen_address
@@ -155,8 +155,8 @@ def run_controller(config: ControllerConfig, stop: threading.Event | None = None
         "syncer run started",
         extra={
             "identity": identity,
-            "repo": config.repo,
-            "ref": config.ref,
+            "repo": config.source.repo,
+            "ref": config.source.ref,
             "listen": f"{server.host}:{server.port}",
             "leader_election": config.leader_elect,
             "interval": format_duration(config.interval),

@@ -24,19 +24,18 @@ import dataclasses
 import socket
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.core import ParameterSource
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from syncer.durations import format_duration, parse_flag
+from syncer.pipeline import settings
+from syncer.pipeline.settings import ENV_PREFIX, SourceSettings, WriteBackOptions
 from syncer.problems import Problem, UserError
 
-ENV_PREFIX = "SYNCER_"
 F = TypeVar("F", bound=Callable[..., Any])
 
 # --- durations -------------------------------------------------------------------------
@@ -72,16 +71,12 @@ DURATION = Duration()
 class ControllerConfig:
     """Everything ``syncer run`` needs; built from options, validated by :meth:`problems`."""
 
-    repo: str
-    ref: str = "main"
-    path: str = "."
+    # The Git source and the write-back: the sections ``syncer sync --once`` shares.
+    source: SourceSettings = field(default_factory=SourceSettings)
+    writeback: WriteBackOptions = field(default_factory=WriteBackOptions)
     workdir: Path = Path(tempfile.gettempdir()) / "syncer"
     # Credential files (mounted Secrets); read through CredentialFiles, never stored here.
-    git_ssh_key_file: Path | None = None
-    git_known_hosts_file: Path | None = None
-    git_token_file: Path | None = None
     ssh_private_key_file: Path | None = None
-    forge_token_file: Path | None = None
     webhook_secret_file: Path | None = None
     # Cluster access.
     kubeconfig: Path | None = None
@@ -107,17 +102,10 @@ class ControllerConfig:
     # Logs.
     log_format: str = "text"
     log_level: str = "info"
-    # Write-back (syncer.writeback.step, run after each reconcile).
-    status_branch: str = "syncer/status"
-    status_repo: str | None = None  # None: the fleet repository (--repo)
-    status_write: bool = True
-    forge: str = "none"
-    forge_url: str | None = None
-    forge_repo: str | None = None  # None: derived from --repo
     # Python import path of the reconcile callable (tests, embedding); None = built in.
     reconciler: str | None = None
     # Where the values came from, for messages: option name -> "file:line" or "--flag".
-    origins: dict[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def listen_address(self) -> tuple[str, int]:
@@ -139,9 +127,10 @@ class ControllerConfig:
             else:
                 found.append(Problem(where, 0, message))
 
-        if not self.repo:
+        source, writeback = self.source, self.writeback
+        if not source.repo:
             bad("repo", "the Git repository URL is required (--repo or SYNCER_REPO)")
-        if not self.ref:
+        if not source.ref:
             bad("ref", "must not be empty")
         if self.interval <= 0:
             bad("interval", "must be positive")
@@ -162,22 +151,27 @@ class ControllerConfig:
                 bad("renew_deadline", "must be longer than --retry-period")
             if self.lease_duration <= self.renew_deadline:
                 bad("renew_deadline", "must be shorter than --lease-duration")
-        for name in (
-            "git_ssh_key_file",
-            "git_known_hosts_file",
-            "git_token_file",
-            "ssh_private_key_file",
-            "forge_token_file",
-            "webhook_secret_file",
-            "kubeconfig",
-        ):
-            value = getattr(self, name)
+        files = {
+            "git_ssh_key_file": source.git_ssh_key_file,
+            "git_known_hosts_file": source.git_known_hosts_file,
+            "git_token_file": source.git_token_file,
+            "git_ca_file": source.git_ca_file,
+            "allowed_signers": source.allowed_signers,
+            "ssh_private_key_file": self.ssh_private_key_file,
+            "forge_token_file": writeback.forge_token_file,
+            "forge_ca_file": writeback.forge_ca_file,
+            "webhook_secret_file": self.webhook_secret_file,
+            "kubeconfig": self.kubeconfig,
+        }
+        for name, value in files.items():
             if value is not None and not Path(value).is_file():
                 bad(name, f"no such file: {value}")
-        if self.git_ssh_key_file and self.git_token_file:
+        if source.git_ssh_key_file and source.git_token_file:
             bad("git_token_file", "give either --git-ssh-key-file or --git-token-file, not both")
-        if self.forge != "none" and self.forge_token_file is None:
-            bad("forge_token_file", f"--forge {self.forge} needs a token file")
+        if source.verify and not (source.allowed_signers or source.gpg_keyring):
+            bad("verify", "--verify needs --allowed-signers or --gpg-keyring")
+        if writeback.previews and not (writeback.forge_token_file or writeback.forge_token_env):
+            bad("forge_token_file", f"--forge {writeback.forge} needs a token file")
         return found
 
     def check(self) -> ControllerConfig:
@@ -238,17 +232,10 @@ def _default(field: str) -> Any:
 
 
 OPTIONS: list[_Opt] = [
-    _Opt("repo", "Git repository URL of the fleet (ssh://, https://, file://).", str),
-    _Opt("ref", "Branch to follow.", str),
-    _Opt("path", "Directory of the fleet inside the repository.", str),
     _Opt("workdir", "Working directory for clones (an emptyDir in the cluster).",
          click.Path(file_okay=False, path_type=Path)),
-    _Opt("git_ssh_key_file", "Private key for ssh:// Git remotes.", _PATH),
-    _Opt("git_known_hosts_file", "known_hosts for ssh:// Git remotes.", _PATH),
-    _Opt("git_token_file", "Token (HTTPS password) for https:// Git remotes.", _PATH),
     _Opt("ssh_private_key_file",
          "SSH key for Windows hosts; default: the cloud-private-key Secret.", _PATH),
-    _Opt("forge_token_file", "API token for PR comments and commit statuses.", _PATH),
     _Opt("webhook_secret_file",
          "Shared secret of the forge webhooks; webhooks are refused without it.", _PATH),
     _Opt("kubeconfig", "kubeconfig file; default: in-cluster, else $KUBECONFIG.", _PATH),
@@ -279,71 +266,18 @@ OPTIONS: list[_Opt] = [
     _Opt("log_format", "Log format.", click.Choice(["text", "json"])),
     _Opt("log_level", "Log level.",
          click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)),
-    _Opt("status_branch", "Branch that receives status commits (at the default, the "
-         "Fleet's spec.status.branch wins).", str),
-    _Opt("status_repo",
-         "Repository of the status branch and notes; default: --repo (same credentials).",
-         str),
-    _Opt("status_write", "Write status commits and notes back to Git.", flag="status-write"),
-    _Opt("forge", "Forge API for PR previews and commit statuses.",
-         click.Choice(["none", "github", "gitlab", "gitea"])),
-    _Opt("forge_url", "Forge API base URL (self-hosted GitLab/Gitea/GHE).", str),
-    _Opt("forge_repo",
-         "Repository on the forge (owner/name, GitLab project path); default: from --repo.",
-         str),
     _Opt("reconciler", "Import path module:function of the reconcile callable.", str,
          hidden=True),
 ]
 FIELDS = {o.field for o in OPTIONS}
-
-
-def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
-    if value is None:
-        return
-    defaults, origins = read_config_file(value)
-    ctx.default_map = {**(ctx.default_map or {}), **defaults}
-    ctx.meta["syncer.config.origins"] = origins
-
-
-def read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    """The option values in a YAML config file and the ``file:line`` of each."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        problem = Problem(str(path), 0, f"cannot read config file: {err.strerror}")
-        raise UserError([problem]) from err
-    try:
-        data = YAML(typ="rt").load(text)
-    except YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        what = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UserError([Problem(str(path), line, f"invalid YAML: {what}")]) from err
-    if data is None:
-        return {}, {}
-    if not isinstance(data, dict):
-        raise UserError([Problem(str(path), 1, "a config file is a mapping of option: value")])
-    values: dict[str, Any] = {}
-    origins: dict[str, str] = {}
-    problems: list[Problem] = []
-    for key, value in data.items():
-        line = data.lc.key(key)[0] + 1 if hasattr(data, "lc") else 0
-        field = str(key).replace("-", "_")
-        if field not in FIELDS:
-            problems.append(Problem(str(path), line, f"unknown key {key!r}"))
-            continue
-        if isinstance(value, dict | list):
-            problems.append(Problem(str(path), line, f"{key}: expected a single value"))
-            continue
-        values[field] = value
-        origins[field] = f"{path}:{line}"
-    if problems:
-        raise UserError(problems)
-    return values, origins
+KNOWN = FIELDS | {s.field for s in settings.SETTINGS}
 
 
 def run_options(func: F) -> F:
-    """Decorate a click command with every ControllerConfig option plus ``--config``."""
+    """Decorate a click command with every ``syncer run`` option: the shared source and
+    write-back settings (:mod:`syncer.pipeline.settings`), the controller's own, and
+    ``--config``."""
+    func = settings.bind()(func)
     for opt in reversed(OPTIONS):
         kwargs: dict[str, Any] = {
             "help": opt.help,
@@ -364,18 +298,7 @@ def run_options(func: F) -> F:
             kwargs["default"] = default
             kwargs["show_default"] = default is not None
         func = click.option(*decls, opt.field, **kwargs)(func)
-    func = click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False, exists=True, path_type=Path),
-        envvar=ENV_PREFIX + "CONFIG",
-        show_envvar=True,
-        is_eager=True,
-        expose_value=False,
-        callback=_load_config_file,
-        help="YAML file with option values (keys: the long option names).",
-    )(func)
-    return func
+    return settings.config_option(KNOWN)(func)
 
 
 def config_from_context(ctx: click.Context, values: dict[str, Any]) -> ControllerConfig:
@@ -383,14 +306,14 @@ def config_from_context(ctx: click.Context, values: dict[str, Any]) -> Controlle
     came from so problems point at the flag or the config file line."""
     file_origins: dict[str, str] = ctx.meta.get("syncer.config.origins", {})
     origins: dict[str, str] = {}
-    for field in FIELDS:
-        source = ctx.get_parameter_source(field)
-        if source is ParameterSource.DEFAULT_MAP and field in file_origins:
-            origins[field] = file_origins[field]
-        elif source is ParameterSource.ENVIRONMENT:
-            origins[field] = ENV_PREFIX + field.upper()
+    for name in KNOWN:
+        given = ctx.get_parameter_source(name)
+        if given is ParameterSource.DEFAULT_MAP and name in file_origins:
+            origins[name] = file_origins[name]
+        elif given is ParameterSource.ENVIRONMENT:
+            origins[name] = ENV_PREFIX + name.upper()
     kwargs = {k: v for k, v in values.items() if k in FIELDS and v is not None}
-    kwargs.setdefault("repo", "")
     if isinstance(kwargs.get("log_level"), str):
         kwargs["log_level"] = kwargs["log_level"].lower()
-    return ControllerConfig(**kwargs, origins=origins)
+    source, writeback = settings.sections(values)
+    return ControllerConfig(source=source, writeback=writeback, **kwargs, origins=origins)

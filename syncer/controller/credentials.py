@@ -97,11 +97,11 @@ class CredentialFiles:
     def from_config(cls, config: Any, runtime_dir: Path | None = None) -> CredentialFiles:
         return cls(
             {
-                GIT_SSH_KEY: config.git_ssh_key_file,
-                GIT_KNOWN_HOSTS: config.git_known_hosts_file,
-                GIT_TOKEN: config.git_token_file,
+                GIT_SSH_KEY: config.source.git_ssh_key_file,
+                GIT_KNOWN_HOSTS: config.source.git_known_hosts_file,
+                GIT_TOKEN: config.source.git_token_file,
                 SSH_PRIVATE_KEY: config.ssh_private_key_file,
-                FORGE_TOKEN: config.forge_token_file,
+                FORGE_TOKEN: config.writeback.forge_token_file,
                 WEBHOOK_SECRET: config.webhook_secret_file,
             },
             runtime_dir=runtime_dir,

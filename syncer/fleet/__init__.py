@@ -1,4 +1,4 @@
-"""The fleet repository: load, validate and render it (issue #2).
+"""The fleet repository: load, validate and render it.
 
 A fleet repository holds YAML documents: one ``Fleet``, any number of
 ``WindowsMachineSet``, ``BYOHHosts`` and ``WindowsRuntimeClass`` documents (the compact

@@ -40,7 +40,7 @@ def test_defaults(captured: list[ControllerConfig]) -> None:
     config = captured[0]
     assert config.interval == 60 and config.jitter == 0.1
     assert (config.lease_duration, config.renew_deadline, config.retry_period) == (15, 10, 2)
-    assert config.leader_elect and config.ref == "main" and config.listen == "0.0.0.0:8080"
+    assert config.leader_elect and config.source.ref == "main" and config.listen == "0.0.0.0:8080"
 
 
 def test_precedence_flag_over_env_over_file(
@@ -53,8 +53,8 @@ def test_precedence_flag_over_env_over_file(
     result = run(["--config", str(cfg), "--interval", "30s"], env=env)
     assert result.exit_code == 0, result.output
     config = captured[0]
-    assert config.repo == "file:///from-file.git"  # only in the file
-    assert config.ref == "env-branch"  # env beats file
+    assert config.source.repo == "file:///from-file.git"  # only in the file
+    assert config.source.ref == "env-branch"  # env beats file
     assert config.interval == 30  # flag beats env and file
     assert config.lease_name == "from-file"
     assert config.log_format == "json"  # snake_case keys work too

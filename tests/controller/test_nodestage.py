@@ -20,6 +20,7 @@ from syncer.nodes.rollout import RolloutResult
 from syncer.nodes.ssh import SSH_ERRORS
 from syncer.nodes.stage import NodeStageResult
 from syncer.nodes.status import HostStatus, Phase
+from syncer.pipeline.settings import SourceSettings
 
 
 class Events:
@@ -117,8 +118,8 @@ def test_phase_labels() -> None:
 def test_options_identity_and_key_file(tmp_path: Path) -> None:
     key = tmp_path / "ssh-privatekey"
     key.write_bytes(b"KEY")
-    config = ControllerConfig(repo="file:///x", workdir=tmp_path / "w", namespace="ops",
-                              ssh_private_key_file=key)
+    config = ControllerConfig(source=SourceSettings(repo="file:///x"), workdir=tmp_path / "w",
+                              namespace="ops", ssh_private_key_file=key)
     files = CredentialFiles.from_config(config)
     options = stage_options(config, files)
     assert options.identity == rollout_identity(config) == "ops/syncer-leader"
@@ -126,5 +127,5 @@ def test_options_identity_and_key_file(tmp_path: Path) -> None:
     assert options.private_key is not None and options.private_key() == b"KEY"
     key.write_bytes(b"ROTATED")
     assert options.private_key() == b"ROTATED"  # read at every round
-    plain = ControllerConfig(repo="file:///x", workdir=tmp_path / "w")
+    plain = ControllerConfig(source=SourceSettings(repo="file:///x"), workdir=tmp_path / "w")
     assert stage_options(plain, CredentialFiles.from_config(plain)).private_key is None

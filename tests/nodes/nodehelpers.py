@@ -1,4 +1,4 @@
-"""Helpers shared by the node-stage tests (issue #8): objects in the test control plane.
+"""Helpers shared by the node-stage tests: objects in the test control plane.
 
 The test control plane has no scheduler, kubelet or controllers, so tests create Nodes and
 Pods directly (``spec.nodeName`` set) and set status fields themselves.

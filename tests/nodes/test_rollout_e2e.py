@@ -1,4 +1,4 @@
-"""End-to-end: the node stage (issue #8, SSH half) against the test control plane and
+"""End-to-end: the node stage against the test control plane and
 simulated Windows hosts. Each test asserts what a user would notice: Nodes, their
 annotations and schedulability, services on the hosts, commands the hosts received."""
 

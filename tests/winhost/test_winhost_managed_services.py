@@ -1,4 +1,4 @@
-"""The ``managed-services`` vocabulary entry (added for deconfiguration, issue #8):
+"""The ``managed-services`` vocabulary entry (added for deconfiguration):
 builder, simulator and parser agree, and hostile prefixes stay data."""
 
 from __future__ import annotations
