@@ -2,8 +2,9 @@
 
 No package registry ships kube-apiserver, so ``tools/kube/build.sh`` (run by
 ``make setup``) builds kube-apiserver, kubectl and etcd from Go modules, the way
-controller-runtime's envtest does, and caches them per Kubernetes version under
-``~/.cache/syncer/kube/<version>/bin/``. This module only finds them; it never builds.
+controller-runtime's envtest does, and node-check (the kubelet's and kube-proxy's own flag
+and config validation, for the simulated Windows hosts), and caches them per Kubernetes
+version under ``~/.cache/syncer/kube/<version>/bin/``. This module only finds them; it never builds.
 
 Overrides, for machines that keep the binaries elsewhere:
 
@@ -21,7 +22,7 @@ from pathlib import Path
 # The Kubernetes version tools/kube/go.mod pins (a test checks that they agree).
 KUBE_VERSION = "v1.34.4"
 
-BINARY_NAMES = ("kube-apiserver", "kubectl", "etcd")
+BINARY_NAMES = ("kube-apiserver", "kubectl", "etcd", "node-check")
 
 
 class BinariesMissing(RuntimeError):
@@ -36,6 +37,7 @@ class KubeBinaries:
     kube_apiserver: Path
     kubectl: Path
     etcd: Path
+    node_check: Path
 
 
 def cache_root() -> Path:
@@ -62,11 +64,12 @@ def kube_binaries(version: str = KUBE_VERSION) -> KubeBinaries:
             f"test control plane binaries missing in {directory}: {', '.join(missing)}. "
             "Run `make setup` (it builds them once with tools/kube/build.sh; "
             "the first build takes several minutes) or point SYNCER_KUBE_BIN_DIR at a "
-            "directory holding kube-apiserver, kubectl and etcd."
+            "directory holding kube-apiserver, kubectl, etcd and node-check."
         )
     return KubeBinaries(
         version=version,
         kube_apiserver=directory / "kube-apiserver",
         kubectl=directory / "kubectl",
         etcd=directory / "etcd",
+        node_check=directory / "node-check",
     )

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver and kubectl from the k8s.io/kubernetes Go module (and etcd from
-# the etcd server module it pins), the way controller-runtime's envtest gets them, and
+# the etcd server module it pins), the way controller-runtime's envtest gets them, plus
+# node-check (node-check/main.go: the kubelet's and kube-proxy's own flag and config
+# validation, for the simulated Windows hosts), and
 # caches them under
 #   ${SYNCER_KUBE_CACHE:-~/.cache/syncer/kube}/<version>/bin/
 # The Kubernetes version is the one go.mod in this folder requires. No package registry
@@ -118,12 +120,12 @@ esac
 # stands for the flags below; bump it when changing them.
 BUILD_RECIPE=1
 tags=notest
-stamp=$( (cat go.mod go.sum kube-apiserver/main.go kubectl/main.go etcd/main.go
+stamp=$( (cat go.mod go.sum kube-apiserver/main.go kubectl/main.go etcd/main.go node-check/main.go
     echo "recipe=$BUILD_RECIPE tags=$tags $(go env GOVERSION)") | sha256sum | cut -c1-16)
 
-if [[ -x $bin_dir/kube-apiserver && -x $bin_dir/kubectl && -x $bin_dir/etcd &&
+if [[ -x $bin_dir/kube-apiserver && -x $bin_dir/kubectl && -x $bin_dir/etcd && -x $bin_dir/node-check &&
     "$(cat "$bin_dir/.stamp" 2>/dev/null)" == "$stamp" ]]; then
-    echo "build.sh: kube-apiserver, kubectl and etcd for Kubernetes $version are cached in $bin_dir"
+    echo "build.sh: kube-apiserver, kubectl, etcd and node-check for Kubernetes $version are cached in $bin_dir"
     exit 0
 fi
 
@@ -140,14 +142,14 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
 done
 
-echo "build.sh: building kube-apiserver, kubectl and etcd for Kubernetes $version into $bin_dir" \
+echo "build.sh: building kube-apiserver, kubectl, etcd and node-check for Kubernetes $version into $bin_dir" \
     "(first time only: 4-5 min on 2 idle cores, ~3.2 GB of Go caches)"
 start=$(date +%s)
 mkdir -p "$cache_root"
 tmp=$(mktemp -d "$cache_root/.build-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 CGO_ENABLED=0 go build -buildvcs=false -trimpath -tags "$tags" -ldflags "$ldflags" -o "$tmp/" \
-    ./kube-apiserver ./kubectl ./etcd
+    ./kube-apiserver ./kubectl ./etcd ./node-check
 echo "$stamp" >"$tmp/.stamp"
 chmod 755 "$tmp"
 mkdir -p "$(dirname "$bin_dir")"
