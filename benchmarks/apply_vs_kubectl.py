@@ -75,8 +75,10 @@ def generate(root: Path, copy: str, total: int) -> None:
         f"    {name}:\n      version: {version}\n"
         f"      url: https://artifacts.example.com/windows/{name}/{version}/{name}.bin\n"
         f"      sha256: {_sha(name + version)}\n"
-        for name, version in (("kubelet", "v1.30.4"), ("kube-proxy", "v1.30.4"),
-                              ("containerd", "v1.7.20"), ("hybrid-overlay-node", "v4.17.0"))
+        for name, version in (("kubelet", "v1.30.4"), ("kube-log-runner", "v1.30.4"),
+                              ("kube-proxy", "v1.30.4"), ("containerd", "v1.7.20"),
+                              ("hybrid-overlay-node", "v4.17.0"), ("cni", "v1.5.1"),
+                              ("hns", "v1"))
     )
     octet = 2 if copy.startswith("k") else 1
     machine_sets, runtime_classes = int(total * MACHINE_SETS), int(total * RUNTIME_CLASSES)

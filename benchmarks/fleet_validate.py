@@ -54,7 +54,9 @@ def generate(root: Path) -> None:
         f"      sha256: {_sha(name + version)}"
         for name, version in (
             ("kubelet", "v1.30.4"),
+            ("kube-log-runner", "v1.30.4"),
             ("kube-proxy", "v1.30.4"),
+            ("hns", "v1"),
             ("containerd", "v1.7.20"),
             ("hybrid-overlay-node", "v4.17.0"),
             ("cni", "v1.5.1"),

@@ -3,12 +3,20 @@
 This is the one place that says, for each component name a Fleet may list, where its
 payload goes on the host (``C:\\k`` is the root, as in WMCO), whether the payload is a
 single file or a ``.tar.gz`` archive expanded into a directory, and which Windows service
-runs it with which dependencies. The fleet validator uses it to reject unknown names;
-the node stage uses it to plan transfers and service changes.
+runs it with which dependencies. The fleet validator uses it to reject unknown names and
+missing companions; the node stage uses it to plan transfers and service changes.
 
-Service dependencies follow WMCO: containerd <- kubelet <- hybrid-overlay-node <-
-kube-proxy; windows_exporter and csi-proxy stand alone. Start in dependency order,
-stop in reverse.
+Payloads are the upstream release artifacts as published: a file component may come
+from a ``.tar.gz`` whose ``path`` names the file inside it (``kubelet``, ``kube-proxy``
+and ``kube-log-runner`` are in ``kubernetes/node/bin/`` of the Kubernetes Windows node
+tarball, ``hack/lib/golang.sh`` ``KUBE_NODE_BINARIES_WIN``); an archive component is
+expanded with its leading directories stripped so that its ``binary`` lands at the
+``target`` (containerd's release tarball has ``bin/containerd.exe``).
+
+Service dependencies follow WMCO (``pkg/services/services.go``): containerd <- kubelet <-
+hybrid-overlay-node <- kube-proxy; windows_exporter, csi-proxy and cloud-node-manager
+stand alone. Start in dependency order, stop in reverse. The kubelet and kube-proxy run
+under ``kube-log-runner`` (Kubernetes 1.26 removed their ``--log-file``; WMCO PR #1395).
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ class Component:
     service: str | None  # Windows service name, None for payload-only components
     depends_on: tuple[str, ...] = ()  # services this component's service depends on
     binary: str | None = None  # the service executable (defaults to target for files)
+    requires: tuple[str, ...] = ()  # components a Fleet listing this one must list too
+    log_runner: bool = False  # the service runs under kube-log-runner
 
     @property
     def service_binary(self) -> str | None:
@@ -49,14 +59,17 @@ CATALOGUE: dict[str, Component] = {
             binary=r"C:\k\containerd\containerd.exe",
         ),
         Component(
-            "kubelet", PayloadKind.FILE, r"C:\k\kubelet.exe", "kubelet", ("containerd",)
+            "kubelet", PayloadKind.FILE, r"C:\k\kubelet.exe", "kubelet", ("containerd",),
+            requires=("kube-log-runner",), log_runner=True,
         ),
+        Component("kube-log-runner", PayloadKind.FILE, r"C:\k\kube-log-runner.exe", None),
         Component(
             "hybrid-overlay-node",
             PayloadKind.FILE,
             r"C:\k\hybrid-overlay-node.exe",
             "hybrid-overlay-node",
             ("kubelet",),
+            requires=("cni", "hns", "kube-proxy"),
         ),
         Component(
             "kube-proxy",
@@ -64,8 +77,14 @@ CATALOGUE: dict[str, Component] = {
             r"C:\k\kube-proxy.exe",
             "kube-proxy",
             ("hybrid-overlay-node",),
+            requires=("hybrid-overlay-node", "kube-log-runner", "hns"),
+            log_runner=True,
         ),
-        Component("cni", PayloadKind.ARCHIVE, r"C:\k\cni", service=None),
+        Component("cni", PayloadKind.ARCHIVE, r"C:\k\cni", service=None,
+                  binary=r"C:\k\cni\win-overlay.exe"),
+        # hns.psm1 (microsoft/SDN Kubernetes/windows): New-HnsEndpoint and
+        # Attach-HnsHostEndpoint for kube-proxy's source VIP, as WMCO ships it.
+        Component("hns", PayloadKind.FILE, r"C:\k\hns.psm1", service=None),
         Component(
             "windows_exporter",
             PayloadKind.FILE,
@@ -73,11 +92,19 @@ CATALOGUE: dict[str, Component] = {
             "windows_exporter",
         ),
         Component("csi-proxy", PayloadKind.FILE, r"C:\k\csi-proxy.exe", "csi-proxy"),
+        # Azure with the external cloud controller manager (WMCO services.go).
+        Component(
+            "cloud-node-manager",
+            PayloadKind.FILE,
+            r"C:\k\azure-cloud-node-manager.exe",
+            "cloud-node-manager",
+        ),
     )
 }
 
-# Components every Fleet must list: without them a host cannot become a Node.
-REQUIRED = ("kubelet", "containerd")
+# Components every Fleet must list: without them a host cannot become a Ready Node (the
+# kubelet, under kube-log-runner; the runtime; the pod network's plugins).
+REQUIRED = ("kubelet", "kube-log-runner", "containerd", "cni")
 
 
 def start_order(names: list[str] | tuple[str, ...]) -> list[str]:

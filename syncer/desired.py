@@ -8,9 +8,10 @@ applies the manifests. Both sides use the types here, so the layout is written o
 ==================  ===================================================================
 ``fleet``           the Fleet's name
 ``version``         the fleet version (WMCO's ``version`` annotation on each Node)
-``components.json`` ``{name: {version, url, sha256}}``
+``components.json`` ``{name: {version, url, sha256, path?}}``
 ``nodes.json``      ``{platform, rollout: {maxUnavailable, drainTimeout, onFailure,
-                    paused}, nodes: {sshPort, hostKeyPolicy, userData, apiServer?}}``
+                    paused}, nodes: {sshPort, hostKeyPolicy, userData, apiServer?,
+                    serviceNetwork?, clusterDNS?, hybridOverlayVXLANPort?}}``
 ``hosts.json``      ``{address: {hostKey?, labels?}}``: what Git says about BYOH hosts
                     beyond WMCO's ``windows-instances``
 ==================  ===================================================================
@@ -65,7 +66,8 @@ class ComponentVersion:
     name: str
     version: str
     url: str
-    sha256: str  # lowercase hex
+    sha256: str  # lowercase hex, of the payload at url
+    path: str | None = None  # the file inside a .tar.gz payload
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,10 @@ class NodePolicy:
     user_data: UserDataMode = UserDataMode.SYNCER
     api_server: str | None = None
     platform: Platform | None = None
+    # Overrides of what the cluster's OpenShift objects say (needed where there are none).
+    service_network: str | None = None
+    cluster_dns: str | None = None
+    vxlan_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -120,8 +126,12 @@ class DesiredState:
             "sshPort": self.nodes.ssh_port,
             "userData": self.nodes.user_data.value,
         }
-        if self.nodes.api_server:
-            node_policy["apiServer"] = self.nodes.api_server
+        for key, value in (("apiServer", self.nodes.api_server),
+                           ("serviceNetwork", self.nodes.service_network),
+                           ("clusterDNS", self.nodes.cluster_dns),
+                           ("hybridOverlayVXLANPort", self.nodes.vxlan_port)):
+            if value:
+                node_policy[key] = value
         hosts: dict[str, Any] = {}
         for address, extra in self.extras.items():
             doc: dict[str, Any] = {}
@@ -136,7 +146,8 @@ class DesiredState:
             "fleet": self.fleet,
             "version": self.version,
             "components.json": _json({
-                name: {"sha256": c.sha256, "url": c.url, "version": c.version}
+                name: {"sha256": c.sha256, "url": c.url, "version": c.version,
+                       **({"path": c.path} if c.path else {})}
                 for name, c in self.components.items()
             }),
             "nodes.json": _json({
@@ -199,7 +210,8 @@ class DesiredState:
                 continue
             components[name] = ComponentVersion(
                 name, spec["version"], str(spec.get("url", "")),
-                str(spec.get("sha256", "")).lower(),
+                str(spec.get("sha256", "")).lower(), str(spec["path"]) if spec.get("path")
+                else None,
             )
 
         policy = load("nodes.json")
@@ -220,6 +232,10 @@ class DesiredState:
             user_data=choice(UserDataMode, nodes_doc.get("userData"), UserDataMode.SYNCER,
                              "nodes.userData"),
             api_server=str(nodes_doc["apiServer"]) if nodes_doc.get("apiServer") else None,
+            service_network=str(nodes_doc["serviceNetwork"])
+            if nodes_doc.get("serviceNetwork") else None,
+            cluster_dns=str(nodes_doc["clusterDNS"]) if nodes_doc.get("clusterDNS") else None,
+            vxlan_port=_int(nodes_doc.get("hybridOverlayVXLANPort"), 0) or None,
             platform=choice(Platform, platform, Platform.NONE, "platform") if platform else None,
         )
 

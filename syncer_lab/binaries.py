@@ -34,6 +34,7 @@ class KubeBinaries:
     """Paths of the control plane binaries of one Kubernetes version."""
 
     version: str
+    bin_dir: Path
     kube_apiserver: Path
     kubectl: Path
     etcd: Path
@@ -68,6 +69,7 @@ def kube_binaries(version: str = KUBE_VERSION) -> KubeBinaries:
         )
     return KubeBinaries(
         version=version,
+        bin_dir=directory,
         kube_apiserver=directory / "kube-apiserver",
         kubectl=directory / "kubectl",
         etcd=directory / "etcd",

@@ -7,9 +7,13 @@ kube-controller-manager's ``csrsigning`` controller does for the two kubelet sig
 - ``kubernetes.io/kube-apiserver-client-kubelet`` (a kubelet's client certificate), and
 - ``kubernetes.io/kubelet-serving`` (a kubelet's serving certificate).
 
+and for ``kubernetes.io/kube-apiserver-client`` (any client certificate; here the
+per-node certificates of hybrid-overlay and ovnkube-node).
+
 It watches CSRs; for each one that is *approved* (and neither denied nor failed) and has
-no certificate yet, it checks the request against the signer's rules (organization
-``system:nodes``, common name ``system:node:<name>``, allowed usages, SANs), then writes
+no certificate yet, it checks the request against the signer's rules (kubelet signers:
+organization ``system:nodes``, common name ``system:node:<name>``; every signer: allowed
+usages, SANs), then writes
 ``status.certificate`` signed by the cluster CA, or a ``Failed`` condition with reason
 ``SignerValidationFailure`` when the request breaks a rule — the same outcomes a real
 cluster shows. Approval is not its job: that is what syncer (or a test) does.
@@ -38,13 +42,16 @@ log = logging.getLogger(__name__)
 
 KUBELET_CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
 KUBELET_SERVING_SIGNER = "kubernetes.io/kubelet-serving"
+KUBE_APISERVER_CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client"
 
 # Usages each signer accepts, and the one it requires (certificates/v1 helpers).
 _ALLOWED_USAGES = {
     KUBELET_CLIENT_SIGNER: {"key encipherment", "digital signature", "client auth"},
     KUBELET_SERVING_SIGNER: {"key encipherment", "digital signature", "server auth"},
+    KUBE_APISERVER_CLIENT_SIGNER: {"key encipherment", "digital signature", "client auth"},
 }
-_REQUIRED_USAGE = {KUBELET_CLIENT_SIGNER: "client auth", KUBELET_SERVING_SIGNER: "server auth"}
+_REQUIRED_USAGE = {KUBELET_CLIENT_SIGNER: "client auth", KUBELET_SERVING_SIGNER: "server auth",
+                   KUBE_APISERVER_CLIENT_SIGNER: "client auth"}
 DEFAULT_DURATION = dt.timedelta(days=365)
 MIN_DURATION = dt.timedelta(minutes=10)
 
@@ -78,6 +85,13 @@ def validate(csr_obj: Mapping[str, Any], req: x509.CertificateSigningRequest) ->
     signer = spec["signerName"]
     orgs = [a.value for a in req.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
     cns = [a.value for a in req.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    if signer == KUBE_APISERVER_CLIENT_SIGNER:
+        usages = set(spec.get("usages") or [])
+        if not usages <= _ALLOWED_USAGES[signer] or "client auth" not in usages:
+            raise SignerValidationError(f"usages {sorted(usages)} not allowed for {signer}")
+        if list(_subject_alt_names(req)):
+            raise SignerValidationError("client certificates must not have SANs")
+        return
     if orgs != ["system:nodes"]:
         raise SignerValidationError(f"subject organization is not system:nodes: {orgs}")
     if len(cns) != 1 or not str(cns[0]).startswith("system:node:"):

@@ -18,11 +18,12 @@ server, run the way controller-runtime's envtest runs it:
 
 There is **no kube-controller-manager**. What that means (see README, "Development and
 tests"): deleted namespaces stay ``Terminating`` forever, CSRs are never signed, no
-``default`` ServiceAccount appears in new namespaces, ServiceAccount token Secrets are never
-filled, PodDisruptionBudget status is never computed, garbage collection of dependents and
-node lifecycle (taints, pod eviction on NotReady) never happen, aggregated ClusterRoles
-(``admin``, ``edit``, ``view``) stay empty. Stand-ins, clearly labelled:
-:meth:`ControlPlane.start_csr_signer` (signs approved kubelet CSRs like the csrsigning
+``default`` ServiceAccount appears in new namespaces, ServiceAccount token Secrets are
+not filled, PodDisruptionBudget status is never computed, garbage collection of
+dependents and node lifecycle (taints, pod eviction on NotReady) never happen,
+aggregated ClusterRoles (``admin``, ``edit``, ``view``) stay empty. Stand-ins, clearly
+labelled: :meth:`ControlPlane.start_csr_signer` (signs approved kubelet CSRs like the
+csrsigning controller, and fills ServiceAccount token Secrets like the tokens
 controller), :meth:`ControlPlane.ensure_service_account` and
 :meth:`ControlPlane.create_namespace` (which also creates the ``default`` ServiceAccount),
 :meth:`ControlPlane.aggregate_cluster_roles` (run once at start).
@@ -60,7 +61,6 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any
@@ -71,8 +71,10 @@ from kubernetes.client.rest import RESTClientObject
 from ruamel.yaml import YAML
 from urllib3 import HTTPHeaderDict
 
+from syncer_lab import openshift
 from syncer_lab.binaries import KubeBinaries, kube_binaries
 from syncer_lab.csr_signer import CSRSigner
+from syncer_lab.ovnk import OVNKubernetes
 from syncer_lab.pki import (
     CertificateAuthority,
     key_pem,
@@ -82,9 +84,10 @@ from syncer_lab.pki import (
 )
 from syncer_lab.processes import die_with_parent, free_port
 from syncer_lab.standins import aggregate_cluster_roles
+from syncer_lab.tokens import TokensController
 
-# Namespaces every OpenShift cluster has that syncer writes into; created at start.
-DEFAULT_NAMESPACES = ("openshift-machine-api",)
+# Namespaces every OpenShift cluster has that syncer uses; created at start.
+DEFAULT_NAMESPACES = ("openshift-machine-api", "openshift-config")
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 KUBERNETES_SERVICE_IP = "10.0.0.1"
 AUTHENTICATED = "system:authenticated"
@@ -314,6 +317,8 @@ class ControlPlane:
         self._ca: CertificateAuthority | None = None
         self._procs: list[_Process] = []
         self._signer: CSRSigner | None = None
+        self._tokens: TokensController | None = None
+        self._ovnk: OVNKubernetes | None = None
         self._lock = threading.RLock()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -356,6 +361,12 @@ class ControlPlane:
             if self._signer is not None:
                 self._signer.stop()
                 self._signer = None
+            if self._tokens is not None:
+                self._tokens.stop()
+                self._tokens = None
+            if self._ovnk is not None:
+                self._ovnk.stop()
+                self._ovnk = None
             self._stop_processes()
             if self._workdir is not None and not self.keep_workdir:
                 shutil.rmtree(self._workdir, ignore_errors=True)
@@ -535,10 +546,8 @@ class ControlPlane:
         ext = client.ApiextensionsV1Api(api)
         yaml = YAML(typ="safe")
         names = []
-        for entry in sorted(resources.files("syncer_lab").joinpath("crds").iterdir(), key=str):
-            if not entry.name.endswith(".yaml"):
-                continue
-            crd = yaml.load(entry.read_text())
+        for path in openshift.crd_paths():
+            crd = yaml.load(path.read_text())
             names.append(crd["metadata"]["name"])
             _create_if_missing(ext.create_custom_resource_definition, crd)
         deadline = time.monotonic() + 30
@@ -721,15 +730,34 @@ class ControlPlane:
     # -- kube-controller-manager stand-ins ------------------------------------------------
 
     def start_csr_signer(self) -> CSRSigner:
-        """Start (once) the stand-in for kube-controller-manager's CSR signer."""
+        """Start (once) the stand-ins for kube-controller-manager's CSR signer and its
+        ServiceAccount tokens controller (what node bootstrap needs of it)."""
         with self._lock:
             if self._signer is None:
                 self._signer = CSRSigner(self.api_client(), self.ca).start()
+            if self._tokens is None:
+                pki = self.workdir / "pki"
+                self._tokens = TokensController(
+                    self.api_client(), (pki / "sa.key").read_bytes(),
+                    self.ca_cert_path.read_bytes()).start()
             return self._signer
 
     @property
     def csr_signer(self) -> CSRSigner | None:
         return self._signer
+
+    def start_ovn_kubernetes(self, *, vxlan_port: int | None = None) -> OVNKubernetes:
+        """Start (once) the stand-in for OVN-Kubernetes' cluster side (hybrid overlay node
+        subnets, ovn-node CSR approval), with the signer that issues what it approves,
+        and the OpenShift cluster objects that describe the network
+        (:func:`syncer_lab.openshift.install_cluster_config`)."""
+        with self._lock:
+            if self._ovnk is None:
+                self.start_csr_signer()
+                with self.api_client() as api:
+                    openshift.install_cluster_config(api, self.server, vxlan_port=vxlan_port)
+                self._ovnk = OVNKubernetes(self.api_client()).start()
+            return self._ovnk
 
     def aggregate_cluster_roles(self) -> None:
         """Fill aggregated ClusterRoles (``admin``, ``edit``, ``view``, ...) once more.

@@ -22,9 +22,15 @@ nodelink controller for Windows MachineSets only (template label
   providerSpec kind: ``aws:///<zone>/i-<17 hex>``, ``azure:///subscriptions/…``,
   ``gce://<project>/<zone>/<name>``, ``vsphere://<uuid>``, ``nutanix://<uuid>``, else
   ``sim:///<address>/<name>``), ``status.addresses`` (InternalIP = the host's loopback
-  address, InternalDNS and Hostname = the Machine name) and ``status.phase``
+  address, InternalDNS and Hostname = the Machine name; on AWS the instance's private DNS
+  name, which is also what its metadata service reports as ``local-hostname``) and
+  ``status.phase``
   Provisioning → Provisioned → Running (once a Node with that providerID or InternalIP
   exists; then also ``status.nodeRef``);
+- an instance's Windows host name is what its image gives it: the Machine name, except
+  on vSphere and Nutanix, where a clone of a sysprepped template boots with a generated
+  ``WIN-…`` name (WMCO renames those hosts to the Machine name,
+  ``controllers/windowsmachine_controller.go``);
 - when a Machine is deleted: the host is powered off and removed, the Node deleted, the
   finalizer removed;
 - writes MachineSet ``status`` (replicas, fullyLabeledReplicas, readyReplicas,
@@ -270,6 +276,10 @@ class MachineAPISimulator:
             platform = platform_of(spec)
             users = ("Administrator", "capi") if platform == "azure" else ("Administrator",)
             host = self.lab.add_host(name, authorized_keys=[public], users=users)
+            if platform in ("vsphere", "nutanix"):
+                host.computer_name = "WIN-" + secrets.token_hex(6).upper()[:11]
+            if platform == "aws":
+                host.cloud_hostname = "ip-" + host.address.replace(".", "-") + ".ec2.internal"
             host.provider_id = spec.get("providerID") or provider_id(
                 platform, name, host.address, spec)
             self.hosts[name] = host
@@ -279,10 +289,11 @@ class MachineAPISimulator:
                 self.custom.patch_namespaced_custom_object(
                     GROUP, VERSION, self.namespace, "machines", name,
                     {"spec": {"providerID": host.provider_id}}, _content_type=MERGE_PATCH)
+        dns = host.cloud_hostname or name
         wanted: dict[str, Any] = {
             "addresses": [
                 {"type": "InternalIP", "address": host.address},
-                {"type": "InternalDNS", "address": name},
+                {"type": "InternalDNS", "address": dns},
                 {"type": "Hostname", "address": name},
             ],
             "phase": "Provisioned",

@@ -4,9 +4,10 @@ tests and benchmarks.
 :class:`NodeLab` puts hosts into a :class:`~syncer_lab.winhost.HostLab` (with simulated
 kubelets, so Nodes register after bootstrap and CSR approval), writes the
 ``syncer-fleet`` and ``windows-instances`` ConfigMaps and ``cloud-private-key`` into a
-namespace, serves payloads as ``file://`` URLs (simulated binaries: text files whose
-first line states the version; archives as deterministic ``.tar.gz``), and runs the node
-stage with small timeouts. Cluster-wide Nodes are scoped to the lab by a label
+namespace, serves payloads as ``file://`` URLs in the layout of the upstream release
+artifacts (:func:`payload_files`; simulated binaries are text files whose first line
+states the version; archives are deterministic ``.tar.gz``), and runs the node stage
+with small timeouts. Cluster-wide Nodes are scoped to the lab by a label
 (``syncer-test=<scope>``, set through the hosts' extra labels), so labs sharing a
 control plane do not see each other's Nodes."""
 
@@ -19,6 +20,7 @@ import io
 import json
 import tarfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +30,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from syncer import names
-from syncer.cluster.client import KubeClient
-from syncer.nodes.configure import Timeouts
+from syncer.cluster.client import ApiError, KubeClient
+from syncer.nodes.clusterinfo import cluster_dns_of
+from syncer.nodes.context import Timeouts
 from syncer.nodes.drain import DrainOptions
 from syncer.nodes.ssh import SshOptions
 from syncer.nodes.stage import NodeStageOptions, NodeStageResult, run_node_stage
@@ -48,12 +51,18 @@ SSH = SshOptions(
     poll_interval=0.1,
 )
 TIMEOUTS = Timeouts(
-    node_wait=60.0, ready_wait=60.0, service_wait=20.0, process_exit=20, poll=0.1, slot_renew=2.0
+    node_wait=60.0, ready_wait=60.0, network_wait=60.0, service_wait=20.0, process_exit=20,
+    poll=0.1, slot_renew=2.0,
 )
 DRAIN = DrainOptions(timeout=20.0, retry_interval=0.2, max_retry_interval=1.0, poll_interval=0.2)
 
-# The components the tests roll out: two archives, three services with a dependency chain.
-COMPONENTS = ("containerd", "kubelet", "hybrid-overlay-node", "kube-proxy", "cni")
+# The components the tests roll out: the kubelet and kube-proxy under kube-log-runner,
+# the runtime, and the pod network (hybrid-overlay, its CNI plugins, hns.psm1).
+COMPONENTS = ("containerd", "kubelet", "kube-log-runner", "hybrid-overlay-node", "kube-proxy",
+              "cni", "hns")
+# Components that come out of the Kubernetes Windows node tarball
+# (kubernetes-node-windows-amd64.tar.gz: kubernetes/node/bin/<name>.exe).
+NODE_TARBALL = ("kubelet", "kube-proxy", "kube-log-runner")
 
 
 def tar_gz(files: dict[str, bytes]) -> bytes:
@@ -70,17 +79,23 @@ def tar_gz(files: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def payload_bytes(component: str, version: str) -> bytes:
+def payload_files(component: str, version: str) -> tuple[bytes, str | None]:
+    """(payload bytes, member path) as the upstream release publishes the component:
+    the Kubernetes node tarball (kubelet, kube-proxy, kube-log-runner in
+    ``kubernetes/node/bin/``), containerd's Windows tarball (``bin/``), the CNI plugins
+    tarball (``./`` prefixed), single files for the rest."""
+    if component in NODE_TARBALL:
+        data = tar_gz({f"kubernetes/node/bin/{name}.exe": f"{name} {version}\n".encode()
+                       for name in (*NODE_TARBALL, "kubeadm", "kubectl")})
+        return data, f"kubernetes/node/bin/{component}.exe"
     if component == "containerd":
-        return tar_gz({
-            "containerd.exe": f"containerd {version}\n".encode(),
-            "containerd-shim-runhcs-v1.exe": f"shim {version}\n".encode(),
-            "containerd_conf.toml": b"version = 2\n",
-        })
+        return tar_gz({f"bin/{name}": f"{name.removesuffix('.exe')} {version}\n".encode()
+                       for name in ("containerd.exe", "containerd-shim-runhcs-v1.exe",
+                                    "ctr.exe")}), None
     if component == "cni":
-        return tar_gz({n: f"{n} {version}\n".encode()
-                       for n in ("win-bridge.exe", "win-overlay.exe", "host-local.exe")})
-    return f"{component} {version}\n".encode()
+        return tar_gz({f"./{n}": f"{n} {version}\n".encode()
+                       for n in ("win-bridge.exe", "win-overlay.exe", "host-local.exe")}), None
+    return f"{component} {version}\n".encode(), None
 
 
 @dataclass
@@ -108,7 +123,13 @@ class NodeLab:
             "metadata": {"name": names.PRIVATE_KEY_SECRET, "namespace": self.namespace},
             "data": {names.PRIVATE_KEY_SECRET_KEY: base64.b64encode(self.key_pem).decode()},
         }
-        self.api.request("POST", f"/api/v1/namespaces/{self.namespace}/secrets", body=body)
+        path = f"/api/v1/namespaces/{self.namespace}/secrets"
+        try:
+            self.api.request("POST", path, body=body)
+        except ApiError as err:
+            if not err.conflict:
+                raise
+            self.api.request("PUT", f"{path}/{names.PRIVATE_KEY_SECRET}", body=body)
 
     @property
     def key_line(self) -> str:
@@ -129,6 +150,60 @@ class NodeLab:
             new.append(host)
         return new
 
+    def add_wmco_hosts(self, count: int, kubernetes_version: str = "v1.30.4",
+                       **options: Any) -> list[SimHost]:
+        """Hosts WMCO configured (:mod:`syncer_lab.wmco`): Nodes up and Ready, listed in
+        ``windows-instances`` by the caller."""
+        from syncer_lab import openshift, wmco
+
+        new = self.add_hosts(count, **options)
+        kubeconfig, ca = self._mco_bootstrap_kubeconfig()
+        server = self.api.api_client.configuration.host
+        for host in new:
+            wmco.configure(self.api.api_client, host, kubernetes_version=kubernetes_version,
+                           bootstrap_kubeconfig=kubeconfig, ca=ca, api_server=server,
+                           service_cidr=openshift.SERVICE_NETWORK,
+                           cluster_dns=cluster_dns_of(openshift.SERVICE_NETWORK),
+                           private_key=self.key_pem, public_key_line=self.key_line,
+                           labels={"syncer-test": self.scope})
+        return new
+
+    def _mco_bootstrap_kubeconfig(self) -> tuple[bytes, bytes]:
+        """What WMCO hands a host: MCO's ``node-bootstrapper`` token and the cluster CA."""
+        from syncer.nodes.kubeconfig import render_kubeconfig
+
+        ns, sa = "openshift-machine-config-operator", "node-bootstrapper"
+        for path, body in (
+            ("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                    "metadata": {"name": ns}}),
+            (f"/api/v1/namespaces/{ns}/serviceaccounts",
+             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa}}),
+            ("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+              "metadata": {"name": "system-bootstrap-node-bootstrapper"},
+              "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                          "name": "system:node-bootstrapper"},
+              "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]}),
+            (f"/api/v1/namespaces/{ns}/secrets",
+             {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+              "metadata": {"name": f"{sa}-token",
+                           "annotations": {"kubernetes.io/service-account.name": sa}}}),
+        ):
+            try:
+                self.api.request("POST", path, body=body)
+            except ApiError as err:
+                if not err.conflict:
+                    raise
+        for _ in range(100):
+            data = self.api.request(
+                "GET", f"/api/v1/namespaces/{ns}/secrets/{sa}-token").get("data") or {}
+            if data.get("token"):
+                token = base64.b64decode(data["token"]).decode()
+                ca = base64.b64decode(data["ca.crt"])
+                return render_kubeconfig(self.api.api_client.configuration.host, ca, token), ca
+            time.sleep(0.1)
+        raise TimeoutError("MCO's node-bootstrapper token Secret was never filled")
+
     def host(self, address: str) -> SimHost:
         return next(h for h in self.hosts if h.address == address)
 
@@ -141,28 +216,34 @@ class NodeLab:
 
     # --- fleet ---------------------------------------------------------------------------
     def payload(self, component: str, version: str, *, corrupt: bool = False) -> dict[str, str]:
-        data = payload_bytes(component, version)
-        path = self.root / "payloads" / f"{component}-{version}"
+        data, member = payload_files(component, version)
+        name = "kubernetes-node" if component in NODE_TARBALL else component
+        path = self.root / "payloads" / f"{name}-{version}{'-bad' if corrupt else ''}"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data + (b"tampered" if corrupt else b""))
-        return {"version": version, "url": path.as_uri(),
-                "sha256": hashlib.sha256(data).hexdigest()}
+        entry = {"version": version, "url": path.as_uri(),
+                 "sha256": hashlib.sha256(data).hexdigest()}
+        if member:
+            entry["path"] = member
+        return entry
 
     def set_fleet(self, version: str, kubelet: str = "v1.30.4", *, max_unavailable: int = 1,
                   on_failure: str = "halt", paused: bool = False, corrupt: str | None = None,
-                  versions: dict[str, str] | None = None) -> None:
+                  versions: dict[str, str] | None = None, platform: str = "none",
+                  host_key_policy: str = "tofu", extra: tuple[str, ...] = ()) -> None:
         versions = dict(versions or {})
         components = {}
-        for name in COMPONENTS:
-            v = versions.get(name, kubelet if name in ("kubelet", "kube-proxy") else "v1.0.0")
+        for name in (*COMPONENTS, *extra):
+            v = versions.get(name, kubelet if name in NODE_TARBALL else "v1.0.0")
             components[name] = self.payload(name, v, corrupt=corrupt == name)
         self.fleet_version = version
         self.components = components
         nodes = {
-            "platform": "none",
+            "platform": platform,
             "rollout": {"maxUnavailable": max_unavailable, "drainTimeout": "20s",
                         "onFailure": on_failure, "paused": paused},
-            "nodes": {"sshPort": self.lab.port, "hostKeyPolicy": "tofu", "userData": "syncer"},
+            "nodes": {"sshPort": self.lab.port, "hostKeyPolicy": host_key_policy,
+                      "userData": "syncer"},
         }
         self._put_configmap(names.FLEET_CONFIGMAP, {
             "fleet": "test",

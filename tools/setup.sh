@@ -54,11 +54,16 @@ else
 fi
 
 # Test control plane: kube-apiserver, kubectl and etcd built from Go modules (no registry
-# ships kube-apiserver), cached per version under ~/.cache/syncer/kube/; seconds when cached.
-go_minor=$(go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
-if [ -z "$go_minor" ] || [ "$go_minor" -lt 24 ]; then
-    echo "setup: Go 1.24 or newer is required to build the test control plane" \
-         "(kube-apiserver, etcd); found: $(go version 2>/dev/null || echo none)" >&2
+# ships kube-apiserver), plus node-check and openshift-check (the real components' own
+# validation, for the simulators), cached per version under ~/.cache/syncer/kube/; seconds
+# when cached. The Go version needed is the highest `go` line of the tools' go.mod files.
+need_go=$(awk '$1 == "go" { print $2 }' tools/kube/go.mod tools/openshift/go.mod | sort -V | tail -1)
+have_go=$(go env GOVERSION 2>/dev/null | sed 's/^go//') || have_go=""
+if [ -z "$have_go" ] || [ "$(printf '%s\n%s\n' "$need_go" "$have_go" | sort -V | head -1)" != "$need_go" ]; then
+    echo "setup: Go $need_go or newer is required to build the test control plane" \
+         "(tools/kube, tools/openshift); found: $(go version 2>/dev/null || echo none)." \
+         "Install it from https://go.dev/dl/ and run make setup again." >&2
     exit 1
 fi
 ./tools/kube/build.sh
+./tools/openshift/build.sh

@@ -144,6 +144,30 @@ def check_payload_url(value: str) -> str | None:
     return f"scheme {scheme}:// is not supported (use https://, http:// or file://)"
 
 
+def check_archive_member(value: str) -> str | None:
+    """A file inside a .tar.gz, as tar lists it: relative, forward slashes, no ``..``."""
+    parts = value.split("/")
+    if (not value or value.startswith("/") or "\\" in value or ".." in parts
+            or any(not p for p in parts)):
+        return ('must be the relative path of a file inside the archive, like '
+                '"kubernetes/node/bin/kubelet.exe"')
+    return None
+
+
+def check_ipv4(value: str) -> str | None:
+    if not _IPV4_RE.fullmatch(value):
+        return "must be an IPv4 address like 172.30.0.10"
+    return None
+
+
+def check_ipv4_cidr(value: str) -> str | None:
+    address, slash, prefix = value.partition("/")
+    if not slash or not _IPV4_RE.fullmatch(address) or not prefix.isdigit() or not (
+            0 < int(prefix) <= 32):
+        return "must be an IPv4 network like 172.30.0.0/16"
+    return None
+
+
 def check_https_url(value: str) -> str | None:
     if _WHITESPACE_RE.search(value):
         return "must not contain whitespace"

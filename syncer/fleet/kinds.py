@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syncer import components, durations, names
+from syncer.components import PayloadKind
 from syncer.fleet import formats, platforms
 from syncer.fleet.fields import Fields, Report
 from syncer.fleet.loading import Document
@@ -197,16 +198,28 @@ def _components(spec: Fields) -> dict[str, ComponentSpec]:
         version = entry.string("version", required=True, check=formats.check_version)
         url = entry.string("url", required=True, check=formats.check_payload_url)
         sha256 = entry.string("sha256", required=True, check=formats.check_sha256)
+        member = entry.string("path", check=formats.check_archive_member)
         entry.finish()
+        if member is not None and components.CATALOGUE[name].kind is not PayloadKind.FILE:
+            entry.error("path", f"{name} is an archive expanded whole; path picks one file "
+                        "out of an archive for a file component")
+            member = None
         if url is not None and url.lower().startswith("http://"):
             entry.warning(
                 "url", "payload is downloaded over plain http (the sha256 is still verified)"
             )
         if version and url and sha256:
-            result[name] = ComponentSpec(version, url, sha256.lower())
+            result[name] = ComponentSpec(version, url, sha256.lower(), member)
     for required in components.REQUIRED:
         if required not in section.node:
             section.error(None, f"required component {required} is missing")
+    for name in result:
+        for companion in components.CATALOGUE[name].requires:
+            if companion not in section.node:
+                section.report.error(
+                    section.file, key_line(section.node, name),
+                    f"{section.path}{name}: needs component {companion} as well",
+                )
     kubelet, kube_proxy = result.get("kubelet"), result.get("kube-proxy")
     if kubelet and kube_proxy and kubelet.version != kube_proxy.version:
         section.report.warning(
@@ -254,12 +267,18 @@ def _nodes(f: Fields | None) -> NodePolicy:
     policy = f.choice("hostKeyPolicy", [p.value for p in HostKeyPolicy], default="tofu")
     user_data = f.choice("userData", [u.value for u in UserDataMode], default="syncer")
     api_server = f.string("apiServer", check=formats.check_https_url)
+    service_network = f.string("serviceNetwork", check=formats.check_ipv4_cidr)
+    cluster_dns = f.string("clusterDNS", check=formats.check_ipv4)
+    vxlan_port = f.integer("hybridOverlayVXLANPort", minimum=1, maximum=65535)
     f.finish()
     return NodePolicy(
         ssh_port=port or 22,
         host_key_policy=HostKeyPolicy(policy or "tofu"),
         user_data=UserDataMode(user_data or "syncer"),
         api_server=api_server,
+        service_network=service_network,
+        cluster_dns=cluster_dns,
+        vxlan_port=vxlan_port,
     )
 
 

@@ -43,6 +43,7 @@ class ComponentSpec:
     version: str
     url: str
     sha256: str  # lowercase hex
+    path: str | None = None  # the file inside a .tar.gz payload (file components)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ class NodePolicy:
     host_key_policy: HostKeyPolicy = HostKeyPolicy.TOFU
     user_data: UserDataMode = UserDataMode.SYNCER
     api_server: str | None = None
+    # Cluster facts the node stage otherwise reads from OpenShift's cluster objects.
+    service_network: str | None = None
+    cluster_dns: str | None = None
+    vxlan_port: int | None = None
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ def fleet_configmap(model: FleetModel) -> dict[str, Any]:
     state = DesiredState(
         fleet=fleet.name,
         version=fleet.version,
-        components={name: ComponentVersion(name, c.version, c.url, c.sha256)
+        components={name: ComponentVersion(name, c.version, c.url, c.sha256, c.path)
                     for name, c in fleet.components.items()},
         rollout=RolloutPolicy(
             max_unavailable=fleet.rollout.max_unavailable,
@@ -109,6 +109,9 @@ def fleet_configmap(model: FleetModel) -> dict[str, Any]:
             user_data=fleet.nodes.user_data,
             api_server=fleet.nodes.api_server,
             platform=fleet.platform,
+            service_network=fleet.nodes.service_network,
+            cluster_dns=fleet.nodes.cluster_dns,
+            vxlan_port=fleet.nodes.vxlan_port,
         ),
         extras={host.address: HostExtras(host.host_key, dict(host.labels))
                 for host in model.byoh_hosts},

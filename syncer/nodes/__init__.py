@@ -2,16 +2,24 @@
 
 Modules, in layer order (each imports only what is below it):
 
-- ``stage``: one round (inputs → probe → plan → payloads → rollout → removals → report);
-- ``rollout`` (at most ``maxUnavailable`` hosts out, resumes first), ``slots`` (the
-  rollout Lease and failure records), ``configure`` (one host's steps), ``deconfigure``;
-- ``hostplan`` (what a host needs), ``probe`` (one inventory command per host),
-  ``payloads`` (fetched and verified before any host is touched);
+- ``stage``: one round (inputs → the round's facts → probe → CSRs → plan → payloads →
+  rollout → removals → report);
+- ``rollout`` (at most ``maxUnavailable`` hosts out, resumes first), ``rollback``
+  (``onFailure: rollback``), ``slots`` (the rollout Lease and failure records),
+  ``configure`` (one host's steps), ``overlay`` (its network step), ``deconfigure``;
+- ``context`` (what a round shares with its hosts, how a host's run ends), ``services``
+  (stop, start, create, delete a Windows service, with the waits);
+- ``hostplan`` (what a host needs), ``probe`` (two commands per host), ``managedfiles``
+  (the configuration files kept current on every host), ``payloads`` (fetched and
+  verified before any host is touched; a tarball's member as the host sees it);
 - cluster side: ``inputs`` (what is applied: syncer-fleet, windows-instances, Machines,
-  Nodes, the key), ``annotations`` (WMCO's and syncer's Node records), ``csr`` (kubelet
+  Nodes, the key), ``clusterinfo`` (the API URL, service network, hybrid overlay, proxy,
+  trusted CAs), ``registries`` (containerd's mirror files), ``annotations`` (WMCO's and
+  syncer's Node records), ``usernames`` (WMCO's encrypted user name), ``csr`` (kubelet
   CSR approval), ``drain``, ``kubeconfig`` (bootstrap files), ``userdata``, ``status``
   (the per-host rows and their ConfigMap), ``progress``;
 - host side: ``ssh`` (sessions, uploads, reboots), ``hostkeys`` (pinning), ``resolving``;
 - ``windows/``: what a Windows host is — the command vocabulary, the layout of ``C:\\k``
-  and the services, the SSH key — pure, importing nothing of the round.
+  and the services, the files WMCO writes there, the SSH key — pure, importing nothing of
+  the round.
 """

@@ -7,12 +7,14 @@ WMCO's names (prefix ``windowsmachineconfig.openshift.io/``) keep WMCO's meaning
 user moving between WMCO and syncer sees the same thing:
 
 - ``version`` (set once the host is configured and Ready), ``desired-version``,
-  ``pub-key-hash``, ``username``, ``ssh-host-key`` / ``ssh-host-key-type``;
+  ``pub-key-hash``, ``username`` (encrypted as WMCO does, :mod:`syncer.nodes.usernames`),
+  ``ssh-host-key`` / ``ssh-host-key-type``;
 - labels ``byoh=true`` (BYOH hosts) and ``upgrading=true`` (the host is out for an
   upgrade; see :mod:`syncer.nodes.slots`).
 
 syncer's own record (prefix ``syncer.io/``): ``components`` (JSON ``name -> {"version",
-"sha256", "url"}`` of what is installed; ``url`` optional), ``phase`` (the host state
+"sha256", "url", "path"}`` of what is installed, as committed; ``url`` and ``path``
+optional), ``phase`` (the host state
 machine's step), ``failed-step`` / ``last-error`` (present only while the host is
 failed), ``since`` (when the phase or failure began) and ``address`` (the address
 syncer configured the Node from; syncer's "I configured this" marker).
@@ -46,6 +48,7 @@ class ComponentRecord:
     sha256: str = ""
     # Where the payload came from; lets a restarted controller fetch it again to roll back.
     url: str = ""
+    path: str = ""  # the file inside a .tar.gz payload, if it came from one
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,8 @@ def parse_components(text: str | None) -> dict[str, ComponentRecord]:
     for name, value in doc.items():
         if isinstance(value, dict) and isinstance(value.get("version"), str):
             out[str(name)] = ComponentRecord(
-                value["version"], str(value.get("sha256", "")), str(value.get("url", ""))
+                value["version"], str(value.get("sha256", "")), str(value.get("url", "")),
+                str(value.get("path", "")),
             )
     return out
 
@@ -194,7 +198,8 @@ def parse_components(text: str | None) -> dict[str, ComponentRecord]:
 def format_components(components: Mapping[str, ComponentRecord]) -> str:
     """Deterministic JSON (sorted keys, compact) for ``syncer.io/components``."""
     doc = {
-        name: {"version": c.version, "sha256": c.sha256, **({"url": c.url} if c.url else {})}
+        name: {"version": c.version, "sha256": c.sha256, **({"url": c.url} if c.url else {}),
+               **({"path": c.path} if c.path else {})}
         for name, c in sorted(components.items())
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))

@@ -4,8 +4,9 @@ Steps, in order (each named, each recorded before it runs — Node annotations
 ``syncer.io/phase`` and ``syncer.io/since`` when the host has a Node, the rollout's progress
 and status otherwise — so a restarted controller knows where a host was)::
 
-    lock -> cordon -> drain -> transfer -> stop-services -> replace -> services
-         -> bootstrap -> reboot -> start -> verify -> annotate -> uncordon -> release
+    lock -> cordon -> drain -> prepare -> transfer -> stop-services -> replace -> files
+         -> services -> reboot -> start -> join -> network -> verify -> annotate
+         -> uncordon -> release
 
 (``probe`` happened before, in :mod:`syncer.nodes.probe`; the rollout took the slot.)
 
@@ -13,92 +14,104 @@ and status otherwise — so a restarted controller knows where a host was)::
   no Node yet; its slot in the rollout Lease is what holds its place).
 - **cordon**, **drain**: :mod:`syncer.nodes.drain` (Eviction API, PDBs respected,
   DaemonSet pods ignored, emptyDir data deleted, ``rollout.drainTimeout``).
+- **prepare** (when needed): enable the Containers feature (no HNS, no HCS without it)
+  and rename a vSphere/Nutanix Machine to its Machine's name, then reboot once (WMCO
+  ``ensureHostNameAndContainersFeature``).
 - **transfer**: every payload that differs is uploaded to its content-addressed staging
-  path *while the services still run* (:mod:`syncer.nodes.windows.layout`); a staged file the
-  probe already found intact is not sent again. The payload bytes were verified against
-  the committed SHA-256 before the rollout touched any host (:mod:`syncer.nodes.payloads`)
-  and the upload is verified again on the host.
-- **stop-services**: the services of changed components and everything that depends on
-  them, in reverse dependency order; after each, wait until its process has exited (a
-  binary still held by an exiting process cannot be replaced — WMCO learned this).
-- **replace**: move staged files into place; expand archives with ``tar -xzf``.
-- **services**: create or update each service (binary path and arguments, dependencies,
-  ``OpenShift managed (syncer) <component>`` description, restart on failure).
-- **bootstrap** (new hosts): delete ``C:\\var\\lib\\cni`` (stale IPAM state), write the
-  bootstrap kubeconfig and CAs (:mod:`syncer.nodes.kubeconfig`) and ``kubelet.conf``.
-- **reboot** (only when the Node carries WMCO's ``reboot-required=true``): see
+  path *while the services still run* (:mod:`syncer.nodes.windows.layout`); a staged file
+  the probe already found intact is not sent again. The payload bytes were verified
+  against the committed SHA-256 before the rollout touched any host
+  (:mod:`syncer.nodes.payloads`) and the upload is verified again on the host.
+- **stop-services**: services described ``OpenShift managed`` that the Fleet does not run
+  (WMCO's ``windows-instance-config-daemon`` when adopting its node) are stopped and
+  deleted; then the services of changed components and everything that depends on them,
+  in reverse dependency order, each until its process has exited; when containerd's
+  files are replaced, the containerd shims of the pods a drain leaves (DaemonSets) are
+  ended too, as WMCO's cleanup does: they hold ``containerd-shim-runhcs-v1.exe``.
+- **replace**: move staged files into place; expand archives with ``tar.exe``, leading
+  directories stripped so the binary lands at the target.
+- **files**: the managed files that differ (:mod:`syncer.nodes.managedfiles`), and the
+  directories the services need; a new host's stale CNI state is removed first.
+- **services**: create or update each service (:mod:`syncer.nodes.services`).
+- **reboot** (only when the Node carries WMCO's ``reboot-required``): see
   :meth:`syncer.nodes.ssh.HostSession.reboot`.
-- **start**: in dependency order, each until RUNNING (the next one needs it running).
-- **verify**: services running; for a new host, approve its kubelet's CSRs
-  (:mod:`syncer.nodes.csr`, reverse DNS with the host name read over SSH as fallback)
-  while waiting (bounded) for the Node with the host's IP; then the Node must be Ready and
-  report the committed kubelet version.
-- **annotate**: WMCO's ``version``/``desired-version``/``pub-key-hash``/``username``,
-  syncer's component record (with payload URLs, for rollbacks), labels.
+- **start**: in dependency order, each until RUNNING, up to the kubelet; the services that
+  need the kubelet's credentials or its Node (hybrid-overlay, kube-proxy,
+  cloud-node-manager) wait for **join**.
+- **join**: the host's Node, for a new host once it registers (its kubelet's CSRs
+  approved meanwhile, :mod:`syncer.nodes.csr`, for BYOH hosts).
+- **network** (:mod:`syncer.nodes.overlay`): hybrid-overlay running, its network and the
+  VIP endpoint made, ``cni.conf`` and ``kube-proxy.conf`` written from them, kube-proxy
+  running with them.
+- **verify**: files and services as wanted; the Node Ready with the committed kubelet
+  version (``v1.30.4`` also matches a build's ``v1.30.4+abc123``); for hosts whose CSRs
+  syncer approves, the kubelet's serving certificate approved.
+- **annotate**: WMCO's ``version``/``desired-version``/``pub-key-hash``/``username``
+  (encrypted, :mod:`syncer.nodes.usernames`), syncer's component record, labels.
 - **uncordon**, **release**: make the Node schedulable, drop ``upgrading``, give the slot
   back.
 
 **Shutdown** (:attr:`StageContext.shutdown`) is honoured between steps, except between
-``stop-services`` and ``start``: a host is never left with its services stopped because
+``stop-services`` and ``verify``: a host is never left with its services stopped because
 the controller was asked to stop. An interrupted host keeps its slot; the next controller
 resumes it before starting any other host.
 
 **Failure** stops at the failing step: the Node stays cordoned (and labelled
 ``upgrading``), the step and error are recorded (:meth:`RolloutLock.record_failure`), and
 the failure counts against ``maxUnavailable`` until fixed. With ``onFailure: rollback``
-the previous component set (from the Node's component record; payloads from the cache, or
-fetched again from their recorded URLs) is put back with the same steps, and if the host
-comes back healthy it is uncordoned — the failure record stays, so the rollout still
-halts and says why.
+the rollout gives the run a recovery (:mod:`syncer.nodes.rollback`) that puts the
+previous component set back.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from syncer import names
-from syncer.cluster.client import ApiError, KubeClient
+from syncer.cluster.client import ApiError
 from syncer.cluster.objects import now
 from syncer.components import CATALOGUE, PayloadKind, start_order
+from syncer.desired import ComponentVersion
 from syncer.nodes import annotations as node_meta
 from syncer.nodes import csr as csr_approval
 from syncer.nodes import drain as draining
+from syncer.nodes import managedfiles, overlay, usernames
 from syncer.nodes.annotations import ComponentRecord, ConfiguredRecord, NodeRecord
-from syncer.nodes.hostkeys import HostKeyStore, PinningPolicy
+from syncer.nodes.context import (
+    HostOutcome,
+    Interrupted,
+    StageContext,
+    StepFailed,
+    describe_error,
+)
 from syncer.nodes.hostplan import (
-    Action,
     ComponentChange,
     HostPlan,
     config_differs,
-    plan_host,
     probe_files,
     probe_services,
 )
-from syncer.nodes.inputs import ComponentVersion, DesiredState, Host, HostKind
-from syncer.nodes.kubeconfig import BootstrapFiles
-from syncer.nodes.payloads import Payload, PayloadCache, PayloadError
-from syncer.nodes.probe import HostFacts, inventory, probe_host
-from syncer.nodes.resolving import ReverseResolver, reverse_lookup
-from syncer.nodes.slots import RolloutLock
-from syncer.nodes.ssh import HostSession, SshError, SshOptions
+from syncer.nodes.inputs import Host, HostKind
+from syncer.nodes.managedfiles import runs_overlay
+from syncer.nodes.probe import HostFacts, inventory
+from syncer.nodes.services import Services
+from syncer.nodes.ssh import HostSession
 from syncer.nodes.status import Phase
 from syncer.nodes.windows import vocabulary
-from syncer.nodes.windows.keys import PrivateKey
 from syncer.nodes.windows.layout import (
     CERT_DIR,
-    KUBELET_CONFIG,
-    LOG_ROOT,
+    CNI_CONFIG_DIR,
     PAYLOADS_DIR,
+    REGISTRIES_DIR,
+    ROOT,
+    SHIM_PROCESS,
     STAGING_DIR,
-    ServiceSpec,
     dependents_closure,
     installed_path,
-    kubelet_config,
+    log_dir,
     managed_components,
     process_name,
     service_spec,
@@ -107,107 +120,23 @@ from syncer.nodes.windows.vocabulary import CommandFailed, ServiceState
 
 log = logging.getLogger(__name__)
 
-STEPS = (
-    "probe",
-    "lock",
-    "cordon",
-    "drain",
-    "transfer",
-    "stop-services",
-    "replace",
-    "services",
-    "bootstrap",
-    "reboot",
-    "start",
-    "verify",
-    "annotate",
-    "uncordon",
-    "release",
-)
 # Between these (inclusive of the first, exclusive of the last) a shutdown request waits.
 CRITICAL_FROM, CRITICAL_UNTIL = "stop-services", "verify"
-
-
-class StepFailed(Exception):
-    """A step failed; the message is what the failure record and status show."""
-
-
-class Interrupted(Exception):
-    """Shutdown was requested at a safe point."""
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Bounds of the waits in the per-host flow (seconds). Defaults follow WMCO."""
-
-    node_wait: float = 600.0  # a new host's Node to appear (CSRs approved meanwhile)
-    ready_wait: float = 600.0  # Ready and the committed kubelet version
-    service_wait: float = 120.0  # one service to reach RUNNING / STOPPED
-    process_exit: int = 120  # wait-process-exit timeout, passed to the host
-    poll: float = 1.0  # polling interval of the waits above
-    slot_renew: float = 60.0  # how often held slots are renewed
-
-
-@dataclass
-class StageContext:
-    """Everything the per-host flow needs for one round, shared by all hosts."""
-
-    api: KubeClient
-    namespace: str
-    desired: DesiredState
-    private_key: PrivateKey
-    store: HostKeyStore
-    lock: RolloutLock
-    cache: PayloadCache
-    payloads: dict[str, Payload] = field(default_factory=dict)  # sha256 -> payload
-    ssh: SshOptions = field(default_factory=SshOptions)
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    drain: draining.DrainOptions | None = None
-    bootstrap: Callable[[], BootstrapFiles] | None = None
-    reverse: ReverseResolver = reverse_lookup
-    shutdown: threading.Event = field(default_factory=threading.Event)
-    on_step: Callable[[str, str], None] = lambda address, step: None
-    approve_machine_csrs: bool = False
-    node_selector: str = node_meta.WINDOWS_NODES
-
-    def open_session(self, host: Host, node_name: str | None) -> HostSession:
-        policy = PinningPolicy(
-            self.store,
-            host.address,
-            node_name=node_name,
-            git_key=host.pinned_host_key,
-            policy=self.desired.nodes.host_key_policy,
-        )
-        options = replace(self.ssh, port=self.desired.nodes.ssh_port)
-        return HostSession(
-            host.connect_address, host.username, self.private_key.pkey, policy, options,
-            cancel=None,
-        )
-
-
-@dataclass
-class HostOutcome:
-    """How one host's run ended."""
-
-    address: str
-    node_name: str | None
-    ok: bool
-    phase: Phase  # UP_TO_DATE, FAILED, ROLLED_BACK or INTERRUPTED
-    step: str | None = None  # the failing (or interrupted) step
-    error: str | None = None
-    rolled_back: bool = False
-    uploads: int = 0
-    commands: int = 0
-    started: float = 0.0
-    finished: float = 0.0
+# Services that need the kubelet's credentials or its Node: started after join.
+AFTER_JOIN = ("hybrid-overlay-node", "kube-proxy", "cloud-node-manager")
+# What a failed host's run calls to put it back (onFailure: rollback): a note for the
+# failure record, or None when there is nothing to go back to.
+Recovery = Callable[[StageContext, HostPlan, HostFacts], "str | None"]
 
 
 class HostRun:
     """One host's pass through the steps (see the module docstring)."""
 
-    def __init__(self, ctx: StageContext, plan: HostPlan) -> None:
+    def __init__(self, ctx: StageContext, plan: HostPlan,
+                 recover: Recovery | None = None) -> None:
         assert plan.identity is not None and plan.facts is not None
         self.ctx = ctx
+        self.recover = recover
         self.plan = plan
         self.host = plan.host
         self.facts: HostFacts = plan.facts
@@ -232,7 +161,7 @@ class HostRun:
             self._transfer(self.plan.transfers)
         except Exception as err:
             log.info("%s: staging ahead of the slot failed (%s); the upgrade will retry",
-                     self.host.address, _message(err))
+                     self.host.address, describe_error(err))
             self.discard()
 
     def discard(self) -> None:
@@ -259,7 +188,7 @@ class HostRun:
             log.info("%s: stopped before step %s (shutdown)", self.host.address, self.step)
         except Exception as err:  # every failure is recorded, whatever its type
             outcome.step = self.step
-            outcome.error = _message(err)
+            outcome.error = describe_error(err)
             log.warning("%s: failed at step %s: %s", self.host.address, self.step, outcome.error)
             self._record_failure(outcome)
         finally:
@@ -300,24 +229,10 @@ class HostRun:
             result = draining.drain(ctx.api, self.node_name, options)
             if not result.ok:
                 raise StepFailed(result.message)
-        self._enter("transfer")
-        self._transfer(plan.transfers)
-        self._enter("stop-services")
-        self._stop_services(restart)
-        self._enter("replace")
-        self._replace(plan.transfers)
-        self._enter("services")
-        self._configure_services(restart)
-        if self.new_host:
-            self._enter("bootstrap")
-            self._bootstrap()
-        if plan.reboot:
-            self._enter("reboot")
-            self._session().reboot()
-        self._enter("start")
-        self._start_services(restart)
-        self._enter("verify")
-        self._verify()
+        if plan.prepare:
+            self._enter("prepare")
+            self._prepare()
+        self._apply(restart)
         self._enter("annotate")
         self._annotate()
         self._enter("uncordon")
@@ -335,25 +250,92 @@ class HostRun:
         )
         ctx.lock.release(self.host.address)
 
+    def _apply(self, restart: list[str]) -> None:
+        """transfer .. verify: what configuring, upgrading and restoring share."""
+        plan, ctx = self.plan, self.ctx
+        self._enter("transfer")
+        self._transfer(plan.transfers)
+        self._enter("stop-services")
+        self._stop_services(restart)
+        self._enter("replace")
+        self._replace(plan.transfers)
+        self._enter("files")
+        self._write_files()
+        self._enter("services")
+        self._configure_services(restart)
+        if plan.reboot:
+            self._enter("reboot")
+            self._session().reboot()
+        self._enter("start")
+        self._start([c for c in restart if c not in AFTER_JOIN])
+        self._enter("join")
+        self._join()
+        if runs_overlay(ctx.desired.components):
+            self._enter("network")
+            self._network(restart)
+        self._start([c for c in restart if c in AFTER_JOIN])
+        self._enter("verify")
+        self._verify()
+
+    def restore(self) -> None:
+        """The restore half of a rollback: the host is already cordoned and drained."""
+        with self.ctx.open_session(self.host, self.node_name) as session:
+            self.session = session
+            self._apply(self._restart_set())
+        assert self.node_name is not None
+        draining.uncordon(self.ctx.api, self.node_name)
+        node_meta.set_upgrading(self.ctx.api, self.node_name, False)
+
     def _session(self) -> HostSession:
         assert self.session is not None
         return self.session
+
+    def _services(self) -> Services:
+        return Services(self._session(), self.ctx.waits)
 
     def _run(self, command: str, entry: str) -> vocabulary.CommandResult:
         result = self._session().run(command)
         vocabulary.check_done(result, entry)
         return result
 
+    def _inventory(self) -> HostFacts:
+        ctx = self.ctx
+        return inventory(self._session(), probe_files(ctx.desired, ctx.managed),
+                         probe_services(ctx.desired), self.facts.shell, ctx.cluster.platform)
+
     # --- steps ----------------------------------------------------------------------------
     def _restart_set(self) -> list[str]:
-        """Components whose services stop and start: the changed ones and their
-        dependents, in start order."""
+        """Components whose services stop and start: the changed ones (by payload,
+        service definition or a file they read) and their dependents, in start order."""
         present = managed_components(list(self.ctx.desired.components))
         changed = {c.name for c in self.plan.changes}
-        if self.plan.reboot or self.new_host:
+        for f in self.plan.files:
+            changed |= set(f.restarts) & set(present)
+        if self.plan.reboot or self.plan.prepare or self.new_host:
             changed |= {c for c in present if CATALOGUE[c].service}
         closure = dependents_closure(changed, present)
         return [c for c in start_order(sorted(closure)) if CATALOGUE[c].service]
+
+    def _prepare(self) -> None:
+        """The Containers feature and the Machine's host name, then one reboot."""
+        plan, session = self.plan, self._session()
+        if plan.rename is not None:
+            try:
+                command = vocabulary.rename_computer(plan.rename)
+            except ValueError as err:
+                raise StepFailed(f"cannot rename the host to its Machine's name: {err} "
+                                 "(keep Windows MachineSet names short)") from None
+            self._run(command, "rename-computer")
+        if plan.enable_containers:
+            self._run(vocabulary.enable_containers(), "enable-containers")
+        session.reboot()
+        facts = self._inventory()
+        if not facts.containers:
+            raise StepFailed("the Containers feature is not enabled after a reboot")
+        if plan.rename is not None and facts.hostname.lower() != plan.rename.lower():
+            raise StepFailed(f"the host is still named {facts.hostname} after a reboot, "
+                             f"not {plan.rename}")
+        self.facts = facts
 
     def _transfer(self, changes: list[ComponentChange]) -> None:
         if not changes:
@@ -372,74 +354,37 @@ class HostRun:
             self.uploads += 1
 
     def _stop_services(self, restart: list[str]) -> None:
-        session = self._session()
+        services = self._services()
+        for service in self.plan.remove_services:
+            services.stop(service)
+            services.delete(service)
         for name in reversed(restart):
             component = CATALOGUE[name]
             assert component.service is not None
             if self.facts.services.get(component.service) is None:
                 continue
-            self._stop_one(component.service)
-            process = process_name(component)
-            if process is not None:
-                # Its process must be gone before its binary is replaced (a file held by
-                # an exiting process cannot be; WMCO learned this the hard way).
-                gone = vocabulary.parse_wait_process_exit(
-                    session.run(
-                        vocabulary.wait_process_exit(process, self.ctx.timeouts.process_exit),
-                        timeout=self.ctx.timeouts.process_exit + self.ctx.ssh.command_timeout,
-                    )
-                )
-                if not gone:
-                    raise StepFailed(
-                        f"process {process} of service {component.service} still runs "
-                        f"{self.ctx.timeouts.process_exit}s after the service stopped"
-                    )
-            self._wait_state(component.service, ServiceState.STOPPED)
-
-    def _stop_one(self, service: str) -> None:
-        deadline = time.monotonic() + self.ctx.timeouts.service_wait
-        session = self._session()
-        while True:
-            result = session.run(vocabulary.sc_stop(service))
-            if result.exit_code in (0, vocabulary.ERROR_SERVICE_NOT_ACTIVE):
-                break
-            if result.exit_code != vocabulary.ERROR_SERVICE_CANNOT_ACCEPT_CTRL:
-                raise CommandFailed(f"sc stop {service}", result)
-            if time.monotonic() > deadline:
-                raise StepFailed(f"service {service} did not accept a stop request")
-            time.sleep(self.ctx.timeouts.poll)  # start or stop pending: try again
-
-    def _wait_state(self, service: str, want: ServiceState) -> None:
-        deadline = time.monotonic() + self.ctx.timeouts.service_wait
-        delay = min(0.02, self.ctx.timeouts.poll)
-        while True:
-            status = vocabulary.parse_sc_status(self._session().run(vocabulary.sc_query(service)))
-            if status.state is want:
-                return
-            if want is ServiceState.RUNNING and status.state is ServiceState.STOPPED:
-                raise StepFailed(
-                    f"service {service} stopped after start (exit code {status.win32_exit_code})"
-                )
-            if time.monotonic() > deadline:
-                raise StepFailed(
-                    f"service {service} is {status.state.name} after "
-                    f"{self.ctx.timeouts.service_wait:.0f}s, expected {want.name}"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, self.ctx.timeouts.poll)
+            services.stop(component.service, process_name(component))
+        if any(c.name == "containerd" for c in self.plan.transfers):
+            # Pods a drain leaves (DaemonSets, mirror pods) keep their shim running, and
+            # the shim holds C:\k\containerd\containerd-shim-runhcs-v1.exe.
+            services.end_processes(SHIM_PROCESS)
 
     def _replace(self, changes: list[ComponentChange]) -> None:
-        for change in start_order([c.name for c in changes]):
-            c = CATALOGUE[change]
-            staged = next(x.staged for x in changes if x.name == change)
+        for name in start_order([c.name for c in changes]):
+            c = CATALOGUE[name]
+            change = next(x for x in changes if x.name == name)
             try:
                 if c.kind is PayloadKind.ARCHIVE:
+                    payload = self.ctx.payloads.get(change.desired.sha256)
+                    strip = payload.strip if payload is not None else 0
                     self._run(vocabulary.make_directory(c.target), "make-directory")
-                    self._run(vocabulary.expand_archive(staged, c.target), "expand-archive")
+                    self._run(vocabulary.expand_archive(change.staged, c.target, strip),
+                              "expand-archive")
                     self._run(vocabulary.make_directory(PAYLOADS_DIR), "make-directory")
-                    self._run(vocabulary.move_file(staged, installed_path(change)), "move-file")
+                    self._run(vocabulary.move_file(change.staged, installed_path(name)),
+                              "move-file")
                 else:
-                    self._run(vocabulary.move_file(staged, c.target), "move-file")
+                    self._run(vocabulary.move_file(change.staged, c.target), "move-file")
             except CommandFailed as err:
                 if err.code in (vocabulary.ERROR_SHARING_VIOLATION, vocabulary.ERROR_ACCESS_DENIED):
                     raise StepFailed(
@@ -448,80 +393,63 @@ class HostRun:
                     ) from None
                 raise
 
+    def _write_files(self) -> None:
+        session = self._session()
+        if self.new_host:
+            self._run(vocabulary.remove_cni_state(), "remove-cni-state")
+        for directory in (ROOT, CERT_DIR.rstrip("\\"), CNI_CONFIG_DIR, REGISTRIES_DIR):
+            self._run(vocabulary.make_directory(directory), "make-directory")
+        for f in self.plan.files:
+            managedfiles.write(session, f)
+            self.facts.files[f.path] = f.sha256
+
     def _configure_services(self, restart: list[str]) -> None:
-        assert self.plan.identity is not None
+        plan = self.plan
+        assert plan.identity is not None and plan.settings is not None
+        services = self._services()
         for name in restart:
-            spec = service_spec(name, self.plan.identity)
+            spec = service_spec(name, plan.identity, plan.settings)
             if spec is None:
                 continue
+            self._run(vocabulary.make_directory(log_dir(name)), "make-directory")
             info = self.facts.services.get(spec.name)
             if info is not None and config_differs(spec, info) is None:
                 continue  # exists exactly as wanted: only restarted
-            self._ensure_service(spec)
+            services.ensure(spec, exists=info is not None)
 
-    def _ensure_service(self, spec: ServiceSpec) -> None:
-        info = self.facts.services.get(spec.name)
-        session = self._session()
-        if info is None:
-            self._run(vocabulary.make_directory(f"{LOG_ROOT}\\{spec.component}"), "make-directory")
-            result = session.run(
-                vocabulary.sc_create(spec.name, spec.binary_path, depends_on=spec.depends_on)
-            )
-            if result.exit_code == vocabulary.ERROR_SERVICE_EXISTS:
-                # Created meanwhile (an earlier, interrupted run): configure it.
-                self._config(spec)
-            else:
-                vocabulary.parse_sc_done(result, "sc create")
-        else:
-            self._config(spec)
-        vocabulary.parse_sc_done(
-            session.run(vocabulary.sc_description(spec.name, spec.description)), "sc description"
-        )
-        vocabulary.parse_sc_done(session.run(vocabulary.sc_failure(spec.name)), "sc failure")
-
-    def _config(self, spec: ServiceSpec) -> None:
-        result = self._session().run(
-            vocabulary.sc_config(
-                spec.name,
-                binary_path=spec.binary_path,
-                start=vocabulary.StartType.AUTO,
-                depends_on=spec.depends_on,
-            )
-        )
-        vocabulary.parse_sc_done(result, "sc config")
-
-    def _bootstrap(self) -> None:
-        session = self._session()
-        self._run(vocabulary.remove_cni_state(), "remove-cni-state")
-        if self.ctx.bootstrap is None:
-            raise StepFailed("no bootstrap credentials available for a new host")
-        files = dict(self.ctx.bootstrap().files())
-        files[KUBELET_CONFIG] = kubelet_config()
-        self._run(vocabulary.make_directory(CERT_DIR), "make-directory")
-        for path, content in files.items():
-            session.upload(content, path, _sha256(content))
-
-    def _start_services(self, restart: list[str]) -> None:
-        session = self._session()
-        for name in restart:
+    def _start(self, names_: list[str]) -> None:
+        services = self._services()
+        for name in names_:
             service = CATALOGUE[name].service
             assert service is not None
-            result = session.run(vocabulary.sc_start(service))
-            if result.exit_code not in (0, vocabulary.ERROR_SERVICE_ALREADY_RUNNING):
-                raise StepFailed(
-                    f"service {service} did not start: Win32 error {result.exit_code}: "
-                    f"{vocabulary.error_text(result)}"
-                )
-            self._wait_state(service, ServiceState.RUNNING)
+            services.start(service)
+
+    def _join(self) -> None:
+        node = self._wait_for_node()
+        if self.node_name is None:
+            self.ctx.lock.renew(self.host.address, node.name)  # the new Node on the slot
+        self.node_name = node.name
+        self.ctx.store.move_to_node(self.host.address, node.name)
+
+    def _network(self, restart: list[str]) -> None:
+        assert self.node_name is not None
+        overlay.ensure(self.ctx, self._session(), self._services(), self.facts,
+                       self.node_name, restart=restart, after=self._inventory)
+
+    def _approves(self) -> bool:
+        return self.host.kind is HostKind.BYOH or self.ctx.approve_machine_csrs
+
+    def _approve_csrs(self) -> list[csr_approval.CsrDecision]:
+        ip = self.host.connect_address
+        addresses = [self.host.address] if self.host.address == ip else [self.host.address, ip]
+        return csr_approval.approve_byoh_csrs(
+            self.ctx.api, addresses, {a: self.facts.hostname for a in addresses},
+            reverse=self.ctx.reverse,
+            bootstrapper=csr_approval.bootstrapper_user(self.ctx.namespace))
 
     def _verify(self) -> None:
         ctx = self.ctx
-        facts = inventory(
-            self._session(),
-            probe_files(ctx.desired),
-            probe_services(ctx.desired),
-            self.facts.shell,
-        )
+        facts = self._inventory()
         self.facts = facts
         for name in managed_components(list(ctx.desired.components)):
             c = CATALOGUE[name]
@@ -533,27 +461,29 @@ class HostRun:
             if info is None or info.state is not ServiceState.RUNNING:
                 state = "missing" if info is None else info.state.name
                 raise StepFailed(f"service {c.service} is {state} after start")
-        node = self._wait_for_node()
-        if self.node_name is None:
-            ctx.lock.renew(self.host.address, node.name)  # record the new Node on the slot
-        self.node_name = node.name
-        ctx.store.move_to_node(self.host.address, node.name)
+        for f in ctx.managed.values():
+            if facts.files.get(f.path) != f.sha256:
+                raise StepFailed(f"{f.path} is not what syncer wrote")
+        assert self.node_name is not None
         want = ctx.desired.kubelet_version
         deadline = time.monotonic() + ctx.timeouts.ready_wait
+        serving = not self._approves()  # else: wait for the serving certificate too
         while True:
-            if node.ready and (want is None or node.kubelet_version == want):
+            if self._approves():
+                self._approve_csrs()
+                serving = serving or csr_approval.serving_approved(ctx.api, self.node_name)
+            node = node_meta.read_node(ctx.api, self.node_name)
+            if node is None:
+                raise StepFailed(f"Node {self.node_name} disappeared")
+            version_ok = want is None or kubelet_matches(node.kubelet_version, want)
+            if node.ready and version_ok and serving:
                 return
             if time.monotonic() > deadline:
-                raise StepFailed(
-                    f"Node {node.name} is {'Ready' if node.ready else 'not Ready'} with kubelet "
-                    f"{node.kubelet_version or '(unknown)'} after "
-                    f"{ctx.timeouts.ready_wait:.0f}s; expected Ready with {want}"
-                )
+                what = ("its serving certificate is not approved" if node.ready and version_ok
+                        else f"it is {'Ready' if node.ready else 'not Ready'} with kubelet "
+                             f"{node.kubelet_version or '(unknown)'}; expected Ready with {want}")
+                raise StepFailed(f"Node {node.name} after {ctx.timeouts.ready_wait:.0f}s: {what}")
             time.sleep(ctx.timeouts.poll)
-            fresh = node_meta.read_node(ctx.api, node.name)
-            if fresh is None:
-                raise StepFailed(f"Node {node.name} disappeared")
-            node = fresh
 
     def _wait_for_node(self) -> NodeRecord:
         """The host's Node: the known one, or (new host) the Node with the host's IP,
@@ -564,33 +494,26 @@ class HostRun:
             if node is None:
                 raise StepFailed(f"Node {self.node_name} disappeared")
             return node
-        ip = self.host.connect_address
-        approve = self.host.kind is HostKind.BYOH or ctx.approve_machine_csrs
+        assert self.plan.identity is not None
+        ips = {self.host.connect_address, self.host.address, self.plan.identity.node_ip}
         deadline = time.monotonic() + ctx.timeouts.node_wait
         while True:
-            if approve:
-                csr_approval.approve_byoh_csrs(
-                    ctx.api,
-                    [self.host.address] if self.host.address == ip else [self.host.address, ip],
-                    {self.host.address: self.facts.hostname, ip: self.facts.hostname},
-                    reverse=ctx.reverse,
-                )
+            if self._approves():
+                self._approve_csrs()
             for node in node_meta.list_windows_nodes(ctx.api, ctx.node_selector):
-                if node.has_address(ip) or (
-                    self.host.address != ip and node.has_address(self.host.address)
-                ):
+                if any(node.has_address(ip) for ip in ips):
                     return node
             if time.monotonic() > deadline:
                 raise StepFailed(
-                    f"no Node with address {ip} appeared within {ctx.timeouts.node_wait:.0f}s "
-                    f"(host name {self.facts.hostname})"
+                    f"no Node with address {self.plan.identity.node_ip} appeared within "
+                    f"{ctx.timeouts.node_wait:.0f}s (host name {self.facts.hostname})"
                 )
             time.sleep(ctx.timeouts.poll)
 
     def _annotate(self) -> None:
         ctx = self.ctx
         assert self.node_name is not None
-        node_meta.mark_configured(ctx.api, self.node_name, _configured_record(ctx, self.host))
+        node_meta.mark_configured(ctx.api, self.node_name, configured_record(ctx, self.host))
         labels: dict[str, str | None] = {names.LABEL_WORKER_ROLE: ""}
         labels.update(dict(self.host.labels))
         annotations: dict[str, str | None] = {names.ANNOTATION_SHELL: str(self.facts.shell)}
@@ -607,8 +530,8 @@ class HostRun:
         ctx = self.ctx
         error = outcome.error or "unknown error"
         try:
-            if ctx.desired.rollout.on_failure == "rollback" and self.plan.node is not None:
-                note = self._rollback()
+            if self.recover is not None and self.plan.node is not None:
+                note = self.recover(ctx, self.plan, self.facts)
                 if note is not None:
                     outcome.rolled_back = True
                     outcome.phase = Phase.ROLLED_BACK
@@ -616,8 +539,8 @@ class HostRun:
                 else:
                     error = f"{error} (not rolled back: no previous component set recorded)"
         except Exception as err:
-            error = f"{error} (rollback failed: {_message(err)})"
-            log.warning("%s: rollback failed: %s", self.host.address, _message(err))
+            error = f"{error} (rollback failed: {describe_error(err)})"
+            log.warning("%s: rollback failed: %s", self.host.address, describe_error(err))
         outcome.error = error
         try:
             ctx.lock.record_failure(self.host.address, self.node_name, outcome.step or "", error)
@@ -632,119 +555,50 @@ class HostRun:
         except ApiError as err:
             log.warning("%s: cannot record the failure: %s", self.host.address, err)
 
-    def _rollback(self) -> str | None:
-        """Put the previous component set back (see the module docstring). Returns a note
-        for the failure record, or None when there is nothing to roll back to."""
-        ctx, node = self.ctx, self.plan.node
-        assert node is not None
-        previous = node.components
-        if not previous or not node.version:
-            return None
-        components: dict[str, ComponentVersion] = {}
-        for name, rec in previous.items():
-            if name not in CATALOGUE:
-                continue
-            components[name] = ComponentVersion(name, rec.version, rec.url, rec.sha256)
-        for name, want in components.items():
-            if want.sha256 in ctx.payloads:
-                continue
-            try:
-                ctx.payloads[want.sha256] = ctx.cache.fetch(
-                    name, want.version, want.url, want.sha256
-                )
-            except PayloadError as err:
-                raise StepFailed(f"previous payload unavailable: {err}") from None
-        desired = replace(ctx.desired, version=node.version, components=components)
-        back = StageContext(**{**ctx.__dict__, "desired": desired})
-        back.shutdown = threading.Event()  # a rollback is finished even during shutdown
-        fresh = node_meta.read_node(ctx.api, node.name) or node
-        probe = probe_host(
-            self.host.address,
-            lambda: back.open_session(self.host, node.name),
-            probe_files(desired),
-            probe_services(desired),
-            self.facts.shell,
-        )
-        # Plan against the previous set; the failure record must not block this plan.
-        clean = replace(
-            fresh,
-            annotations={
-                k: v
-                for k, v in fresh.annotations.items()
-                if k not in (names.ANNOTATION_FAILED_STEP, names.ANNOTATION_PHASE)
-            },
-            labels={k: v for k, v in fresh.labels.items() if k != names.LABEL_UPGRADING},
-        )
-        plan = plan_host(self.host, desired, probe, clean)
-        if plan.action is Action.BLOCKED:
-            raise StepFailed(f"cannot plan the rollback: {plan.reason}")
-        run = _RollbackRun(back, plan)
-        run.execute()
-        versions = ", ".join(f"{n} {c.version}" for n, c in sorted(components.items()))
-        return f"restored version {node.version} ({versions})"
 
-
-class _RollbackRun(HostRun):
-    """The restore half of a rollback: the host is already cordoned and drained."""
-
-    def execute(self) -> None:
-        with self.ctx.open_session(self.host, self.node_name) as session:
-            self.session = session
-            restart = self._restart_set()
-            self._enter("transfer")
-            self._transfer(self.plan.transfers)
-            self._enter("stop-services")
-            self._stop_services(restart)
-            self._enter("replace")
-            self._replace(self.plan.transfers)
-            self._enter("services")
-            self._configure_services(restart)
-            self._enter("start")
-            self._start_services(restart)
-            self._enter("verify")
-            self._verify()
-        assert self.node_name is not None
-        draining.uncordon(self.ctx.api, self.node_name)
-        node_meta.set_upgrading(self.ctx.api, self.node_name, False)
+def kubelet_matches(reported: str, committed: str) -> bool:
+    """Whether a Node's kubelet version is the committed one: equal, or the same release
+    with build metadata (OpenShift's kubelets report ``v1.30.4+ab12cd3``)."""
+    return reported == committed or reported.startswith(committed + "+")
 
 
 def record_only(ctx: StageContext, plan: HostPlan) -> None:
     """The ``record`` action: the host matches; bring the Node's record up to date
     (no cordon, no drain, nothing sent to the host)."""
     assert plan.node is not None
-    node_meta.mark_configured(ctx.api, plan.node.name, _configured_record(ctx, plan.host))
+    node_meta.mark_configured(ctx.api, plan.node.name, configured_record(ctx, plan.host))
 
 
-def _configured_record(ctx: StageContext, host: Host) -> ConfiguredRecord:
+def refresh(ctx: StageContext, plan: HostPlan) -> str | None:
+    """The ``refresh`` action: write the files that need no service restarted (no cordon,
+    no drain), then bring the Node's record up to date. Returns an error, or None."""
+    assert plan.node is not None
+    try:
+        with ctx.open_session(plan.host, plan.node.name) as session:
+            for f in plan.files:
+                managedfiles.write(session, f)
+    except Exception as err:
+        return describe_error(err)
+    node_meta.mark_configured(ctx.api, plan.node.name, configured_record(ctx, plan.host))
+    return None
+
+
+def configured_record(ctx: StageContext, host: Host) -> ConfiguredRecord:
     """What the Node of ``host`` records once it runs the committed version."""
     return ConfiguredRecord(
         version=ctx.desired.version,
         pub_key_hash=ctx.private_key.pub_key_hash,
-        username=host.username,
+        username=usernames.seal(host.username, ctx.private_key.secret),
         address=host.address,
-        components=component_records(ctx.desired.components),
+        components=component_records(ctx.committed or ctx.desired.components),
         byoh=host.kind is HostKind.BYOH,
     )
 
 
-def component_records(components: Mapping[str, ComponentVersion]) -> dict[str, ComponentRecord]:
+def component_records(components: Mapping[str, ComponentVersion]
+                      ) -> dict[str, ComponentRecord]:
     return {
-        name: ComponentRecord(c.version, c.sha256, c.url)
+        name: ComponentRecord(c.version, c.sha256, c.url, c.path or "")
         for name, c in components.items()
         if name in CATALOGUE
     }
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _message(err: BaseException) -> str:
-    if isinstance(err, (StepFailed, SshError, PayloadError)):
-        return str(err)
-    if isinstance(err, CommandFailed):
-        return f"{err.entry}: Win32 error {err.code}: {err.message}"
-    if isinstance(err, ApiError):
-        return f"Kubernetes API: {err}"
-    text = str(err)
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__

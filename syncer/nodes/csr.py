@@ -7,9 +7,12 @@ certificate requests; syncer approves them, like WMCO does, and only them:
 - **client** CSRs: signer ``kubernetes.io/kube-apiserver-client-kubelet``, subject
   ``CN=system:node:<name>``, ``O=system:nodes`` (exactly), no SANs at all (DNS, IP,
   e-mail, URI), usages exactly what the kubelet asks for (``digital signature``,
-  ``client auth`` and, for RSA keys, ``key encipherment``), and **no Node of that name
+  ``client auth`` and, for RSA keys, ``key encipherment``), **no Node of that name
   exists yet** (a client CSR for an existing node is a node re-bootstrapping as someone
-  else, or an attack);
+  else, or an attack), and filed by syncer's node bootstrapper
+  (``system:serviceaccount:<fleet namespace>:syncer-node-bootstrapper``, the credential
+  of the bootstrap kubeconfig syncer writes): anyone else allowed to create CSRs cannot
+  get a ``system:node:<listed host>`` certificate this way;
 - **serving** CSRs: signer ``kubernetes.io/kubelet-serving``, ``CN=system:node:<name>``,
   ``O=system:nodes``, requested by ``system:node:<name>`` itself (groups include
   ``system:nodes`` and ``system:authenticated``), usages ``digital signature``,
@@ -42,6 +45,7 @@ from urllib.parse import quote
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from syncer import names
 from syncer.cluster.client import ApiError, KubeClient
 from syncer.nodes.resolving import ReverseResolver, reverse_lookup
 
@@ -156,8 +160,8 @@ class NameMatcher:
     def match(self, node_name: str) -> tuple[str, str] | None:
         """(address, how) of the host this node name belongs to, or None."""
         for address in self.addresses:
-            names = self._reverse_names(address)
-            if names and any(_same_host(node_name, n) for n in names):
+            ptr = self._reverse_names(address)
+            if ptr and any(_same_host(node_name, n) for n in ptr):
                 return address, f"reverse DNS of {address}"
         for address in self.addresses:
             hostname = self.ssh_hostnames.get(address)
@@ -172,12 +176,19 @@ def _same_host(node_name: str, host: str) -> bool:
     return node == full or node == full.split(".", 1)[0]
 
 
+def bootstrapper_user(namespace: str) -> str:
+    """The user name of the bootstrap credential syncer hands new hosts."""
+    return f"system:serviceaccount:{namespace}:{names.NODE_BOOTSTRAPPER_SERVICE_ACCOUNT}"
+
+
 def evaluate(
     csr: Mapping[str, Any],
     matcher: NameMatcher,
     nodes: Mapping[str, Mapping[str, Any]],
+    bootstrapper: str | None = None,
 ) -> CsrDecision:
-    """Decide one CSR (pure: no API calls). ``nodes`` maps name -> Node (JSON)."""
+    """Decide one CSR (pure: no API calls). ``nodes`` maps name -> Node (JSON);
+    ``bootstrapper``: the only requester whose client CSRs are approved (None: any)."""
     name = str((csr.get("metadata") or {}).get("name", ""))
     spec = csr.get("spec") or {}
     signer = spec.get("signerName")
@@ -213,6 +224,9 @@ def evaluate(
             return leave(f"usages {sorted(usages)} are not a kubelet client's", node_name, kind)
         if node is not None:
             return leave(f"Node {node_name} already exists", node_name, kind)
+        if bootstrapper is not None and spec.get("username") != bootstrapper:
+            return leave(f"requested by {spec.get('username')}, not syncer's node bootstrapper",
+                         node_name, kind)
     else:
         if req.other_sans:
             return leave("e-mail/URI SANs are not allowed", node_name, kind)
@@ -253,6 +267,7 @@ def approve_byoh_csrs(
     ssh_hostnames: Mapping[str, str] | None = None,
     *,
     reverse: ReverseResolver = reverse_lookup,
+    bootstrapper: str | None = None,
 ) -> list[CsrDecision]:
     """Approve every pending kubelet CSR that belongs to one of ``addresses`` (BYOH hosts).
 
@@ -269,13 +284,26 @@ def approve_byoh_csrs(
     matcher = NameMatcher(addresses, ssh_hostnames, reverse)
     decisions: list[CsrDecision] = []
     for csr in sorted(csrs, key=lambda c: str(c["metadata"]["name"])):
-        decision = evaluate(csr, matcher, nodes)
+        decision = evaluate(csr, matcher, nodes, bootstrapper)
         if decision.kind is None:
             continue
         if decision.approved:
             decision = _approve(api, csr, decision)
         decisions.append(decision)
     return decisions
+
+
+def serving_approved(api: KubeClient, node_name: str) -> bool:
+    """Whether the kubelet of ``node_name`` has an approved serving CSR."""
+    doc = api.request("GET", _CSRS)
+    for csr in doc.get("items") or []:
+        spec = csr.get("spec") or {}
+        conditions = (csr.get("status") or {}).get("conditions") or []
+        if (spec.get("signerName") == SERVING_SIGNER
+                and spec.get("username") == NODE_PREFIX + node_name
+                and any(c.get("type") == "Approved" for c in conditions)):
+            return True
+    return False
 
 
 def _approve(api: KubeClient, csr: dict[str, Any], decision: CsrDecision) -> CsrDecision:

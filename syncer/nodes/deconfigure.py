@@ -12,11 +12,20 @@ Steps, recorded in ``syncer.io/phase`` like the configure flow:
 2. over SSH: find every managed service — the union of the current catalogue, the
    services of the components recorded on the Node (``syncer.io/components``, the old
    list), and every service whose description starts with ``OpenShift managed`` (WMCO's
-   and syncer's markers; the ``managed-services`` vocabulary entry) — stop them in reverse
-   dependency order, wait for their processes to exit, delete them;
-3. delete ``C:\\k`` and ``C:\\var\\lib\\cni`` (stale IPAM state must not survive a re-join);
-4. remove WMCO's ``version`` and syncer's record, delete the Node, forget the host's
+   and syncer's markers, WMCO's ``windows-instance-config-daemon`` among them) — stop
+   them in reverse dependency order, waiting for their processes to exit; end the
+   containerd shims of pods still there (they hold files in ``C:\\k``; WMCO's cleanup
+   ``Stop-Process -Force -Name containerd-shim-runhcs-v1``); delete the services;
+3. remove the HNS networks hybrid-overlay made (``OVNKubernetesHybridOverlayNetwork``,
+   then ``BaseOVNKubernetesHybridOverlayNetwork``), reconnecting after each because
+   removing one drops the host's connections (WMCO ``ensureHNSNetworksAreRemoved``): a
+   re-joined host, or a new one on the same address, must not find the old subnet;
+4. delete ``C:\\k`` and ``C:\\var\\lib\\cni`` (stale IPAM state must not survive a re-join);
+5. remove WMCO's ``version`` and syncer's record, delete the Node, forget the host's
    ConfigMap host-key pin and any failure record.
+
+The SSH user is the Node's ``username`` annotation, decrypted with the private key as
+WMCO does (:mod:`syncer.nodes.usernames`, :mod:`syncer.nodes.inputs`).
 
 A Machine whose instance is gone cannot be reached: its host cleanup is skipped (the
 instance is being deleted with the Machine) and the Node is deleted. A BYOH host that
@@ -28,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 
 from syncer import names
@@ -36,14 +44,15 @@ from syncer.cluster.client import ApiError
 from syncer.components import CATALOGUE, start_order
 from syncer.nodes import annotations as node_meta
 from syncer.nodes import drain as draining
-from syncer.nodes.configure import StageContext, _message
+from syncer.nodes.context import StageContext, describe_error
 from syncer.nodes.hostkeys import HostKeyMismatch
 from syncer.nodes.inputs import Host, HostKind, RemovedHost
 from syncer.nodes.resolving import is_ipv4
+from syncer.nodes.services import Services
 from syncer.nodes.ssh import HostSession, SshError
 from syncer.nodes.windows import vocabulary
-from syncer.nodes.windows.layout import MANAGED_PREFIX, ROOT, process_name
-from syncer.nodes.windows.vocabulary import CommandFailed, ServiceState
+from syncer.nodes.windows.layout import ROOT, SHIM_PROCESS, process_name
+from syncer.nodes.windows.vocabulary import BASE_NETWORK, OVERLAY_NETWORK
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +73,10 @@ def deconfigure(ctx: StageContext, removed: RemovedHost) -> RemovalOutcome:
     api = ctx.api
     node = node_meta.read_node(api, removed.node_name)
     try:
+        if removed.kind is HostKind.BYOH and not (removed.address and removed.username):
+            # Checked before the drain: a host syncer cannot log in to is left as it is.
+            raise RuntimeError(removed.username_problem or
+                               "no address or username recorded: cannot clean the host")
         if node is not None:
             out.step = "cordon"
             node_meta.set_phase(api, removed.node_name, "deconfigure")
@@ -82,8 +95,6 @@ def deconfigure(ctx: StageContext, removed: RemovedHost) -> RemovalOutcome:
                     raise
                 log.info("%s: Machine host unreachable, skipping its cleanup: %s",
                          removed.node_name, err)
-        elif removed.kind is HostKind.BYOH:
-            raise RuntimeError("no address or username recorded: cannot clean the host")
         out.step = "delete-node"
         if node is not None:
             node_meta.mark_deconfigured(api, removed.node_name)
@@ -99,7 +110,7 @@ def deconfigure(ctx: StageContext, removed: RemovedHost) -> RemovalOutcome:
         out.ok = True
         out.step = "deconfigured"
     except Exception as err:
-        out.error = _message(err)
+        out.error = describe_error(err)
         log.warning("%s: deconfigure failed at %s: %s", removed.node_name, out.step, out.error)
         if node is not None:
             with contextlib.suppress(ApiError):
@@ -130,20 +141,27 @@ def _clean_host(
         pinned_host_key=extras.host_key if extras is not None else None,
     )
     with ctx.open_session(host, removed.node_name if node is not None else None) as session:
-        services = _managed_services(session, node)
-        for service in services:
-            _stop(session, ctx, service)
-        for service in services:
-            result = session.run(vocabulary.sc_delete(service))
-            if result.exit_code not in (
-                0,
-                vocabulary.ERROR_SERVICE_DOES_NOT_EXIST,
-                vocabulary.ERROR_SERVICE_MARKED_FOR_DELETE,
-            ):
-                raise CommandFailed(f"sc delete {service}", result)
+        services = Services(session, ctx.waits)
+        found = _managed_services(session, node)
+        by_service = {c.service: c for c in CATALOGUE.values() if c.service}
+        for service in found:
+            component = by_service.get(service)
+            services.stop(service, process_name(component) if component else None)
+        services.end_processes(SHIM_PROCESS)
+        for service in found:
+            services.delete(service)
+        for network in (OVERLAY_NETWORK, BASE_NETWORK):
+            _remove_network(session, network)
         vocabulary.check_done(session.run(vocabulary.remove_path(ROOT)), "remove-path")
         vocabulary.check_done(session.run(vocabulary.remove_cni_state()), "remove-cni-state")
-        return services
+        return found
+
+
+def _remove_network(session: HostSession, network: str) -> None:
+    """Remove one HNS network; the host drops its connections meanwhile, so reconnect."""
+    with contextlib.suppress(SshError):  # the connection may go down with the network
+        vocabulary.parse_remove_hns_network(session.run(vocabulary.remove_hns_network(network)))
+    session.connect()
 
 
 def _managed_services(session: HostSession, node: node_meta.NodeRecord | None) -> list[str]:
@@ -154,43 +172,13 @@ def _managed_services(session: HostSession, node: node_meta.NodeRecord | None) -
             svc for name in node.components if name in CATALOGUE
             if (svc := CATALOGUE[name].service) is not None
         }
-    found = vocabulary.parse_managed_services(
-        session.run(vocabulary.managed_services(MANAGED_PREFIX))
-    )
     inv = vocabulary.parse_inventory(session.run(vocabulary.inventory(services=sorted(wanted))))
+    facts = vocabulary.parse_node_facts(session.run(vocabulary.node_facts()))
     present = {name for name, info in inv.services.items() if info is not None}
-    present |= set(found)
+    present |= set(facts.managed)
     by_service = {c.service: c.name for c in CATALOGUE.values() if c.service}
     known = [by_service[s] for s in present if s in by_service]
     ordered = [CATALOGUE[c].service for c in reversed(start_order(known))]
     unknown = sorted(s for s in present if s not in by_service)
-    # Services syncer does not know (older versions) may depend on known ones: stop first.
+    # Services syncer does not know (WICD, older versions) may depend on known ones.
     return unknown + [s for s in ordered if s is not None]
-
-
-def _stop(session: HostSession, ctx: StageContext, service: str) -> None:
-    result = session.run(vocabulary.sc_stop(service))
-    gone = (vocabulary.ERROR_SERVICE_NOT_ACTIVE, vocabulary.ERROR_SERVICE_DOES_NOT_EXIST)
-    if result.exit_code in gone:
-        return
-    if result.exit_code not in (0, vocabulary.ERROR_SERVICE_CANNOT_ACCEPT_CTRL):
-        raise CommandFailed(f"sc stop {service}", result)
-    deadline = time.monotonic() + ctx.timeouts.service_wait
-    while True:
-        status_result = session.run(vocabulary.sc_query(service))
-        if status_result.exit_code == vocabulary.ERROR_SERVICE_DOES_NOT_EXIST:
-            return
-        status = vocabulary.parse_sc_status(status_result)
-        if status.state is ServiceState.STOPPED:
-            break
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"service {service} did not stop")
-        time.sleep(min(0.1, ctx.timeouts.poll))
-    component = next((c for c in CATALOGUE.values() if c.service == service), None)
-    if component is not None:
-        process = process_name(component)
-        if process:
-            session.run(
-                vocabulary.wait_process_exit(process, ctx.timeouts.process_exit),
-                timeout=ctx.timeouts.process_exit + ctx.ssh.command_timeout,
-            )

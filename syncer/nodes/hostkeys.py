@@ -16,6 +16,13 @@ presented:
    and :meth:`HostKeyStore.pin` records it once the connection authenticated
    (:meth:`PinningPolicy.persist`), like WMCO (a host that fails auth pins nothing).
 
+Which of a host's keys is compared matters: Windows OpenSSH offers RSA, ECDSA and
+Ed25519 host keys, and the client's preference picks one. With a pin, syncer offers only
+the pinned key's type (:meth:`PinningPolicy.key_types`); without one it prefers what
+WMCO's Go client prefers (``golang.org/x/crypto/ssh`` ``defaultHostKeyAlgos``: ECDSA,
+then RSA, then Ed25519), so a host that WMCO pinned, or one pinned in Git from any line
+of ``ssh-keyscan``, is compared with the key of the same type.
+
 A mismatch raises :class:`HostKeyMismatch` (a ``paramiko.SSHException``) whose message
 names both SHA256 fingerprints and what to delete to re-trust the host. The host stays
 stopped until an operator acts; nothing is overwritten automatically. Operator
@@ -42,6 +49,20 @@ from syncer import names
 from syncer.cluster import configmaps
 from syncer.cluster.client import KubeClient
 from syncer.nodes.annotations import NodeRecord, read_node, set_ssh_host_key
+
+# Host key algorithms in the order golang.org/x/crypto/ssh prefers them (common.go
+# defaultHostKeyAlgos, certificates and DSA left out), and those of each key type.
+GO_ORDER = (
+    "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+    "rsa-sha2-256", "rsa-sha2-512", "ssh-ed25519",
+)
+ALGORITHMS = {
+    "ssh-rsa": ("rsa-sha2-256", "rsa-sha2-512"),
+    "ecdsa-sha2-nistp256": ("ecdsa-sha2-nistp256",),
+    "ecdsa-sha2-nistp384": ("ecdsa-sha2-nistp384",),
+    "ecdsa-sha2-nistp521": ("ecdsa-sha2-nistp521",),
+    "ssh-ed25519": ("ssh-ed25519",),
+}
 
 
 class Decision(StrEnum):
@@ -283,6 +304,19 @@ class PinningPolicy(paramiko.MissingHostKeyPolicy):
         self.git_key = git_key
         self.policy = policy
         self.verdict: Verdict | None = None
+
+    def key_types(self) -> tuple[str, ...]:
+        """The host key algorithms to offer, most preferred first: the pinned key's
+        type alone, else Go's order (see the module docstring)."""
+        if self.verdict is not None and self.verdict.decision is Decision.PIN:
+            return ALGORITHMS.get(self.verdict.presented.key_type, GO_ORDER)
+        try:
+            pin = self.store.lookup(self.address, self.node_name, self.git_key)
+        except ValueError:
+            return GO_ORDER  # an unreadable pin is reported when the key is checked
+        if pin is None:
+            return GO_ORDER
+        return ALGORITHMS.get(pin.key.key_type, GO_ORDER)
 
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey

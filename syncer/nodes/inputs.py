@@ -46,9 +46,11 @@ from syncer.desired import (
     HostKeyPolicy,
     NodePolicy,
     OnFailure,
+    Platform,
     RolloutPolicy,
     UserDataMode,
 )
+from syncer.nodes import usernames
 from syncer.nodes.annotations import WINDOWS_NODES, NodeRecord, list_windows_nodes
 from syncer.nodes.resolving import Resolution, Resolver, is_ipv4, is_ipv6, resolve_all, resolve_ipv4
 from syncer.nodes.windows.keys import PrivateKey, PrivateKeyError, parse_private_key
@@ -101,8 +103,9 @@ class RemovedHost:
     node_name: str
     address: str | None  # best known address to reach it for cleanup
     kind: HostKind
-    username: str | None  # from the Node's ``username`` annotation
+    username: str | None  # from the Node's ``username`` annotation, decrypted
     reason: str
+    username_problem: str | None = None  # why the user name is unknown
 
 
 @dataclass(frozen=True)
@@ -154,8 +157,18 @@ def read_node_inputs(
     policy = desired.nodes if desired else NodePolicy()
     extras = desired.extras if desired else {}
     hosts: list[Host] = []
+    first_of: dict[str, str] = {}  # resolved IP -> the first entry listing it
     for address, username in byoh_entries:
         ip = resolution.ips.get(address)
+        if ip is not None and ip in first_of:
+            # The same machine listed twice (a name and its IP): configuring it as two
+            # hosts would run two flows on one machine at once.
+            problems.append(Problem(
+                f"ConfigMap {namespace}/{names.BYOH_CONFIGMAP}", 0,
+                f"{address}: the same host as {first_of[ip]} ({ip}); host skipped"))
+            continue
+        if ip is not None:
+            first_of[ip] = address
         extra = extras.get(address, HostExtras())
         hosts.append(
             Host(
@@ -186,7 +199,7 @@ def read_node_inputs(
         hosts.append(
             Host(
                 address=machine.address,
-                username=AZURE_MACHINE_USER if platform == "azure" else MACHINE_USER,
+                username=AZURE_MACHINE_USER if platform is Platform.AZURE else MACHINE_USER,
                 kind=HostKind.MACHINE,
                 ip=machine.address,
                 machine_name=machine.name,
@@ -197,7 +210,8 @@ def read_node_inputs(
 
     removed: list[RemovedHost] = []
     if resolution.ok:
-        removed = _removed_nodes(nodes, hosts, protected, machine_nodes)
+        removed = _removed_nodes(nodes, hosts, protected, machine_nodes, private_key,
+                                 policy.platform)
     return NodeInputs(
         desired=desired,
         hosts=hosts,
@@ -230,11 +244,30 @@ def _match_node(
     return None
 
 
+def removed_username(node: NodeRecord, key: PrivateKey | None) -> tuple[str | None, str | None]:
+    """(user name, why it is unknown) from a Node's ``username`` annotation: WMCO's (and
+    syncer's) encrypted value, or plain text as syncer's first version wrote it."""
+    value = node.username
+    if not value:
+        return None, "the Node has no username annotation"
+    if _USERNAME_RE.fullmatch(f"username={value}") and usernames.MARKER not in value \
+            and len(value) <= 64:
+        return value, None  # written in the clear
+    if key is None:
+        return None, "the username annotation is encrypted and no private key is available"
+    try:
+        return usernames.unseal(value, key.secret), None
+    except usernames.UsernameError as err:
+        return None, f"the username annotation: {err}"
+
+
 def _removed_nodes(
     nodes: Mapping[str, NodeRecord],
     hosts: list[Host],
     protected: set[str],
     machine_nodes: set[str],
+    key: PrivateKey | None = None,
+    platform: Platform | None = None,
 ) -> list[RemovedHost]:
     wanted = {h.node_name for h in hosts if h.node_name}
     out: list[RemovedHost] = []
@@ -247,23 +280,26 @@ def _removed_nodes(
         ):
             continue
         address = node.address or node.internal_ip
+        username, why = removed_username(node, key)
         if node.byoh:
             out.append(
                 RemovedHost(
                     node.name,
                     address,
                     HostKind.BYOH,
-                    node.username,
+                    username,
                     f"{address or node.name} is no longer listed in {names.BYOH_CONFIGMAP}",
+                    why,
                 )
             )
         elif node.name not in machine_nodes:
+            default = AZURE_MACHINE_USER if platform is Platform.AZURE else MACHINE_USER
             out.append(
                 RemovedHost(
                     node.name,
                     address,
                     HostKind.MACHINE,
-                    node.username,
+                    username or default,
                     f"no Windows Machine maps to Node {node.name} any more",
                 )
             )
@@ -367,7 +403,7 @@ class MachineInfo:
     node_ref: str | None
     ignored: bool
     deleting: bool
-    platform: str | None  # from the providerSpec kind/apiVersion
+    platform: Platform | None  # from the providerSpec kind/apiVersion
 
 
 def list_windows_machines(api: KubeClient, namespace: str) -> list[MachineInfo]:
@@ -403,12 +439,13 @@ def machine_info(machine: Mapping[str, Any]) -> MachineInfo:
     )
 
 
-def machine_platform(machine: Mapping[str, Any]) -> str | None:
+def machine_platform(machine: Mapping[str, Any]) -> Platform | None:
     """The platform a Machine's providerSpec names (``AzureMachineProviderSpec`` -> azure)."""
     value = (((machine.get("spec") or {}).get("providerSpec") or {}).get("value")) or {}
     text = f"{value.get('kind', '')} {value.get('apiVersion', '')}".lower()
-    for platform in ("azure", "aws", "gcp", "vsphere", "nutanix"):
-        if platform in text:
+    for platform in (Platform.AZURE, Platform.AWS, Platform.GCP, Platform.VSPHERE,
+                     Platform.NUTANIX):
+        if platform.value in text:
             return platform
     return None
 

@@ -1,57 +1,61 @@
-"""Bootstrap files for a new host's kubelet: where the API server is and how to ask for a
+"""Bootstrap files for a host's kubelet: where the API server is and how to ask for a
 certificate.
 
-The node stage uploads three files to a host before it starts the kubelet (the SSH stage
-writes them; this module only produces their bytes):
+The node stage writes three files on every host (the configure flow uploads them; this
+module only produces their bytes) and keeps them current every round:
 
 - ``C:\\k\\bootstrap-kubeconfig``: API server URL, its CA (embedded), and a bootstrap
-  credential. The kubelet uses it once, to send its client CSR (``--bootstrap-kubeconfig``);
-  syncer approves that CSR (:mod:`syncer.nodes.csr`), and from then on the kubelet
-  authenticates with its own certificate (``C:\\k\\kubeconfig``).
-- ``C:\\k\\bootstrap-ca.crt``: the CA that signed the API server's serving certificate.
+  credential. The kubelet uses it to send its client CSR (``--bootstrap-kubeconfig``)
+  whenever it has no valid client certificate: on its first start, and again if its
+  certificate is ever lost or expires. syncer approves that CSR (:mod:`syncer.nodes.csr`);
+  from then on the kubelet authenticates with its own certificate (``C:\\k\\kubeconfig``).
+- ``C:\\k\\bootstrap-ca.crt``: the CA bundle that verifies the API server (also
+  hybrid-overlay's ``--k8s-cacert``).
 - ``C:\\k\\kubelet-ca.crt``: the CA the kubelet trusts for *client* certificates (the
   API server calling the kubelet for logs/exec). On OpenShift that is the
-  ``kube-apiserver-to-kubelet-client-ca`` bundle; elsewhere the cluster CA.
+  ``kube-apiserver-to-kubelet-client-ca`` bundle, read every round so a signer rotation
+  reaches every node (WMCO refreshes it on every ControllerConfig change); a cluster
+  without that ConfigMap (not OpenShift) signs with its cluster CA. A ConfigMap syncer
+  may not read is an error, never a silent fallback to the wrong CA.
 
-**The credential** is a bound ServiceAccount token from the TokenRequest API, for
-ServiceAccount ``syncer-node-bootstrapper`` in the fleet namespace, bound to the
-ClusterRole ``system:node-bootstrapper`` (create/get/list/watch CSRs, nothing else). It
-expires (default one hour, never more than a day, at least the API's 10 minutes), so a
-bootstrap file left on a host is useless soon after.
+**The credential** is a long-lived token of ServiceAccount ``syncer-node-bootstrapper``
+in the fleet namespace, kept in the Secret ``syncer-node-bootstrapper-token`` (type
+``kubernetes.io/service-account-token``; the cluster's token controller fills in the
+token and the CA bundle, like MCO's ``node-bootstrapper-token`` that WMCO uses). A
+kubelet that has to re-bootstrap a year later still can. The ServiceAccount is bound to
+the ClusterRole ``system:node-bootstrapper`` (create/get/list/watch CSRs, nothing
+else), and syncer approves a first client CSR only when this ServiceAccount filed it.
+Deleting the Secret revokes the token; the next round creates a new one and rewrites
+every host's bootstrap kubeconfig.
 
-**The URL** is ``spec.nodes.apiServer`` of the Fleet when set — set it on OpenShift
-(``https://api-int.<cluster>:6443``): an in-cluster controller's own URL is the
-``kubernetes`` Service IP, which a host that is not yet a node cannot reach. Without it,
-the controller's own client URL is used (right for the demo and out-of-cluster runs).
+**The URL** comes from :mod:`syncer.nodes.clusterinfo` (``Infrastructure``
+``apiServerInternalURI`` or the Fleet's ``apiServer``): never the controller's own.
 
-RBAC the controller needs for this (also returned by :func:`rbac_objects`): create
-``serviceaccounts`` and ``serviceaccounts/token`` in the fleet namespace, create
-``clusterrolebindings``, and — because RBAC forbids granting what you do not hold unless
-you may ``bind`` it — ``bind`` on ``clusterroles/system:node-bootstrapper``.
+The ServiceAccount, its binding and its token Secret come with the controller's
+manifests (``manifests/node-bootstrapper.yaml``), so the controller itself only reads the
+Secret. Run with more rights (``syncer sync --once`` as an administrator), syncer creates
+them when missing (:func:`rbac_objects`).
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from ruamel.yaml import YAML
 
 from syncer import names
-from syncer.cluster import configmaps
 from syncer.cluster.client import ApiError, KubeClient
 
 BOOTSTRAP_KUBECONFIG = r"C:\k\bootstrap-kubeconfig"
 BOOTSTRAP_CA = r"C:\k\bootstrap-ca.crt"
 KUBELET_CA = r"C:\k\kubelet-ca.crt"
-
-MIN_EXPIRATION = 600  # the API server's minimum for TokenRequest
-MAX_EXPIRATION = 86400
-DEFAULT_EXPIRATION = 3600
+TOKEN_SECRET = names.NODE_BOOTSTRAPPER_SERVICE_ACCOUNT + "-token"
+TOKEN_WAIT = 30.0  # how long to wait for the token controller to fill a new Secret
 
 # OpenShift: CA bundle for the API server's client certificate towards kubelets.
 OPENSHIFT_KUBELET_CLIENT_CA = (
@@ -60,13 +64,16 @@ OPENSHIFT_KUBELET_CLIENT_CA = (
 )
 
 
+class BootstrapError(Exception):
+    """The bootstrap files cannot be made; the message says why."""
+
+
 @dataclass(frozen=True)
 class BootstrapFiles:
     server: str
     kubeconfig: bytes
     bootstrap_ca: bytes
     kubelet_ca: bytes
-    expiration_seconds: int
 
     def files(self) -> dict[str, bytes]:
         """Windows path -> content, for the SSH stage to upload."""
@@ -128,15 +135,24 @@ def rbac_objects(namespace: str) -> list[dict[str, Any]]:
             },
             "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}],
         },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/service-account-token",
+            "metadata": {"name": TOKEN_SECRET, "namespace": namespace, "labels": labels,
+                         "annotations": {"kubernetes.io/service-account.name": sa}},
+        },
     ]
 
 
 def ensure_bootstrapper(api: KubeClient, namespace: str) -> None:
-    """Create the ServiceAccount and its ClusterRoleBinding if missing (idempotent)."""
-    sa, binding = rbac_objects(namespace)
+    """Create the ServiceAccount, its ClusterRoleBinding and its token Secret if missing
+    (idempotent)."""
+    sa, binding, secret = rbac_objects(namespace)
     for obj, collection in (
         (sa, f"/api/v1/namespaces/{quote(namespace)}/serviceaccounts"),
         (binding, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"),
+        (secret, f"/api/v1/namespaces/{quote(namespace)}/secrets"),
     ):
         try:
             api.request("POST", collection, body=obj)
@@ -145,73 +161,64 @@ def ensure_bootstrapper(api: KubeClient, namespace: str) -> None:
                 raise
 
 
-def request_token(api: KubeClient, namespace: str, expiration_seconds: int) -> str:
-    """A bound token for ``syncer-node-bootstrapper`` (TokenRequest API)."""
-    path = (
-        f"/api/v1/namespaces/{quote(namespace)}/serviceaccounts/"
-        f"{names.NODE_BOOTSTRAPPER_SERVICE_ACCOUNT}/token"
-    )
-    body = {
-        "apiVersion": "authentication.k8s.io/v1",
-        "kind": "TokenRequest",
-        "spec": {"expirationSeconds": expiration_seconds},
-    }
-    doc = api.request("POST", path, body=body)
-    return str(doc["status"]["token"])
+def read_token(api: KubeClient, namespace: str, wait: float = TOKEN_WAIT
+               ) -> tuple[str, bytes] | None:
+    """(token, CA bundle) from the token Secret, waiting (bounded) for the cluster's token
+    controller to fill a new one; None when the Secret does not exist."""
+    path = f"/api/v1/namespaces/{quote(namespace)}/secrets/{TOKEN_SECRET}"
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            data = (api.request("GET", path).get("data") or {})
+        except ApiError as err:
+            if err.not_found:
+                return None
+            raise BootstrapError(f"cannot read Secret {namespace}/{TOKEN_SECRET}: {err}") from None
+        if data.get("token") and data.get("ca.crt"):
+            return (base64.b64decode(data["token"]).decode("ascii"),
+                    base64.b64decode(data["ca.crt"]))
+        if time.monotonic() > deadline:
+            raise BootstrapError(
+                f"Secret {namespace}/{TOKEN_SECRET} has no token after {wait:.0f}s: is the "
+                "cluster's token controller (kube-controller-manager) running?")
+        time.sleep(0.2)
 
 
-def cluster_ca(api: KubeClient, namespace: str) -> bytes:
-    """The CA that verifies the API server: the client's own CA file, else the
-    ``kube-root-ca.crt`` ConfigMap every namespace gets."""
-    ca_file = getattr(api.api_client.configuration, "ssl_ca_cert", None)
-    if ca_file and Path(ca_file).is_file():
-        return Path(ca_file).read_bytes()
-    ca = (configmaps.read_data(api, namespace, "kube-root-ca.crt") or {}).get("ca.crt")
-    if ca:
-        return str(ca).encode("utf-8")
-    raise ValueError(
-        "cannot tell which CA signed the API server: pass ca=, or run with a kubeconfig "
-        "that names certificate-authority"
-    )
-
-
-def kubelet_client_ca(api: KubeClient, fallback: bytes) -> bytes:
-    """OpenShift's kube-apiserver-to-kubelet client CA bundle, else ``fallback``."""
+def kubelet_client_ca(api: KubeClient, cluster_ca: bytes) -> bytes:
+    """OpenShift's kube-apiserver-to-kubelet client CA bundle; ``cluster_ca`` where that
+    ConfigMap does not exist (the cluster CA signs the API server's client certificate
+    then). Any other failure is a BootstrapError: the wrong CA would break logs/exec."""
     ns, name = OPENSHIFT_KUBELET_CLIENT_CA
     try:
         cm = api.request("GET", f"/api/v1/namespaces/{ns}/configmaps/{name}")
     except ApiError as err:
-        if err.not_found or err.status == 403:
-            return fallback
-        raise
+        if err.not_found:
+            return cluster_ca
+        raise BootstrapError(f"cannot read ConfigMap {ns}/{name} (the CA kubelets must "
+                             f"trust for the API server's client certificate): {err}") from None
     bundle = (cm.get("data") or {}).get("ca-bundle.crt")
-    return str(bundle).encode("utf-8") if bundle else fallback
+    if not bundle:
+        raise BootstrapError(f"ConfigMap {ns}/{name} has no ca-bundle.crt")
+    return str(bundle).encode("utf-8")
 
 
-def bootstrap_files(
-    api: KubeClient,
-    namespace: str,
-    *,
-    api_server: str | None = None,
-    ca: bytes | None = None,
-    kubelet_ca: bytes | None = None,
-    expiration_seconds: int = DEFAULT_EXPIRATION,
-    ensure_service_account: bool = True,
-) -> BootstrapFiles:
-    """The bootstrap files for one new host (a fresh token each call)."""
-    if not MIN_EXPIRATION <= expiration_seconds <= MAX_EXPIRATION:
-        raise ValueError(
-            f"expiration_seconds must be between {MIN_EXPIRATION} and {MAX_EXPIRATION}"
-        )
-    server = (api_server or str(api.api_client.configuration.host)).rstrip("/")
-    ca_pem = ca if ca is not None else cluster_ca(api, namespace)
-    if ensure_service_account:
-        ensure_bootstrapper(api, namespace)
-    token = request_token(api, namespace, expiration_seconds)
+def bootstrap_files(api: KubeClient, namespace: str, *, api_server: str) -> BootstrapFiles:
+    """The bootstrap files for the hosts of one round (the bootstrapper is created the
+    first time; later rounds only read). Raises BootstrapError."""
+    found = read_token(api, namespace)
+    if found is None:
+        try:
+            ensure_bootstrapper(api, namespace)
+        except ApiError as err:
+            raise BootstrapError(f"cannot create the node bootstrapper: {err}") from None
+        found = read_token(api, namespace)
+        if found is None:
+            raise BootstrapError(f"Secret {namespace}/{TOKEN_SECRET} disappeared")
+    token, ca_pem = found
+    server = api_server.rstrip("/")
     return BootstrapFiles(
         server=server,
         kubeconfig=render_kubeconfig(server, ca_pem, token),
         bootstrap_ca=ca_pem,
-        kubelet_ca=kubelet_ca if kubelet_ca is not None else kubelet_client_ca(api, ca_pem),
-        expiration_seconds=expiration_seconds,
+        kubelet_ca=kubelet_client_ca(api, ca_pem),
     )

@@ -14,8 +14,21 @@ keeps a local content-addressed cache, ``<cache>/<sha256>``:
 - a payload already cached is not downloaded again (a previous version, needed for a
   rollback, is found by its digest alone).
 
-``.tar.gz`` components (``PayloadKind.ARCHIVE`` in :mod:`syncer.components`) are cached
-like files; the host expands them with ``tar -xzf`` after upload.
+Upstream release artifacts are used as published (:mod:`syncer.components`):
+
+- a **file** component with a ``path`` comes out of a ``.tar.gz`` (``kubelet.exe`` is
+  ``kubernetes/node/bin/kubelet.exe`` in the Kubernetes Windows node tarball). The
+  verified tarball's member is extracted into the cache under its own digest, and an
+  index (``<cache>/members/<key>``) remembers which member digest a (tarball, path) pair
+  gave, so later rounds know what a host should hold without opening the tarball again.
+  What the host receives, and what its installed file's digest is compared with, is the
+  member: :func:`host_view` turns the committed components into that view;
+- an **archive** component (``PayloadKind.ARCHIVE``) is uploaded whole and expanded on the
+  host by ``tar.exe``. :func:`fetch_all` reads its member list before any host is touched:
+  the catalogue's ``binary`` must be in it (else the rollout stops with that reason), and
+  the depth of its directory is the ``--strip-components`` that puts it at the target
+  (containerd's release tarball has ``bin/containerd.exe``; bsdtar counts every path
+  separator, ``./`` included: libarchive ``tar/util.c`` ``strip_components``).
 """
 
 from __future__ import annotations
@@ -23,19 +36,25 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tarfile
 import tempfile
 import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
 
 import requests
 
+from syncer.components import CATALOGUE, PayloadKind
+from syncer.desired import ComponentVersion, DesiredState
+
 CHUNK = 1 << 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Bounds on reading a tarball's member list (its bytes are already verified and bounded).
+MAX_MEMBERS = 20000
 
 
 class PayloadError(Exception):
@@ -49,6 +68,7 @@ class Payload:
     sha256: str
     path: Path  # the verified file in the cache
     size: int
+    strip: int = 0  # archives: leading path elements tar drops so the binary lands at target
 
 
 def default_cache_dir() -> Path:
@@ -87,6 +107,64 @@ class PayloadCache:
             if path is None:
                 path = self._download(component, url, want)
         return Payload(component, version, want, path, path.stat().st_size)
+
+    def member(self, payload: Payload, member: str) -> Payload:
+        """The file ``member`` of the verified tarball ``payload``, extracted into the
+        cache under its own digest (once; the index remembers it). Raises PayloadError."""
+        known = self.member_digest(payload.sha256, member)
+        if known is not None and (path := self.cached(known)) is not None:
+            return Payload(payload.component, payload.version, known, path, path.stat().st_size)
+        with self._lock:
+            guard = self._fetching.setdefault(f"{payload.sha256}:{member}", threading.Lock())
+        with guard:
+            sha = self._extract(payload, member)
+        path = self.path(sha)
+        return Payload(payload.component, payload.version, sha, path, path.stat().st_size)
+
+    def member_digest(self, tarball_sha256: str, member: str) -> str | None:
+        """The digest a member of a tarball had when it was extracted, if it was."""
+        try:
+            text = self._index(tarball_sha256, member).read_text("ascii").strip()
+        except OSError:
+            return None
+        return text if _SHA256.match(text) and self.cached(text) is not None else None
+
+    def _index(self, tarball_sha256: str, member: str) -> Path:
+        key = hashlib.sha256(f"{tarball_sha256}\0{member}".encode()).hexdigest()
+        return self.directory / "members" / key
+
+    def _extract(self, payload: Payload, member: str) -> str:
+        where = f"payload {payload.component}: {member}"
+        try:
+            with tarfile.open(payload.path, "r:gz") as tar:
+                info = _find_member(tar, member, where)
+                if not info.isfile():
+                    raise PayloadError(f"{where}: not a regular file in the archive")
+                source = tar.extractfile(info)
+                if source is None:
+                    raise PayloadError(f"{where}: cannot be read from the archive")
+                fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=self.directory)
+                tmp = Path(tmp_name)
+                try:
+                    digest = hashlib.sha256()
+                    with os.fdopen(fd, "wb") as out:
+                        while chunk := source.read(CHUNK):
+                            digest.update(chunk)
+                            out.write(chunk)
+                    sha = digest.hexdigest()
+                    os.replace(tmp, self.path(sha))
+                finally:
+                    tmp.unlink(missing_ok=True)
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise PayloadError(f"payload {payload.component}: not a readable .tar.gz: "
+                               f"{err}") from None
+        index = self._index(payload.sha256, member)
+        index.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=index.parent)
+        with os.fdopen(fd, "w") as out:
+            out.write(sha + "\n")
+        os.replace(tmp_name, index)
+        return sha
 
     def _download(self, component: str, url: str, want: str) -> Path:
         if not url:
@@ -201,35 +279,99 @@ def _display(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-@dataclass(frozen=True)
-class Wanted:
-    """One payload to fetch: component, version, url and digest."""
+def _normal(name: str) -> str:
+    """A member name as a relative POSIX path without ``./`` or repeated slashes."""
+    return str(PurePosixPath(*[p for p in name.split("/") if p not in ("", ".")]))
 
-    component: str
-    version: str
-    url: str
-    sha256: str
+
+def _find_member(tar: tarfile.TarFile, member: str, where: str) -> tarfile.TarInfo:
+    wanted = _normal(member)
+    for count, info in enumerate(tar):
+        if count >= MAX_MEMBERS:
+            break
+        if _normal(info.name) == wanted:
+            return info
+    raise PayloadError(f"{where}: no such file in the archive")
+
+
+def archive_strip(payload: Payload, binary: str) -> int:
+    """How many leading path elements ``tar.exe --strip-components`` must drop so the
+    archive's file named ``binary`` (a base name) lands in the target directory itself.
+    Raises PayloadError when the archive has no such file."""
+    try:
+        with tarfile.open(payload.path, "r:gz") as tar:
+            found: list[str] = []
+            for count, info in enumerate(tar):
+                if count >= MAX_MEMBERS:
+                    break
+                if info.isfile() and info.name.rstrip("/").rsplit("/", 1)[-1] == binary:
+                    found.append(info.name.lstrip("/"))
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise PayloadError(f"payload {payload.component}: not a readable .tar.gz: "
+                           f"{err}") from None
+    if not found:
+        raise PayloadError(f"payload {payload.component}: the archive has no {binary}")
+    name = min(found, key=lambda n: n.count("/"))  # the shallowest, like bin/containerd.exe
+    return name.count("/")
+
+
+def _binary_name(component: str) -> str:
+    binary = CATALOGUE[component].binary or CATALOGUE[component].target
+    return binary.rsplit("\\", 1)[-1]
+
+
+def resolve(cache: PayloadCache, committed: ComponentVersion) -> Payload:
+    """What a host receives for one committed component: the verified payload, its member
+    (``path``) extracted, or (archives) with its strip depth."""
+    payload = cache.fetch(committed.name, committed.version, committed.url, committed.sha256)
+    if committed.path:
+        return cache.member(payload, committed.path)
+    component = CATALOGUE.get(committed.name)
+    if component is not None and component.kind is PayloadKind.ARCHIVE:
+        return replace(payload, strip=archive_strip(payload, _binary_name(committed.name)))
+    return payload
 
 
 def fetch_all(
-    cache: PayloadCache, wanted: Iterable[Wanted], *, workers: int = 4
+    cache: PayloadCache, wanted: Iterable[ComponentVersion], *, workers: int = 4
 ) -> dict[str, Payload]:
-    """Fetch every payload (concurrently); raise one PayloadError naming every failure.
-
-    Keys of the result are the digests. Called before any host is touched."""
-    unique = {w.sha256.lower(): w for w in wanted}
+    """Resolve every committed component (concurrently); raise one PayloadError naming
+    every failure. Keys of the result are the digests of what hosts receive. Called
+    before any host is touched."""
+    unique = {(w.sha256.lower(), w.path): w for w in wanted}
     results: dict[str, Payload] = {}
     failures: list[str] = []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(unique) or 1))) as pool:
-        futures = {
-            sha: pool.submit(cache.fetch, w.component, w.version, w.url, w.sha256)
-            for sha, w in unique.items()
-        }
-        for sha, future in sorted(futures.items(), key=lambda kv: unique[kv[0]].component):
+        futures = {key: pool.submit(resolve, cache, w) for key, w in unique.items()}
+        for _, future in sorted(futures.items(), key=lambda kv: unique[kv[0]].name):
             try:
-                results[sha] = future.result()
+                payload = future.result()
             except PayloadError as err:
                 failures.append(str(err))
+            else:
+                results[payload.sha256] = payload
     if failures:
         raise PayloadError("; ".join(failures))
     return results
+
+
+def host_view(cache: PayloadCache, desired: DesiredState) -> DesiredState:
+    """``desired`` as a host sees it: each component's ``sha256`` is the digest of what
+    lands on the host (a ``path`` member's own digest, known from the cache's index or
+    by fetching its tarball once). Raises PayloadError."""
+    components: dict[str, ComponentVersion] = {}
+    pending: list[ComponentVersion] = []
+    for name, c in desired.components.items():
+        if c.path is None:
+            components[name] = c
+            continue
+        known = cache.member_digest(c.sha256, c.path)
+        if known is None:
+            pending.append(c)
+        else:
+            components[name] = replace(c, sha256=known)
+    if pending:
+        digests = {p.component: p.sha256 for p in fetch_all(cache, pending).values()}
+        for c in pending:
+            components[c.name] = replace(c, sha256=digests[c.name])
+    return replace(desired, components={n: components[n] for n in desired.components})

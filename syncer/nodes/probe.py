@@ -2,13 +2,16 @@
 
 The probe connects (verifying the host key, see :mod:`syncer.nodes.ssh`), then runs the
 vocabulary's composite ``inventory`` entry once: host name, OS build, free space on C:,
-the SHA-256 of every file that tells an installed version (:mod:`syncer.nodes.windows.layout`)
-and of every staged upload, and the configuration and state of every managed service.
+the SHA-256 of every file that tells an installed version (:mod:`syncer.nodes.windows.layout`),
+of every staged upload and of every managed file, and the configuration and state of
+every managed service; and ``node-facts`` once: the node IP, the Containers feature, the
+overlay network and its VIP, the DNS suffix, the ``OpenShift managed`` services, the
+cloud's host name. (Two commands: one would pass cmd.exe's 8191-character limit.)
 
 The default shell is detected with WMCO's test (``Get-Help`` succeeds only where
 PowerShell is the default shell) the first time syncer meets a host, and then remembered
 (``syncer.io/shell`` on the Node, and in the node status ConfigMap for hosts without
-one), so a no-change pass costs one SSH connection and one command per host. The
+one), so a no-change pass costs one SSH connection and two commands per host. The
 vocabulary's commands work under either shell; the shell is recorded for people and for
 WMCO's BYOH prerequisite (cmd.exe), which status reports.
 
@@ -27,7 +30,14 @@ import paramiko
 from syncer.nodes.hostkeys import HostKeyMismatch
 from syncer.nodes.ssh import HostSession, SshError
 from syncer.nodes.windows import vocabulary
-from syncer.nodes.windows.vocabulary import CommandFailed, Inventory, ServiceInfo, Shell
+from syncer.nodes.windows.vocabulary import (
+    CommandFailed,
+    HnsNetwork,
+    Inventory,
+    NodeFacts,
+    ServiceInfo,
+    Shell,
+)
 
 
 @dataclass(frozen=True)
@@ -41,9 +51,16 @@ class HostFacts:
     free_bytes: int
     files: dict[str, str | None]  # Windows path -> sha256 (lowercase) or None
     services: dict[str, ServiceInfo | None]
+    node_ip: str | None = None  # the default route's IPv4
+    containers: bool = True  # the Containers feature is enabled
+    network: HnsNetwork | None = None  # the overlay network hybrid-overlay made
+    domain: str = ""  # primary DNS suffix
+    managed: tuple[str, ...] = ()  # services described "OpenShift managed…"
+    cloud_hostname: str | None = None  # the cloud's host name (aws, gcp)
 
     @classmethod
-    def from_inventory(cls, address: str, shell: Shell, inv: Inventory) -> HostFacts:
+    def from_inventory(cls, address: str, shell: Shell, inv: Inventory,
+                       node: NodeFacts) -> HostFacts:
         return cls(
             address=address,
             hostname=inv.hostname,
@@ -52,6 +69,12 @@ class HostFacts:
             free_bytes=inv.free_bytes,
             files=dict(inv.files),
             services=dict(inv.services),
+            node_ip=node.node_ip,
+            containers=node.containers,
+            network=node.network,
+            domain=node.domain,
+            managed=node.managed,
+            cloud_hostname=node.cloud_hostname,
         )
 
 
@@ -69,11 +92,13 @@ class ProbeResult:
 
 
 def inventory(
-    session: HostSession, files: Sequence[str], services: Sequence[str], shell: Shell
+    session: HostSession, files: Sequence[str], services: Sequence[str], shell: Shell,
+    platform: str = "none",
 ) -> HostFacts:
-    """Run the inventory command on an open session."""
-    result = session.run(vocabulary.inventory(files=files, services=services))
-    return HostFacts.from_inventory(session.address, shell, vocabulary.parse_inventory(result))
+    """Run the inventory and node-facts commands on an open session."""
+    inv = vocabulary.parse_inventory(session.run(vocabulary.inventory(files, services)))
+    node = vocabulary.parse_node_facts(session.run(vocabulary.node_facts(platform=platform)))
+    return HostFacts.from_inventory(session.address, shell, inv, node)
 
 
 def detect_shell(session: HostSession) -> Shell:
@@ -86,12 +111,13 @@ def probe_host(
     files: Sequence[str],
     services: Sequence[str],
     known_shell: Shell | None = None,
+    platform: str = "none",
 ) -> ProbeResult:
     """Connect, detect the shell unless known, take the inventory, close."""
     try:
         with open_session() as session:
             shell = known_shell or detect_shell(session)
-            facts = inventory(session, files, services, shell)
+            facts = inventory(session, files, services, shell, platform)
             return ProbeResult(address, facts, commands=session.commands_run)
     except HostKeyMismatch as err:
         return ProbeResult(address, error=str(err), kind="host-key")

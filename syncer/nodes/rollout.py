@@ -38,9 +38,12 @@ from collections.abc import Callable, Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from syncer.nodes.configure import HostOutcome, HostRun, StageContext
+from syncer.desired import OnFailure
+from syncer.nodes.configure import HostRun, Recovery
+from syncer.nodes.context import HostOutcome, StageContext
 from syncer.nodes.hostplan import HostPlan
 from syncer.nodes.progress import NullProgress, ProgressReporter
+from syncer.nodes.rollback import roll_back
 from syncer.nodes.status import Phase
 
 log = logging.getLogger(__name__)
@@ -106,6 +109,8 @@ def run_rollout(
     the addresses of the orphaned slots (:meth:`RolloutLock.orphans`, as the plans were
     made); ``on_outcome`` hears of each host as it finishes."""
     progress = progress or NullProgress()
+    recovery: Recovery | None = (
+        roll_back if ctx.desired.rollout.on_failure is OnFailure.ROLLBACK else None)
     work = [p for p in plans if p.needs_slot]
     result = RolloutResult(total=len(work))
     addresses = {p.address for p in plans}
@@ -137,7 +142,7 @@ def run_rollout(
         staging paths only, nothing the host runs is touched)."""
         for plan in pending[:workers]:
             if plan.address not in runs:
-                run = runs[plan.address] = HostRun(ctx, plan)
+                run = runs[plan.address] = HostRun(ctx, plan, recovery)
                 prepared[plan.address] = stager.submit(run.prepare)
 
     def run_one(plan: HostPlan) -> HostOutcome:
@@ -149,7 +154,7 @@ def run_rollout(
             ready = prepared.pop(plan.address, None)
             if ready is not None:
                 ready.result()
-            run = runs.pop(plan.address, None) or HostRun(ctx, plan)
+            run = runs.pop(plan.address, None) or HostRun(ctx, plan, recovery)
             return run.run()
         finally:
             with active_lock:

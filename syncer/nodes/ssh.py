@@ -50,6 +50,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import paramiko
 
@@ -228,6 +229,7 @@ class HostSession:
                 sock = _open_socket(self.address, opts.port, opts.connect_timeout)
                 client.connect(
                     self.address,
+                    transport_factory=_offering(self.policy.key_types()),
                     port=opts.port,
                     sock=sock,
                     username=self.username,
@@ -424,6 +426,18 @@ class HostSession:
                 return sock.recv(4).startswith(b"SSH-")
         except OSError:
             return False
+
+
+def _offering(key_types: tuple[str, ...]) -> Any:
+    """A transport factory whose client offers only ``key_types`` as host key
+    algorithms, in that order (the pinned type, or Go's preference)."""
+
+    def transport(sock: socket.socket, **kwargs: Any) -> paramiko.Transport:
+        t = paramiko.Transport(sock, **kwargs)
+        t.get_security_options().key_types = key_types
+        return t
+
+    return transport
 
 
 def _open_socket(address: str, port: int, timeout: float) -> socket.socket:

@@ -8,17 +8,27 @@
    with the key (unless the Fleet leaves it to WMCO). If any BYOH address fails to
    resolve, the round stops here: nothing is configured and nothing removed (WMCO's DNS
    rule).
-2. **probe** every host concurrently (bounded pool; one connection and normally one
+2. **the round's facts**: the cluster's API URL, service network, DNS and hybrid overlay
+   (:mod:`syncer.nodes.clusterinfo`), the bootstrap credential and CAs
+   (:mod:`syncer.nodes.kubeconfig`), the managed files they make
+   (:mod:`syncer.nodes.managedfiles`), and what each component puts on a host (a
+   tarball's member is known by its own digest, :func:`syncer.nodes.payloads.host_view`).
+   A fact that cannot be had stops the round with the reason, before any host is probed.
+3. **probe** every host concurrently (bounded pool; one connection and normally one
    command each, :mod:`syncer.nodes.probe`). The probe makes one connection attempt: an
    unreachable host is reported and tried again next round instead of holding the round
    for WMCO's ten minutes (the configure flow itself keeps WMCO's retries).
-3. **plan** each host (:mod:`syncer.nodes.hostplan`). Up-to-date hosts cost nothing more.
+4. **approve** the pending kubelet CSRs of BYOH hosts (:mod:`syncer.nodes.csr`), every
+   round, as WMCO's CSR controller does all the time: a serving certificate a kubelet asks
+   for after its host was configured is approved too.
+5. **plan** each host (:mod:`syncer.nodes.hostplan`). Up-to-date hosts cost nothing more.
    ``rollout.paused``: stop here, report the plans.
-4. **payloads**: every payload any plan needs is fetched and verified *before* any host is
+6. **payloads**: every payload any plan needs is fetched and verified *before* any host is
    touched (:mod:`syncer.nodes.payloads`); a bad checksum ends the round here.
-5. **record** (annotations only) for hosts whose Node record lags, then the **rollout**
-   (:mod:`syncer.nodes.rollout`), then **removals** (:mod:`syncer.nodes.deconfigure`).
-6. **report**: one row per host (address, node, current -> desired version, phase, last
+7. **record** (annotations only) and **refresh** (files no service restarts for) where
+   that is all a host needs, then the **rollout** (:mod:`syncer.nodes.rollout`), then
+   **removals** (:mod:`syncer.nodes.deconfigure`).
+8. **report**: one row per host (address, node, current -> desired version, phase, last
    error, since) in the ConfigMap ``syncer-node-status`` (written only on change), which
    ``syncer status`` reads.
 """
@@ -34,15 +44,23 @@ from pathlib import Path
 
 from syncer import names
 from syncer.cluster.client import ApiError, KubeClient
+from syncer.nodes import csr as csr_approval
 from syncer.nodes import kubeconfig
 from syncer.nodes.annotations import WINDOWS_NODES, NodeRecord
-from syncer.nodes.configure import HostOutcome, StageContext, Timeouts, record_only
+from syncer.nodes.clusterinfo import (
+    ClusterFactsError,
+    read_cluster_facts,
+    read_cluster_settings,
+)
+from syncer.nodes.configure import record_only, refresh
+from syncer.nodes.context import HostOutcome, StageContext, Timeouts
 from syncer.nodes.deconfigure import RemovalOutcome, deconfigure
 from syncer.nodes.drain import DrainOptions
 from syncer.nodes.hostkeys import RoundHostKeyStore
 from syncer.nodes.hostplan import Action, HostPlan, plan_host, probe_files, probe_services
-from syncer.nodes.inputs import DesiredState, Host, NodeInputs, read_node_inputs
-from syncer.nodes.payloads import PayloadCache, PayloadError, Wanted, fetch_all
+from syncer.nodes.inputs import DesiredState, Host, HostKind, NodeInputs, read_node_inputs
+from syncer.nodes.managedfiles import round_files, runs_overlay
+from syncer.nodes.payloads import PayloadCache, PayloadError, fetch_all, host_view
 from syncer.nodes.probe import ProbeResult, probe_host
 from syncer.nodes.progress import ProgressReporter
 from syncer.nodes.resolving import Resolver, ReverseResolver, resolve_ipv4, reverse_lookup
@@ -83,7 +101,6 @@ class NodeStageOptions:
     probe_workers: int = 16
     stale_after: float = 300.0
     approve_machine_csrs: bool = False  # test stand-in for the cluster machine approver
-    bootstrap_ca: bytes | None = None
     write_status: bool = True
     progress: ProgressReporter | None = field(default=None, compare=False)
     # The SSH key from a file instead of Secret cloud-private-key (``syncer run
@@ -201,6 +218,19 @@ def _round(
         _report(api, opts, result, previous)
         return result
 
+    # --- the round's facts -----------------------------------------------------------------
+    cache = PayloadCache(opts.cache_dir)
+    try:
+        cluster = read_cluster_facts(api, desired.nodes, overlay=runs_overlay(desired.components))
+        settings = read_cluster_settings(api)
+        bootstrap = kubeconfig.bootstrap_files(api, opts.namespace, api_server=cluster.api_server)
+        view = host_view(cache, desired)
+    except (ClusterFactsError, kubeconfig.BootstrapError, PayloadError) as err:
+        result.blocked = str(err)
+        result.rows = _rows_without_probe(inputs, desired.version, None, result.blocked)
+        _report(api, opts, result, previous)
+        return result
+
     lock = RolloutLock(
         api,
         opts.namespace,
@@ -212,11 +242,14 @@ def _round(
     ctx = StageContext(
         api=api,
         namespace=opts.namespace,
-        desired=desired,
+        desired=view,
+        committed=desired.components,
+        cluster=cluster,
+        managed=round_files(cluster, bootstrap, desired.components, settings),
         private_key=inputs.private_key,
         store=RoundHostKeyStore(api, opts.namespace, inputs.nodes),
         lock=lock,
-        cache=PayloadCache(opts.cache_dir),
+        cache=cache,
         ssh=opts.ssh,
         timeouts=opts.timeouts,
         drain=opts.drain,
@@ -226,12 +259,10 @@ def _round(
         approve_machine_csrs=opts.approve_machine_csrs,
         node_selector=opts.node_selector,
     )
-    ctx.bootstrap = lambda: kubeconfig.bootstrap_files(
-        api, opts.namespace, api_server=desired.nodes.api_server, ca=opts.bootstrap_ca
-    )
 
-    # --- probe and plan ----------------------------------------------------------------
+    # --- probe, approve, plan ----------------------------------------------------------
     probes = _probe_all(ctx, opts, inputs, previous, shutdown)
+    _approve_csrs(ctx, inputs.hosts, probes)
     orphans = {h.address for h in lock.orphans()}
     failures = {f.address: f for f in lock.failures(inputs.nodes.values()) if f.address}
     plans: list[HostPlan] = []
@@ -242,9 +273,12 @@ def _round(
         plans.append(
             plan_host(
                 host,
-                desired,
+                view,
                 probes.get(host.address),
                 node,
+                cluster=cluster,
+                managed=ctx.managed,
+                committed=desired.components,
                 failure=f"failed at step {failure.step}: {failure.error}" if failure else None,
                 failed_version=old.desired if failure and old else None,
                 orphaned=host.address in orphans,
@@ -259,10 +293,7 @@ def _round(
         return result
 
     # --- payloads before any host is touched ---------------------------------------------
-    wanted = [
-        Wanted(c.name, c.desired.version, c.desired.url, c.desired.sha256)
-        for p in plans if p.needs_slot for c in p.transfers
-    ]
+    wanted = [desired.components[c.name] for p in plans if p.needs_slot for c in p.transfers]
     try:
         ctx.payloads = fetch_all(ctx.cache, wanted) if wanted else {}
     except PayloadError as err:
@@ -272,9 +303,13 @@ def _round(
         _report(api, opts, result, previous)
         return result
 
+    refreshed: dict[str, str] = {}  # address -> why a refresh failed
     for plan in plans:
         if plan.action is Action.RECORD:
             record_only(ctx, plan)
+        elif plan.action is Action.REFRESH and (error := refresh(ctx, plan)) is not None:
+            log.warning("%s: refresh failed: %s", plan.address, error)
+            refreshed[plan.address] = error
 
     live = _LiveStatus(api, opts, plans, previous)
     step_to_user = ctx.on_step
@@ -298,7 +333,7 @@ def _round(
         for removed in inputs.removed:
             result.removals.append(deconfigure(ctx, removed))
 
-    result.rows = _final_rows(plans, rollout, result.removals)
+    result.rows = _final_rows(plans, rollout, result.removals, refresh_errors=refreshed)
     result.ssh_errors = SSH_ERRORS.value - errors_before
     _report(api, opts, result, previous)
     return result
@@ -345,7 +380,7 @@ def _probe_all(
     shutdown: threading.Event,
 ) -> dict[str, ProbeResult]:
     desired = ctx.desired
-    files = probe_files(desired)
+    files = probe_files(desired, ctx.managed)
     services = probe_services(desired)
     probe_ssh = replace(
         opts.ssh,
@@ -363,7 +398,8 @@ def _probe_all(
             session.options = probe_ssh
             return session
 
-        return probe_host(host.address, open_session, files, services, shell)
+        return probe_host(host.address, open_session, files, services, shell,
+                          ctx.cluster.platform)
 
     if not inputs.hosts or shutdown.is_set():
         return {}
@@ -371,6 +407,31 @@ def _probe_all(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="syncer-probe") as pool:
         return dict(zip([h.address for h in inputs.hosts],
                         pool.map(one, inputs.hosts), strict=True))
+
+
+def _approve_csrs(ctx: StageContext, hosts: list[Host], probes: dict[str, ProbeResult]) -> None:
+    """Approve the pending kubelet CSRs of every BYOH host (Machines' belong to the
+    cluster's machine approver), with the host names the probes read as fallback."""
+    addresses: list[str] = []
+    hostnames: dict[str, str] = {}
+    for host in hosts:
+        if host.kind is not HostKind.BYOH and not ctx.approve_machine_csrs:
+            continue
+        facts = probes[host.address].facts if host.address in probes else None
+        for address in dict.fromkeys([host.address, host.connect_address]):
+            addresses.append(address)
+            if facts is not None:
+                hostnames[address] = facts.hostname
+    if not addresses:
+        return
+    try:
+        for decision in csr_approval.approve_byoh_csrs(
+                ctx.api, addresses, hostnames, reverse=ctx.reverse,
+                bootstrapper=csr_approval.bootstrapper_user(ctx.namespace)):
+            if decision.approved:
+                log.info("approved CSR %s: %s", decision.name, decision.reason)
+    except ApiError as err:
+        log.warning("cannot approve kubelet CSRs: %s", err)
 
 
 def _known_shell(node: NodeRecord | None, row: HostStatus | None) -> Shell | None:
@@ -414,16 +475,20 @@ def _final_rows(
     rollout: RolloutResult,
     removals: list[RemovalOutcome],
     steps: dict[str, str] | None = None,
+    refresh_errors: dict[str, str] | None = None,
 ) -> list[HostStatus]:
     """One row per host; ``steps`` names the step of each host still running."""
     rows = []
     for plan in plans:
         outcome = rollout.outcomes.get(plan.address)
         step = (steps or {}).get(plan.address)
+        refresh_error = (refresh_errors or {}).get(plan.address)
         if outcome is None and step is not None:
             row = _row(plan, Phase.RUNNING, step=step)
+        elif refresh_error is not None:
+            row = replace(_row(plan, Phase.BLOCKED, error=refresh_error), detail="refresh")
         elif outcome is None:
-            if plan.action is Action.RECORD:
+            if plan.action in (Action.RECORD, Action.REFRESH):
                 row = replace(_row(plan, Phase.UP_TO_DATE), current=plan.desired_version)
             else:
                 row = _row(plan, Phase.WAITING if plan.needs_slot else Phase.PLANNED)

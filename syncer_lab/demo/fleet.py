@@ -5,10 +5,11 @@ hosts on 127.0.1.1-3, port 22). The demo copies it and changes only what must di
 here, with ruamel.yaml's round trip so every comment of the example survives:
 
 - each component's ``url`` becomes a ``file://`` payload the demo generated for that
-  version — a small text file that states its version, which is what the simulated
-  kubelet reads as its binary (archives are deterministic ``.tar.gz`` files, see
-  :func:`syncer_lab.nodelab.payload_bytes`) — and its ``sha256`` the payload's real
-  digest;
+  version, in the layout of the upstream artifact the example names (the Kubernetes node
+  tarball with its ``path``, containerd's tarball with ``bin/``, see
+  :func:`syncer_lab.nodelab.payload_files`; binaries are small text files that state
+  their version, which is what the simulated kubelet reads) — and its ``sha256`` the
+  payload's real digest;
 - the BYOH host list becomes the addresses the simulated hosts actually got (another lab
   may hold 127.0.1.1), one per host, keeping the example's labels (the canary);
 - ``spec.nodes.sshPort`` becomes the lab's port (22 as root, 2222 otherwise).
@@ -31,11 +32,11 @@ from ruamel.yaml import YAML
 
 import syncer
 from syncer.problems import UserError
-from syncer_lab.nodelab import payload_bytes
+from syncer_lab.nodelab import NODE_TARBALL, payload_files
 
 FLEET_FILE = "fleet.yaml"
 HOSTS_FILE = "hosts/lab.yaml"
-BUMPED = ("kubelet", "kube-proxy")  # what the demo's version bump changes
+BUMPED = NODE_TARBALL  # what the demo's version bump changes: the node tarball's
 
 
 def example_dir() -> Path:
@@ -105,22 +106,20 @@ def bump(release: Release) -> Release:
 class Payload:
     url: str
     sha256: str
+    path: str | None  # the member of a tarball, for a file component
 
 
 def write_payloads(directory: Path, release: Release) -> dict[str, Payload]:
     """Generate every component payload of ``release``; name -> its file URL and digest."""
     out = {}
     for name, version in release.components.items():
-        data = payload_bytes(name, version)
-        path = directory / name / version / _file_name(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        out[name] = Payload(path.as_uri(), hashlib.sha256(data).hexdigest())
+        data, member = payload_files(name, version)
+        file = directory / name / version / ("payload.tar.gz" if data[:2] == b"\x1f\x8b"
+                                             else "payload.exe")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(data)
+        out[name] = Payload(file.as_uri(), hashlib.sha256(data).hexdigest(), member)
     return out
-
-
-def _file_name(component: str) -> str:
-    return f"{component}.tar.gz" if component in ("containerd", "cni") else f"{component}.exe"
 
 
 def fleet_yaml(release: Release, payloads: dict[str, Payload], ssh_port: int) -> str:
@@ -132,6 +131,8 @@ def fleet_yaml(release: Release, payloads: dict[str, Payload], ssh_port: int) ->
         component["version"] = release.components[name]
         component["url"] = payloads[name].url
         component["sha256"] = payloads[name].sha256
+        if payloads[name].path:
+            component["path"] = payloads[name].path
     spec["nodes"]["sshPort"] = ssh_port
     return _dump(doc)
 

@@ -131,6 +131,7 @@ class DemoLab:
         self.stack.callback(cp.stop)
         cp.start()
         cp.start_csr_signer()
+        cp.start_ovn_kubernetes()  # OpenShift's network objects and OVN-K's part
         self.control_plane = cp
         api_client = cp.api_client()
         self.stack.callback(api_client.close)

@@ -33,7 +33,7 @@ from syncer_lab.winhost.host import SimHost
 from syncer_lab.winhost.lab import HostLab
 
 _HOST_OPTIONS = {
-    "os_build", "default_shell", "authorized_keys", "users", "host_key_type",
+    "os_build", "default_shell", "authorized_keys", "users", "host_key_types",
     "process_linger_seconds", "service_transition_seconds", "reboot_delay",
     "reboot_downtime", "command_latency", "address",
 }

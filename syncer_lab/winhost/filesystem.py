@@ -246,10 +246,12 @@ class Drive:
             self.refund(dst.stat().st_size)
         os.replace(src, dst)
 
-    def extract_tar_gz(self, archive: str, directory: str) -> list[str]:
-        """``tar.exe -xzf archive -C directory``; returns bsdtar's error lines ([] = ok).
+    def extract_tar_gz(self, archive: str, directory: str, strip: int = 0) -> list[str]:
+        """``tar.exe -xzf archive -C directory --strip-components strip``; returns bsdtar's
+        error lines ([] = ok).
 
-        Like bsdtar, members with absolute paths or ``..`` are refused, a held file is not
+        Like bsdtar, members with absolute paths or ``..`` are refused, ``strip`` leading
+        path elements are dropped (members with no more are skipped), a held file is not
         overwritten ("Can't unlink already-existing object"), and a full disk stops it.
         """
         errors: list[str] = []
@@ -263,9 +265,14 @@ class Drive:
             with tarfile.open(arc, "r:gz") as tar:
                 for member in tar.getmembers():
                     name = member.name.replace("\\", "/")
-                    parts = [p for p in name.split("/") if p not in ("", ".")]
-                    if name.startswith("/") or ".." in parts or not parts:
+                    if ".." in name.split("/"):
                         errors.append(f"tar.exe: {member.name}: Path contains '..'")
+                        continue
+                    stripped = _strip_components(name, strip)
+                    if stripped is None:
+                        continue  # too short: skipped
+                    parts = [p for p in stripped.split("/") if p not in ("", ".")]
+                    if not parts:
                         continue
                     target = windows_path(split_windows_path(directory) + parts)
                     if member.isdir():
@@ -292,3 +299,18 @@ class Drive:
         except (tarfile.TarError, OSError, EOFError) as err:
             errors.append(f"tar.exe: Error opening archive: {err}")
         return errors
+
+
+def _strip_components(name: str, elements: int) -> str | None:
+    """bsdtar's ``--strip-components`` (libarchive ``tar/util.c`` ``strip_components``):
+    every ``/`` ends an element, ``.`` included, so ``./bin/x`` needs 2 to give ``x``; a
+    name with too few elements is skipped (None). Leading ``/`` are then dropped."""
+    i = 0
+    while elements > 0:
+        if i >= len(name):
+            return None
+        if name[i] == "/":
+            elements -= 1
+        i += 1
+    rest = name[i:].lstrip("/")  # then bsdtar drops leading "/" (no absolute paths)
+    return rest or None

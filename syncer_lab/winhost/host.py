@@ -6,7 +6,16 @@ per machine:
 
 - ``name`` (what ``hostname`` prints), ``address``/``port``, ``os_build``,
   ``default_shell`` (``"cmd"``, WMCO's requirement, or ``"powershell"``);
-- ``host_key`` (a real Ed25519 or RSA key made for this host) and ``host_key_line``;
+- ``host_keys``: real RSA, ECDSA (nistp256) and Ed25519 keys, all offered at once, as
+  Windows OpenSSH generates and offers them (``ssh-keygen -A`` on the first start of
+  sshd); ``host_key`` is the ECDSA one, which Go's x/crypto/ssh, and so WMCO, negotiates
+  first (``golang.org/x/crypto/ssh`` ``preferredHostKeyAlgos``/``supportedHostKeyAlgos``
+  order); ``host_key_line`` its known_hosts form;
+- ``features`` (Windows optional features: ``Containers`` on or off; enabling one
+  takes effect at the next boot, as ``Install-WindowsFeature`` reports RestartNeeded) and
+  a pending host name (``Rename-Computer`` takes effect at the next boot);
+- ``hns`` (:mod:`syncer_lab.winhost.hns`: the host's networks and endpoints, gone at a
+  reboot);
 - ``drive`` (the real directory behind ``C:\\``) and ``fs`` (its Windows semantics),
   ``scm`` (services and processes);
 - ``commands`` (every exec request, decoded, with what the host made of it) and
@@ -44,6 +53,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from syncer_lab.winhost import ssh
 from syncer_lab.winhost.faults import Faults
 from syncer_lab.winhost.filesystem import Drive
+from syncer_lab.winhost.hns import HostNetworking
 from syncer_lab.winhost.service_manager import ServiceControlManager
 from syncer_lab.winhost.shell import Executed, Interpreter
 from syncer_lab.winhost.vocabulary import Outcome
@@ -58,11 +68,16 @@ AUTHORIZED_KEYS = "C:\\ProgramData\\ssh\\administrators_authorized_keys"
 SSHD_EXE = "C:\\Windows\\System32\\OpenSSH\\sshd.exe"
 
 
+HOST_KEY_TYPES = ("rsa", "ecdsa", "ed25519")
+
+
 def generate_host_key(kind: str = "ed25519") -> paramiko.PKey:
     if kind == "rsa":
         return paramiko.RSAKey.generate(2048)
+    if kind == "ecdsa":
+        return paramiko.ECDSAKey.generate()
     if kind != "ed25519":
-        raise ValueError(f"host key type must be 'ed25519' or 'rsa', not {kind!r}")
+        raise ValueError(f"host key type must be 'ed25519', 'ecdsa' or 'rsa', not {kind!r}")
     pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.OpenSSH,
@@ -133,7 +148,10 @@ class SimHost:
         default_shell: str = "cmd",
         authorized_keys: list[str] | tuple[str, ...] = (),
         users: tuple[str, ...] = ("Administrator",),
-        host_key_type: str = "ed25519",
+        host_key_types: tuple[str, ...] = HOST_KEY_TYPES,
+        containers_feature: bool = True,
+        dns_suffix: str = "",
+        cloud_hostname: str | None = None,
         process_linger_seconds: float = 1.0,
         service_transition_seconds: float = 0.2,
         reboot_delay: float = 0.3,
@@ -143,14 +161,29 @@ class SimHost:
         if default_shell not in ("cmd", "powershell"):
             raise ValueError("default_shell must be 'cmd' or 'powershell'")
         self.lab = lab
-        self.name = name
+        self.name = name  # the host's name in the lab (stable)
+        self.computer_name = name  # what Windows reports (changes with Rename-Computer)
         self.address = address
         self.port = port
         self.os_build = os_build
         self.default_shell = default_shell
         self.users = users
-        self.host_key_type = host_key_type
-        self.host_key: paramiko.PKey = generate_host_key(host_key_type)
+        self.host_key_types = tuple(host_key_types)
+        self.host_keys: dict[str, paramiko.PKey] = {
+            kind: generate_host_key(kind) for kind in self.host_key_types}
+        self.features: dict[str, bool] = {"Containers": containers_feature}
+        self.pending_features: dict[str, bool] = {}
+        self.pending_name: str | None = None
+        self.dns_suffix = dns_suffix  # the primary DNS suffix (ipconfig /all)
+        # The host name the cloud's instance metadata service reports (AWS, GCP); None
+        # where no metadata service answers.
+        self.cloud_hostname = cloud_hostname
+        self.trusted_roots: set[str] = set()  # certificates imported into LocalMachine\Root
+        # Machine-wide environment variables as written, and as the service control
+        # manager read them at the last boot (what services get).
+        self.machine_environment: dict[str, str] = {}
+        self.service_environment: dict[str, str] = {}
+        self.hns = HostNetworking(address)
         self.provider_id: str | None = None  # set by the machine-API simulator
         self.drive = root
         self.fs = Drive(root)
@@ -197,6 +230,14 @@ class SimHost:
 
     # --- identity ------------------------------------------------------------------------
     @property
+    def host_key(self) -> paramiko.PKey:
+        """The key a Go client (WMCO) negotiates: ECDSA when offered, else the first."""
+        for kind in ("ecdsa", "rsa", "ed25519"):
+            if kind in self.host_keys:
+                return self.host_keys[kind]
+        raise LookupError("the host offers no host key")
+
+    @property
     def host_key_line(self) -> str:
         return key_line(self.host_key)
 
@@ -206,7 +247,8 @@ class SimHost:
             return [c for c in self.commands if c.unexpected]
 
     def _new_host_key(self) -> paramiko.PKey:
-        self.host_key = generate_host_key(self.host_key_type)
+        """New keys of every type (a reinstalled host, or an impostor)."""
+        self.host_keys = {kind: generate_host_key(kind) for kind in self.host_key_types}
         return self.host_key
 
     def _environment(self) -> dict[str, str]:
@@ -284,6 +326,13 @@ class SimHost:
         with self._lock:
             self._connections[conn.id] = conn
         conn.transport = ssh.serve(self, conn)
+
+    def drop_connections_soon(self) -> None:
+        """Every connection is reset in a moment (the host's network stack changed)."""
+        def reset() -> None:
+            self._close_all()
+
+        self.lab.call_later(0.05, reset)
 
     def drop_connection(self, conn: Connection) -> None:
         """Cut the TCP connection the hard way (no SSH disconnect message)."""
@@ -421,6 +470,13 @@ class SimHost:
             self._halt = threading.Event()
             self.reboots += 1
             self.boot_id = str(uuid.uuid4())
+            self.features.update(self.pending_features)
+            self.pending_features.clear()
+            if self.pending_name is not None:
+                self.name_at_boot(self.pending_name)
+            self.hns.reset()
+            # The service control manager reads the machine environment at boot.
+            self.service_environment = dict(self.machine_environment)
             self.interpreter.powershell_started = False
             self.up = True
             self._rebooting = False
@@ -428,6 +484,13 @@ class SimHost:
         if failed:
             log.info("%s: services that failed to start at boot: %s", self.name, failed)
         self._update_listening()
+
+    def name_at_boot(self, name: str) -> None:
+        """The host name a ``Rename-Computer`` set takes effect (at boot). ``name`` stays
+        the host's name in the lab; ``computer_name`` is what Windows reports."""
+        self.pending_name = None
+        self.computer_name = name
+        self.interpreter.env["COMPUTERNAME"] = name.upper()
 
     def wait_until_up(self, timeout: float = 30.0) -> bool:
         deadline = time.monotonic() + timeout

@@ -1,11 +1,12 @@
 """The simulated kubelet: a Node in the test cluster for every host whose kubelet runs.
 
-When the ``kubelet`` service of a simulated host starts, :class:`Kubelets` runs what a
-Windows kubelet does at start-up, with the arguments in the service's binary path
-(``--kubeconfig``, ``--bootstrap-kubeconfig``, ``--cert-dir``, ``--node-ip``,
-``--node-labels``, ``--register-with-taints``, ``--hostname-override``,
-``--provider-id``, ``--config`` for ``registerWithTaints``/``providerID`` in a
-KubeletConfiguration):
+The kubelet process is started by :class:`~syncer_lab.winhost.programs.Programs` only
+once the kubelet's own start-up code accepted its command line and config file
+(node-check); :class:`Kubelets` then does what a Windows kubelet does, with the flags and
+the *effective* KubeletConfiguration that code produced (``--kubeconfig``,
+``--bootstrap-kubeconfig``, ``--cert-dir``, ``--node-ip``, ``--node-labels``,
+``--hostname-override``; ``registerWithTaints``, ``providerID``, ``resolvConf``,
+``serverTLSBootstrap``):
 
 1. Its version is the first line of the executable it was given (payloads on simulated
    hosts are text files such as ``kubelet v1.30.4``). No version: the process crashes
@@ -16,25 +17,28 @@ KubeletConfiguration):
    ``kubernetes.io/kube-apiserver-client-kubelet``, wait for approval and the
    certificate (the test control plane's CSR signer issues it), write
    ``<cert-dir>\\kubelet-client-current.pem`` and a kubeconfig that uses it.
-3. Register Node ``<hostname lowercased>`` (or ``--hostname-override``) with the labels a
-   kubelet sets itself (``kubernetes.io/os=windows``, ``kubernetes.io/arch=amd64``,
-   ``kubernetes.io/hostname``, ``node.kubernetes.io/windows-build`` = major.minor.build
-   of the host's OS build) plus ``--node-labels``, taints from ``--register-with-taints``,
-   ``spec.providerID``, InternalIP (``--node-ip`` or the host's address) and Hostname
-   addresses, and ``nodeInfo`` (kubelet version, ``containerd://<version>``, OS image,
-   kernel = OS build, boot ID). An existing Node is taken over (default labels
-   refreshed), as a real kubelet does. RBAC and NodeRestriction apply: the credentials
-   must be the node's own, and a kubelet may not set e.g. ``node-role.kubernetes.io/*``.
-4. Heartbeats: one thread for the whole lab renews each kubelet's Lease in
-   ``kube-node-lease`` every ``heartbeat_seconds`` and posts ``Ready=True`` with a fresh
-   ``lastHeartbeatTime`` every ``status_seconds`` (Ready=False "container runtime is
-   down" while the ``containerd`` service is not running).
-5. When the service stops (or the host goes down) the Node's conditions become
-   ``Unknown`` ("Kubelet stopped posting node status."), what the node lifecycle
-   controller of a real cluster shows shortly after; the test control plane has no such
-   controller, so the simulator writes it. Given ``lifecycle_api`` (admin credentials),
-   it also manages the controller's ``node.kubernetes.io/not-ready`` and
-   ``…/unreachable`` taints (a kubelet itself may not change taints).
+3. Register Node ``<computer name lowercased>`` (or ``--hostname-override``) with the
+   labels a kubelet sets itself (``kubernetes.io/os=windows``, ``kubernetes.io/arch``,
+   ``kubernetes.io/hostname``, ``node.kubernetes.io/windows-build``) plus
+   ``--node-labels``, taints from ``registerWithTaints``, ``spec.providerID``,
+   InternalIP (``--node-ip`` or the host's address) and Hostname addresses, and
+   ``nodeInfo``. An existing Node is taken over, as a real kubelet does. RBAC and
+   NodeRestriction apply: the credentials must be the node's own.
+4. ``serverTLSBootstrap``: a ``kubernetes.io/kubelet-serving`` CSR once the Node exists
+   (SANs: the node's name and IP); the certificate is collected when issued.
+5. Heartbeats: the Lease every ``heartbeat_seconds``; node status every
+   ``status_seconds`` and at once when Ready changes. Ready needs containerd running and
+   its pod network ready: a CNI config in containerd's ``conf_dir`` (else
+   "NetworkReady=false ... cni plugin not initialized").
+6. Pods bound to the node get a sandbox (a ``containerd-shim-runhcs-v1`` process that
+   holds its executable, as on Windows) or, when the DNS config, HCS or CNI cannot make
+   one, a ``FailedCreatePodSandBox`` Event with the reason (see
+   :meth:`Kubelets._sandbox_problem`). Shims outlive containerd and the kubelet; they end
+   when their pod is deleted (or the host reboots).
+7. When the service stops (or the host goes down) the Node's conditions become
+   ``Unknown``, what the node lifecycle controller of a real cluster shows shortly after;
+   given ``lifecycle_api`` (admin credentials) the simulator also manages that
+   controller's ``not-ready``/``unreachable`` taints.
 
 All API calls use the official ``kubernetes`` client with the kubelet's own credentials.
 """
@@ -43,10 +47,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
+import json
 import logging
 import re
 import secrets
-import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -61,6 +66,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from ruamel.yaml import YAML
 
+from syncer_lab.winhost.nodecheck import Verdict
 from syncer_lab.winhost.service_manager import Service, State
 from syncer_lab.winhost.win32 import Win32Error
 
@@ -68,6 +74,7 @@ if TYPE_CHECKING:
     from kubernetes import client as k8s
 
     from syncer_lab.winhost.host import SimHost
+    from syncer_lab.winhost.programs import Launch, Programs
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +83,8 @@ CONTAINERD_SERVICE = "containerd"
 DEFAULT_KUBECONFIG = "C:\\k\\kubeconfig"
 DEFAULT_CERT_DIR = "C:\\var\\lib\\kubelet\\pki"
 CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
+SERVING_SIGNER = "kubernetes.io/kubelet-serving"
+SHIM_IMAGE = "C:\\k\\containerd\\containerd-shim-runhcs-v1.exe"
 LEASE_NAMESPACE = "kube-node-lease"
 ERROR_PROCESS_ABORTED = 1067
 _STARTED = (State.START_PENDING, State.RUNNING)  # the kubelet's process runs
@@ -104,6 +113,9 @@ def _rfc3339(t: dt.datetime) -> str:
 
 @dataclass
 class KubeletArgs:
+    """What the kubelet's own start-up code made of its command line and config file
+    (node-check's verdict): the flags given and the effective KubeletConfiguration."""
+
     kubeconfig: str = DEFAULT_KUBECONFIG
     bootstrap_kubeconfig: str | None = None
     cert_dir: str = DEFAULT_CERT_DIR
@@ -112,43 +124,32 @@ class KubeletArgs:
     taints: list[dict[str, str]] = field(default_factory=list)
     hostname_override: str | None = None
     provider_id: str | None = None
-    config: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, arguments: str) -> KubeletArgs:
-        args = cls()
-        for word in shlex.split(arguments, posix=False):
-            if not word.startswith("--") or "=" not in word:
-                continue
-            key, value = word[2:].split("=", 1)
-            value = value.strip('"')
-            if key == "kubeconfig":
-                args.kubeconfig = value
-            elif key == "bootstrap-kubeconfig":
-                args.bootstrap_kubeconfig = value
-            elif key == "cert-dir":
-                args.cert_dir = value.rstrip("\\")
-            elif key == "node-ip":
-                args.node_ip = value
-            elif key == "node-labels":
-                for pair in filter(None, value.split(",")):
-                    k, _, v = pair.partition("=")
-                    args.node_labels[k] = v
-            elif key == "register-with-taints":
-                args.taints += [_taint(t) for t in filter(None, value.split(","))]
-            elif key == "hostname-override":
-                args.hostname_override = value
-            elif key == "provider-id":
-                args.provider_id = value
-            elif key == "config":
-                args.config = value
+    def from_verdict(cls, verdict: Verdict) -> KubeletArgs:
+        flags, config = verdict.flags, dict(verdict.config)
+        args = cls(config=config)
+        args.kubeconfig = flags.get("kubeconfig") or DEFAULT_KUBECONFIG
+        args.bootstrap_kubeconfig = flags.get("bootstrap-kubeconfig") or None
+        args.cert_dir = (flags.get("cert-dir") or DEFAULT_CERT_DIR).rstrip("\\")
+        args.node_ip = flags.get("node-ip") or None
+        args.hostname_override = flags.get("hostname-override") or None
+        args.provider_id = config.get("providerID") or flags.get("provider-id") or None
+        for pair in filter(None, (flags.get("node-labels") or "").split(",")):
+            key, _, value = pair.partition("=")
+            args.node_labels[key] = value
+        for taint in config.get("registerWithTaints") or []:
+            args.taints.append({k: str(v) for k, v in taint.items() if k != "timeAdded"})
         return args
 
+    @property
+    def resolv_conf(self) -> str:
+        return str(self.config.get("resolvConf", "/etc/resolv.conf"))
 
-def _taint(text: str) -> dict[str, str]:
-    key_value, _, effect = text.partition(":")
-    key, _, value = key_value.partition("=")
-    return {"key": key, "value": value, "effect": effect}
+    @property
+    def server_tls_bootstrap(self) -> bool:
+        return bool(self.config.get("serverTLSBootstrap"))
 
 
 class KubeletCrash(Exception):
@@ -168,6 +169,21 @@ class SimKubelet:
     last_status: float = 0.0
     started_at: dt.datetime = field(default_factory=_now)
     busy: threading.Lock = field(default_factory=threading.Lock)  # one API round at a time
+    last_ready: tuple[str, str] | None = None  # the Ready (status, message) last posted
+    serving_csr: str | None = None  # the kubelet-serving CSR it asked for
+    serving_certificate: bytes | None = None
+    pods: dict[str, SimPod] = field(default_factory=dict)  # pod UID -> what runs for it
+
+
+@dataclass
+class SimPod:
+    """A pod bound to the node: its sandbox, or why it could not be made."""
+
+    namespace: str
+    name: str
+    shim: int | None = None  # pid of its containerd-shim-runhcs-v1 process
+    error: str | None = None
+    ip: str | None = None
 
 
 class Kubelets:
@@ -189,27 +205,25 @@ class Kubelets:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._futures: set[Future[None]] = set()
-        self._hooks: dict[str, tuple[Callable[[Service], None], Callable[[Service], None]]] = {}
+        self._hooks: dict[str, Callable[[Service], None]] = {}
+        self.programs: Programs | None = None  # set by the lab: the hosts' containerd configs
 
     # --- wiring ----------------------------------------------------------------------------
     def attach(self, host: SimHost) -> None:
-        def on_start(svc: Service) -> None:
-            if svc.name.casefold() == KUBELET_SERVICE:
-                self._submit(self._start, host, svc)
+        """Follow the host's kubelet: :class:`~syncer_lab.winhost.programs.Programs`
+        starts it (:meth:`launch`); here only its service stopping is watched."""
 
         def on_stop(svc: Service) -> None:
             if svc.name.casefold() == KUBELET_SERVICE:
                 self._submit(self._stopped, host)
 
-        host.scm.on_start.append(on_start)
         host.scm.on_stop.append(on_stop)
-        self._hooks[host.name] = (on_start, on_stop)
+        self._hooks[host.name] = on_stop
 
     def detach(self, host: SimHost) -> None:
-        hooks = self._hooks.pop(host.name, None)
-        if hooks:
-            host.scm.on_start.remove(hooks[0])
-            host.scm.on_stop.remove(hooks[1])
+        hook = self._hooks.pop(host.name, None)
+        if hook:
+            host.scm.on_stop.remove(hook)
         with self._lock:
             kubelet = self._running.pop(host.name, None)
         if kubelet is not None:
@@ -247,9 +261,14 @@ class Kubelets:
         future.add_done_callback(self._futures.discard)
 
     # --- start -----------------------------------------------------------------------------
-    def _start(self, host: SimHost, svc: Service) -> None:
+    def launch(self, launch: Launch, verdict: Verdict) -> None:
+        """The kubelet process started with a command line its own code accepted."""
+        self._submit(self._start, launch, verdict)
+
+    def _start(self, launch: Launch, verdict: Verdict) -> None:
+        host = launch.host
         try:
-            kubelet = self._launch(host, svc)
+            kubelet = self._launch(launch, verdict)
         except KubeletCrash as crash:
             self._crash(host, crash)
             return
@@ -265,6 +284,8 @@ class Kubelets:
                 self._post_status(kubelet)
                 self._renew_lease(kubelet)
                 kubelet.registered = True
+                if kubelet.args.server_tls_bootstrap:
+                    self._request_serving_certificate(kubelet)
         except KubeletCrash as crash:
             kubelet.error = str(crash)
             self._crash(host, crash)
@@ -279,34 +300,20 @@ class Kubelets:
         log.warning("%s: kubelet exits: %s", host.name, crash)
         host.scm.crash(KUBELET_SERVICE, ERROR_PROCESS_ABORTED)
 
-    def _launch(self, host: SimHost, svc: Service) -> SimKubelet:
+    def _launch(self, launch: Launch, verdict: Verdict) -> SimKubelet:
+        host = launch.host
         try:
-            binary = host.fs.read_bytes(svc.executable)
+            binary = host.fs.read_bytes(launch.image)
         except Win32Error as err:
-            raise KubeletCrash(f"cannot read {svc.executable}: {err.text}") from err
+            raise KubeletCrash(f"cannot read {launch.image}: {err.text}") from err
         version = payload_version(binary)
         if version is None:
-            raise KubeletCrash(f"{svc.executable} does not state a kubelet version")
-        args = KubeletArgs.parse(svc.arguments)
-        self._read_config_file(host, args)
-        name = (args.hostname_override or host.name).lower()
+            raise KubeletCrash(f"{launch.image} does not state a kubelet version")
+        args = KubeletArgs.from_verdict(verdict)
+        name = (args.hostname_override or host.computer_name).lower()
         kubelet = SimKubelet(host, version, args, name)
         kubelet.api = self._credentials(kubelet)
         return kubelet
-
-    def _read_config_file(self, host: SimHost, args: KubeletArgs) -> None:
-        if not args.config or not host.fs.is_file(args.config):
-            return
-        try:
-            doc = YAML(typ="safe").load(StringIO(host.fs.read_bytes(args.config).decode()))
-        except Exception as err:
-            raise KubeletCrash(f"cannot parse {args.config}: {err}") from err
-        if not isinstance(doc, dict):
-            return
-        for taint in doc.get("registerWithTaints") or []:
-            args.taints.append({k: str(v) for k, v in taint.items()})
-        if doc.get("providerID") and not args.provider_id:
-            args.provider_id = str(doc["providerID"])
 
     # --- credentials -----------------------------------------------------------------------
     def _load_kubeconfig(self, host: SimHost, path: str) -> dict[str, Any]:
@@ -426,15 +433,12 @@ class Kubelets:
     def _conditions(self, kubelet: SimKubelet, *, ready: bool | None) -> list[dict[str, Any]]:
         now = _rfc3339(_now())
         since = _rfc3339(kubelet.started_at)
-        runtime_up = kubelet.host.scm.state(CONTAINERD_SERVICE) is State.RUNNING
         if ready is None:
             status, reason, message = "Unknown", "NodeStatusUnknown", \
                 "Kubelet stopped posting node status."
-        elif runtime_up:
-            status, reason, message = "True", "KubeletReady", "kubelet is posting ready status"
         else:
-            status, reason, message = "False", "KubeletNotReady", \
-                "container runtime is down: containerd service is not running"
+            status, message = self._ready(kubelet)
+            reason = "KubeletReady" if status == "True" else "KubeletNotReady"
         pressure = "Unknown" if ready is None else "False"
         conditions = [
             {"type": t, "status": pressure, "reason": f"KubeletHas{r}",
@@ -448,6 +452,193 @@ class Kubelets:
                            "message": message, "lastHeartbeatTime": now,
                            "lastTransitionTime": since})
         return conditions
+
+    def _ready(self, kubelet: SimKubelet) -> tuple[str, str]:
+        """The Ready condition (status, message): the container runtime must run and its
+        network must be ready (pkg/kubelet/kubelet_node_status.go via the CRI status:
+        containerd reports NetworkReady=false until a CNI config is loaded)."""
+        if kubelet.host.scm.state(CONTAINERD_SERVICE) is not State.RUNNING:
+            return "False", "container runtime is down: containerd service is not running"
+        problem = self._network_problem(kubelet.host)
+        if problem is not None:
+            return "False", ("container runtime network not ready: NetworkReady=false "
+                             f"reason:NetworkPluginNotReady message:Network plugin returns "
+                             f"error: {problem}")
+        return "True", "kubelet is posting ready status"
+
+    def _cni_config(self, host: SimHost) -> tuple[dict[str, Any] | None, str, str]:
+        """containerd's CNI config (the first in its conf_dir, as libcni sorts them), or
+        None, with the conf_dir and bin_dir it reads."""
+        if self.programs is None:
+            return None, "", ""
+        conf_dir, bin_dir = self.programs.cni_dirs(host)
+        if not host.fs.is_dir(conf_dir):
+            return None, conf_dir, bin_dir
+        names = sorted(p.name for p in host.fs.resolve(conf_dir).iterdir()
+                       if p.suffix in (".conf", ".conflist", ".json"))
+        for name in names:
+            try:
+                doc = json.loads(host.fs.read_bytes(f"{conf_dir}\\{name}").decode("utf-8-sig"))
+            except (ValueError, Win32Error):
+                continue
+            if isinstance(doc, dict):
+                return doc, conf_dir, bin_dir
+        return None, conf_dir, bin_dir
+
+    def _network_problem(self, host: SimHost) -> str | None:
+        config, conf_dir, _ = self._cni_config(host)
+        if config is None:
+            return f"cni config load failed: no network config found in {conf_dir}: " \
+                   "cni plugin not initialized"
+        return None
+
+    def _sandbox_problem(self, kubelet: SimKubelet) -> str | None:
+        """Why a pod sandbox cannot be made on this node (None: it can).
+
+        - DNS first (kuberuntime's generatePodSandboxConfig -> GetPodDNS ->
+          getHostDNSConfig, pkg/kubelet/network/dns/dns_windows.go): resolvConf must be
+          "", "Host", or a file that exists;
+        - HCS: without the Containers feature there is no compute service;
+        - CNI (containerd's win-overlay plugin): the plugin binary must be in bin_dir and
+          the HNS network the config names must exist.
+        """
+        host = kubelet.host
+        resolv = kubelet.args.resolv_conf
+        if resolv not in ("", "Host") and not host.fs.is_file(resolv):
+            return (f'Unexpected resolver config value: "{resolv}". Expected "", "Host", '
+                    "or a path to an existing resolv.conf file.")
+        if not host.features.get("Containers"):
+            return ("failed to create containerd task: hcs::CreateComputeSystem: The system "
+                    "cannot find the file specified. (the Containers feature is not enabled)")
+        config, conf_dir, bin_dir = self._cni_config(host)
+        if config is None:
+            return f"no network config found in {conf_dir}"
+        plugin = str(config.get("type") or "")
+        if not host.fs.is_file(f"{bin_dir}\\{plugin}.exe"):
+            return f'failed to find plugin "{plugin}" in path [{bin_dir}]'
+        network = host.hns.network(str(config.get("name") or ""))
+        if network is None:
+            return f"network {config.get('name')!r} not found"
+        subnet = str((config.get("ipam") or {}).get("subnet") or "")
+        if subnet != network.subnet:
+            return f"ipam subnet {subnet!r} is not the network's subnet {network.subnet!r}"
+        return None
+
+    # --- pods ---------------------------------------------------------------------------------
+    def _sync_pods(self, kubelet: SimKubelet) -> None:
+        """Run the pods bound to this node: a sandbox (and a containerd shim holding
+        ``containerd-shim-runhcs-v1.exe``) for each, or the reason it fails as an Event,
+        as the kubelet's pod workers do; end the shims of pods that are gone."""
+        from kubernetes import client
+
+        core = client.CoreV1Api(kubelet.api)
+        pods: Any = core.list_pod_for_all_namespaces(
+            field_selector=f"spec.nodeName={kubelet.node_name}")
+        seen = set()
+        for pod in pods.items:
+            uid = pod.metadata.uid
+            seen.add(uid)
+            if pod.metadata.deletion_timestamp is not None:
+                continue
+            known = kubelet.pods.get(uid)
+            if known is not None and known.shim is not None:
+                continue
+            sim = known or SimPod(pod.metadata.namespace, pod.metadata.name)
+            kubelet.pods[uid] = sim
+            problem = self._sandbox_problem(kubelet)
+            if problem is not None:
+                if problem != sim.error:
+                    sim.error = problem
+                    self._event(core, pod, "FailedCreatePodSandBox",
+                                f"Failed to create pod sandbox: {problem}")
+                continue
+            sim.error = None
+            sim.shim = kubelet.host.scm.add_process(SHIM_IMAGE)
+            sim.ip = self._pod_ip(kubelet, sim)
+            now = _rfc3339(_now())
+            core.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, {
+                "status": {"phase": "Running", "podIP": sim.ip, "hostIP":
+                           kubelet.args.node_ip or kubelet.host.address,
+                           "conditions": [{"type": "Ready", "status": "True",
+                                           "lastTransitionTime": now}]}})
+        for uid in [u for u in kubelet.pods if u not in seen]:
+            gone = kubelet.pods.pop(uid)
+            if gone.shim is not None:
+                kubelet.host.scm.end_process(gone.shim, linger=0.2)
+
+    def _pod_ip(self, kubelet: SimKubelet, pod: SimPod) -> str:
+        config, _, _ = self._cni_config(kubelet.host)
+        subnet = str(((config or {}).get("ipam") or {}).get("subnet") or "")
+        try:
+            network = ipaddress.ip_network(subnet)
+        except ValueError:
+            return ""
+        used = {p.ip for p in kubelet.pods.values() if p.ip}
+        for address in list(network.hosts())[3:]:  # .1 gateway, .2 VIP, .3 reserved
+            if str(address) not in used:
+                return str(address)
+        return ""
+
+    @staticmethod
+    def _event(core: Any, pod: Any, reason: str, message: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        now = _rfc3339(_now())
+        body: Any = {
+            "metadata": {"generateName": f"{pod.metadata.name}.",
+                         "namespace": pod.metadata.namespace},
+            "involvedObject": {"kind": "Pod", "name": pod.metadata.name,
+                               "namespace": pod.metadata.namespace, "uid": pod.metadata.uid,
+                               "apiVersion": "v1"},
+            "reason": reason, "message": message, "type": "Warning",
+            "source": {"component": "kubelet"}, "firstTimestamp": now, "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            core.create_namespaced_event(pod.metadata.namespace, body)
+        except ApiException as err:
+            log.info("kubelet: cannot record event %s: %s", reason, err.reason)
+
+    # --- the serving certificate ---------------------------------------------------------------
+    def _request_serving_certificate(self, kubelet: SimKubelet) -> None:
+        """serverTLSBootstrap: a kubelet-serving CSR once the Node exists
+        (pkg/kubelet/certificate/kubelet.go NewKubeletServerCertificateManager: CN
+        system:node:<name>, O system:nodes, the node's addresses as SANs)."""
+        from kubernetes import client
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        ip = kubelet.args.node_ip or kubelet.host.address
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+                x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{kubelet.node_name}"),
+            ]))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName(kubelet.node_name), x509.IPAddress(ipaddress.ip_address(ip))]),
+                critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        name = f"csr-{secrets.token_hex(5)}"
+        body: Any = {
+            "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+            "metadata": {"name": name},
+            "spec": {"request": base64.b64encode(
+                csr.public_bytes(serialization.Encoding.PEM)).decode(),
+                "signerName": SERVING_SIGNER,
+                "usages": ["digital signature", "server auth"]},
+        }
+        client.CertificatesV1Api(kubelet.api).create_certificate_signing_request(body)
+        kubelet.serving_csr = name
+
+    def _collect_serving_certificate(self, kubelet: SimKubelet) -> None:
+        from kubernetes import client
+
+        assert kubelet.serving_csr is not None
+        obj: Any = client.CertificatesV1Api(kubelet.api).read_certificate_signing_request(
+            kubelet.serving_csr)
+        if obj.status and obj.status.certificate:
+            kubelet.serving_certificate = base64.b64decode(obj.status.certificate)
 
     def _status(self, kubelet: SimKubelet, *, ready: bool | None) -> dict[str, Any]:
         host = kubelet.host
@@ -520,6 +711,7 @@ class Kubelets:
         status = self._status(kubelet, ready=ready)
         core.patch_node_status(kubelet.node_name, {"status": status})
         kubelet.last_status = time.monotonic()
+        kubelet.last_ready = self._ready(kubelet) if ready else None
         if self.lifecycle_api is not None:
             self._lifecycle_taints(kubelet.node_name, ready)
 
@@ -590,9 +782,13 @@ class Kubelets:
                 self._register(kubelet)
                 kubelet.registered = True
                 self._post_status(kubelet)
-            elif time.monotonic() - kubelet.last_status >= self.status_seconds:
-                self._post_status(kubelet)
+            elif (time.monotonic() - kubelet.last_status >= self.status_seconds
+                  or self._ready(kubelet) != kubelet.last_ready):
+                self._post_status(kubelet)  # at once when Ready changes (node status sync)
             self._renew_lease(kubelet)
+            if kubelet.serving_csr and kubelet.serving_certificate is None:
+                self._collect_serving_certificate(kubelet)
+            self._sync_pods(kubelet)
             kubelet.error = None
         except Exception as err:
             kubelet.error = f"{type(err).__name__}: {err}"

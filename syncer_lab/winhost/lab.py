@@ -39,8 +39,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from syncer_lab.winhost import nodecheck
 from syncer_lab.winhost.host import SimHost
 from syncer_lab.winhost.kubelet import Kubelets
+from syncer_lab.winhost.overlay import HybridOverlays
+from syncer_lab.winhost.programs import Launch, Programs
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,17 @@ class HostLab:
         self.kubelets: Kubelets | None = (
             Kubelets() if kubelets is True else (kubelets or None)
         )
+        # What each program does when its service starts (judged by node-check), and the
+        # hybrid-overlay workers; the kubelet part only with simulated kubelets.
+        self.overlays: HybridOverlays | None = None
+        self.programs = Programs(
+            nodecheck.shared(),
+            kubelet=self.kubelets.launch if self.kubelets is not None else None,
+            hybrid_overlay=self._launch_overlay,
+        )
+        if self.kubelets is not None:
+            self.kubelets.programs = self.programs
+            self.overlays = HybridOverlays(self.programs)
         self._lock = threading.RLock()
         self._listeners: dict[str, socket.socket] = {}  # host name -> listening socket
         self._reserved: dict[str, socket.socket] = {}  # host name -> bound, not listening
@@ -110,9 +124,14 @@ class HostLab:
             self.hosts[name] = host
             self._listeners[name] = sock
             self._selector.register(sock, selectors.EVENT_READ, host)
+            self.programs.attach(host)
             if self.kubelets is not None:
                 self.kubelets.attach(host)
         return host
+
+    def _launch_overlay(self, launch: Launch, flags: dict[str, str]) -> None:
+        if self.overlays is not None:
+            self.overlays.launch(launch, flags)
 
     def by_address(self, address: str) -> SimHost | None:
         for host in list(self.hosts.values()):
@@ -128,6 +147,7 @@ class HostLab:
                 return
             self._set_listening(host, False)
         host.shutdown()
+        self.programs.detach(host)
         if self.kubelets is not None:
             self.kubelets.detach(host)
         if not keep_drive:
@@ -284,6 +304,8 @@ class HostLab:
             self._reserved.clear()
             hosts = list(self.hosts.values())
         self._wake()
+        if self.overlays is not None:
+            self.overlays.stop()
         if self.kubelets is not None:
             self.kubelets.stop()
         for host in hosts:

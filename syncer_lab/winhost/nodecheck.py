@@ -36,6 +36,7 @@ class Verdict:
     flags: Mapping[str, str] = field(default_factory=dict)  # the flags given
     args: tuple[str, ...] = ()  # kube-log-runner: the command it runs
     warnings: tuple[str, ...] = ()  # logged by the component, e.g. lenient decoding
+    gates: Mapping[str, bool] = field(default_factory=dict)  # kube-proxy: WinDSR, WinOverlay
 
 
 class NodeCheck:
@@ -70,6 +71,7 @@ class NodeCheck:
             config=doc.get("config") or {}, flags=doc.get("flags") or {},
             args=tuple(doc.get("args") or ()),
             warnings=tuple(doc.get("warnings") or ()),
+            gates=doc.get("gates") or {},
         )
         with self._lock:
             self._cache[key] = verdict

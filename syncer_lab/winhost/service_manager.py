@@ -118,9 +118,9 @@ class ServiceControlManager:
             elif svc.state is State.STOP_PENDING and now >= svc.pending_until:
                 svc.state = State.STOPPED
                 svc.win32_exit_code = 0
-                proc = self._processes.get(svc.pid or -1)
-                if proc is not None and proc.exit_at is None:
-                    proc.exit_at = svc.pending_until + self.linger_seconds
+                for proc in self._processes.values():  # the service's process and children
+                    if proc.service == svc.name and proc.exit_at is None:
+                        proc.exit_at = svc.pending_until + self.linger_seconds
                 svc.pid = None
                 if svc.marked_for_deletion:
                     del self._services[key]
@@ -260,9 +260,7 @@ class ServiceControlManager:
             svc.win32_exit_code = fault
             raise Win32Error(fault)
         pid = next(self._pids)
-        image_name = exe.replace("/", "\\").rsplit("\\", 1)[-1]
-        stem = image_name[:-4] if image_name.lower().endswith(".exe") else image_name
-        self._processes[pid] = Process(pid, stem, exe, svc.name)
+        self._processes[pid] = Process(pid, _stem(exe), exe, svc.name)
         svc.pid = pid
         svc.state = State.START_PENDING
         svc.pending_until = now + self.transition_seconds
@@ -304,13 +302,48 @@ class ServiceControlManager:
         with self._lock:
             now = time.monotonic()
             svc = self._get(name)
-            proc = self._processes.get(svc.pid or -1)
-            if proc is not None:
-                proc.exit_at = now
+            for proc in self._processes.values():
+                if proc.service == svc.name and proc.exit_at is None:
+                    proc.exit_at = now
             svc.state = State.STOPPED
             svc.pid = None
             svc.win32_exit_code = exit_code
             self._advance(now)
+
+    def add_child(self, name: str, image: str) -> int:
+        """A process the service's process started (kube-log-runner's child): it holds
+        its executable and ends with the service."""
+        with self._lock:
+            svc = self._get(name)
+            pid = next(self._pids)
+            self._processes[pid] = Process(pid, _stem(image), image, svc.name)
+            return pid
+
+    def add_process(self, image: str) -> int:
+        """A process outside any service (a containerd shim of a running pod)."""
+        with self._lock:
+            pid = next(self._pids)
+            self._processes[pid] = Process(pid, _stem(image), image, None)
+            return pid
+
+    def end_process(self, pid: int, linger: float = 0.0) -> None:
+        """The process exits (after ``linger`` seconds)."""
+        with self._lock:
+            proc = self._processes.get(pid)
+            if proc is not None and proc.exit_at is None:
+                proc.exit_at = time.monotonic() + linger
+
+    def kill(self, name: str) -> int:
+        """``Stop-Process -Force -Name``: every process of that name exits now."""
+        with self._lock:
+            now = time.monotonic()
+            killed = 0
+            for proc in self._processes.values():
+                if proc.name.casefold() == name.casefold() and proc.alive(now):
+                    proc.exit_at = now
+                    killed += 1
+            self._advance(now)
+            return killed
 
     # --- whole-host events ---------------------------------------------------------------
     def add_running(self, name: str, binary_path: str, start_type: str = "auto",
@@ -368,3 +401,9 @@ class ServiceControlManager:
             for hook in list(self.on_start):
                 hook(svc)
         return failed
+
+
+def _stem(image: str) -> str:
+    """The process name Get-Process shows: the image's file name without ``.exe``."""
+    name = image.replace("/", "\\").rsplit("\\", 1)[-1]
+    return name[:-4] if name.lower().endswith(".exe") else name

@@ -178,7 +178,7 @@ class Interpreter:
         return fail(_cmd_not_recognized(argv[0]), f"cmd.exe does not know {argv[0]!r}")
 
     def _hostname(self, shell: str) -> Executed:
-        return Executed(shell, None, "hostname", {}, Outcome(0, self.machine.name + CRLF))
+        return Executed(shell, None, "hostname", {}, Outcome(0, self.machine.computer_name + CRLF))
 
     # --- powershell.exe ------------------------------------------------------------------
     def _powershell_cli(self, shell: str, args: list[str]) -> tuple[Executed, Match | None]:

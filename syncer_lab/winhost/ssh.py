@@ -347,7 +347,8 @@ def serve(host: SimHost, connection: Connection) -> paramiko.Transport:
     transport = ServerTransport(connection.sock)
     transport.set_log_channel(TRANSPORT_LOG)
     transport.local_version = BANNER
-    transport.add_server_key(host.host_key)
+    for key in host.host_keys.values():  # every type at once, as Windows OpenSSH
+        transport.add_server_key(key)
     transport.set_subsystem_handler("sftp", paramiko.SFTPServer, SimSFTPServer)
     server = SSHServer(host, connection)
     # With an event, start_server returns at once; negotiation runs on the transport's

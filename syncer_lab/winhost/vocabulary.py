@@ -14,7 +14,10 @@ code is emulated: a Win32 error exits with its code (the HRESULT's low word), an
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +25,7 @@ from typing import Any, Protocol
 
 from syncer_lab.winhost import sc_exe, win32
 from syncer_lab.winhost.filesystem import Drive
+from syncer_lab.winhost.hns import HostNetworking
 from syncer_lab.winhost.pwsh import (
     Token,
     ps51_command_line,
@@ -52,13 +56,25 @@ class Machine(Protocol):
     """What a handler may use of the host."""
 
     name: str
+    computer_name: str
+    address: str
     os_build: str
     fs: Drive
     scm: ServiceControlManager
+    hns: HostNetworking
+    features: dict[str, bool]
+    pending_features: dict[str, bool]
+    pending_name: str | None
+    dns_suffix: str  # the primary DNS suffix ("" for none)
+    trusted_roots: set[str]  # thumbprints in Cert:\\LocalMachine\\Root added by commands
+    machine_environment: dict[str, str]  # machine-wide variables (services see them at boot)
+    cloud_hostname: str | None  # what the cloud's instance metadata service calls the host
 
     def sleep(self, seconds: float) -> bool: ...  # False when the host goes down meanwhile
 
     def request_reboot(self) -> None: ...
+
+    def drop_connections_soon(self) -> None: ...
 
 
 @dataclass
@@ -121,7 +137,7 @@ def convert_to_json(value: Any) -> str:
 
 def _inventory(m: Machine, p: dict[str, Any]) -> Outcome:
     doc: dict[str, Any] = {
-        "hostname": m.name,
+        "hostname": m.computer_name,
         "osBuild": m.os_build,
         "freeBytes": m.fs.free(),
         "files": {},
@@ -144,6 +160,31 @@ def _inventory(m: Machine, p: dict[str, Any]) -> Outcome:
         }
     for name in p["processes"]:
         doc["processes"][name] = bool(m.scm.processes(name))
+    return Outcome(0, _lines(convert_to_json(doc)))
+
+
+def _node_facts(m: Machine, p: dict[str, Any]) -> Outcome:
+    doc: dict[str, Any] = {}
+    # The default route's interface address is the host's address here (one NIC).
+    doc["nodeIP"] = m.address
+    # vmcompute (the Host Compute Service) exists once the Containers feature is installed.
+    doc["containers"] = bool(m.features.get("Containers"))
+    network = m.hns.network(p["network"]) if m.features.get("Containers") else None
+    doc["network"] = (None if network is None else
+                      {"subnet": network.subnet, "managementIP": network.management_ip,
+                       "vip": None})
+    endpoint = m.hns.endpoint(p["endpoint"]) if network is not None else None
+    if network is not None and endpoint is not None:
+        doc["network"]["vip"] = endpoint.ip
+    doc["domain"] = m.dns_suffix
+    doc["managed"] = [s.name for s in m.scm.services() if s.description.startswith(p["prefix"])]
+    doc["cloudHostname"] = None
+    if p["platform"] in ("aws", "gcp"):
+        # The instance metadata service answers on a cloud instance only; elsewhere
+        # Invoke-RestMethod fails (the whole command with it, as on Windows).
+        if m.cloud_hostname is None:
+            raise PSError("Unable to connect to the remote server")
+        doc["cloudHostname"] = m.cloud_hostname
     return Outcome(0, _lines(convert_to_json(doc)))
 
 
@@ -181,12 +222,14 @@ def _write_file(m: Machine, p: dict[str, Any]) -> Outcome:
 
 
 def _expand_archive(m: Machine, p: dict[str, Any]) -> Outcome:
-    line = ps51_command_line("tar.exe", ["-xzf", p["archive"], "-C", p["directory"]])
+    line = ps51_command_line("tar.exe", ["-xzf", p["archive"], "-C", p["directory"],
+                                         "--strip-components", str(p["strip"])])
     argv = split_command_line(line)[1:]
-    if len(argv) != 4 or argv[0] != "-xzf" or argv[2] != "-C":
+    if (len(argv) != 6 or argv[0] != "-xzf" or argv[2] != "-C"
+            or argv[4] != "--strip-components" or not argv[5].isdigit()):
         return Outcome(1, "", _lines(f"tar.exe: Error: unexpected arguments {argv!r}"),
                        unexpected=f"tar.exe received {argv!r}")
-    errors = m.fs.extract_tar_gz(argv[1], argv[3])
+    errors = m.fs.extract_tar_gz(argv[1], argv[3], int(argv[5]))
     if errors:
         return Outcome(1, "", _lines(*errors, "tar.exe: Error exit delayed from previous errors."))
     return Outcome(0)
@@ -220,6 +263,68 @@ def _restart(m: Machine, p: dict[str, Any]) -> Outcome:
     return Outcome(None)
 
 
+def _stop_process(m: Machine, p: dict[str, Any]) -> Outcome:
+    m.scm.kill(p["name"])
+    return Outcome(0)
+
+
+def _enable_containers(m: Machine, p: dict[str, Any]) -> Outcome:
+    # Install-WindowsFeature reports RestartNeeded: the feature works after the next boot.
+    if not m.features.get("Containers"):
+        m.pending_features["Containers"] = True
+    return Outcome(0)
+
+
+def _rename_computer(m: Machine, p: dict[str, Any]) -> Outcome:
+    m.pending_name = p["name"]  # Rename-Computer: effective after a restart
+    return Outcome(0)
+
+
+def _vip_endpoint(m: Machine, p: dict[str, Any]) -> Outcome:
+    if not m.fs.is_file(p["module"]):
+        raise PSError(f"The specified module '{p['module']}' was not loaded because no valid "
+                      "module file was found in any module directory.")
+    if not m.features.get("Containers"):
+        raise PSError("The term 'Get-HnsNetwork' is not recognized as the name of a cmdlet.")
+    network = m.hns.network(p["network"])
+    if network is None:
+        return Outcome(1168, "", _lines("no HNS network " + p["network"]))
+    endpoint = m.hns.vip_endpoint(p["network"])
+    return Outcome(0, _lines(endpoint.ip))
+
+
+def _import_certificates(m: Machine, p: dict[str, Any]) -> Outcome:
+    # X509Store.Add of each certificate in the bundle; a file that is not there fails
+    # ReadAllText with "Could not find file".
+    if not m.fs.is_file(p["path"]):
+        raise PSError(f"Could not find file '{p['path']}'.")
+    text = m.fs.read_bytes(p["path"]).decode("utf-8", errors="replace")
+    blocks = re.findall(r"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----",
+                        text)
+    for block in blocks:
+        der = base64.b64decode("".join(block.split()))
+        m.trusted_roots.add(hashlib.sha1(der).hexdigest().upper())  # the store's thumbprint
+    return Outcome(0, _lines(str(len(blocks))))
+
+
+def _set_machine_environment(m: Machine, p: dict[str, Any]) -> Outcome:
+    # HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Environment: written now,
+    # read by the service control manager at the next boot.
+    for name, value in zip(p["names"], p["values"], strict=True):
+        if value:
+            m.machine_environment[name] = value
+        else:
+            m.machine_environment.pop(name, None)
+    return Outcome(0)
+
+
+def _remove_hns_network(m: Machine, p: dict[str, Any]) -> Outcome:
+    if m.hns.remove_network(p["name"]):
+        m.drop_connections_soon()  # the host's network stack resets (WMCO reconnects)
+        return Outcome(None)
+    return Outcome(0)
+
+
 OS_BUILD = (
     "$v=Get-ItemProperty -LiteralPath 'HKLM:\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion'\n"
     "'{0}.{1}.{2}.{3}' -f $v.CurrentMajorVersionNumber,$v.CurrentMinorVersionNumber,"
@@ -250,6 +355,36 @@ BODIES: tuple[Body, ...] = (
         "@(Get-Process -Name $n -ErrorAction SilentlyContinue).Count -gt 0}\n"
         "$r|ConvertTo-Json -Depth 4 -Compress",
         _inventory,
+    ),
+    Body(
+        "node-facts",
+        (("network", "str"), ("endpoint", "str"), ("prefix", "str"), ("platform", "str")),
+        "$r=[ordered]@{}\n"
+        "$r.nodeIP=(Get-NetRoute -DestinationPrefix '0.0.0.0/0'|"
+        "Get-NetIPAddress -AddressFamily IPv4 -InterfaceIndex {$_.ifIndex}|"
+        "Select-Object -First 1).IPAddress\n"
+        "$r.containers=$null -ne (Get-Service -Name vmcompute -ErrorAction SilentlyContinue)\n"
+        "$r.network=$null\n"
+        "if(Get-Command Get-HnsNetwork -ErrorAction SilentlyContinue){"
+        "$h=Get-HnsNetwork|Where-Object{$_.Name -eq $network}|Select-Object -First 1;"
+        "if($h){$r.network=[ordered]@{subnet=[string]@($h.Subnets)[0].AddressPrefix;"
+        "managementIP=[string]$h.ManagementIP;vip=$null};"
+        "$e=Get-HnsEndpoint|Where-Object{$_.Name -eq $endpoint}|Select-Object -First 1;"
+        "if($h -and $e){$r.network.vip=[string]$e.IPAddress}}}\n"
+        "$r.domain=[System.Net.NetworkInformation.IPGlobalProperties]::GetIPGlobalProperties()"
+        ".DomainName\n"
+        "$r.managed=@(foreach($s in @(Get-ChildItem -LiteralPath "
+        "'HKLM:\\SYSTEM\\CurrentControlSet\\Services')){$d=[string](Get-ItemProperty "
+        "-LiteralPath $s.PSPath -ErrorAction SilentlyContinue).Description;"
+        "if($d.StartsWith($prefix)){$s.PSChildName}})\n"
+        "$r.cloudHostname=$null\n"
+        "if($platform -eq 'aws'){$r.cloudHostname=[string](Invoke-RestMethod -UseBasicParsing "
+        "-TimeoutSec 10 -Uri 'http://169.254.169.254/latest/meta-data/local-hostname')}\n"
+        "if($platform -eq 'gcp'){$r.cloudHostname=[string](Invoke-RestMethod -UseBasicParsing "
+        "-TimeoutSec 10 -Headers @{'Metadata-Flavor'='Google'} "
+        "-Uri 'http://metadata.google.internal/computeMetadata/v1/instance/hostname')}\n"
+        "$r|ConvertTo-Json -Depth 4 -Compress",
+        _node_facts,
     ),
     Body(
         "file-hash",
@@ -285,8 +420,8 @@ BODIES: tuple[Body, ...] = (
     ),
     Body(
         "expand-archive",
-        (("archive", "str"), ("directory", "str")),
-        "& tar.exe -xzf $archive -C $directory\nexit $LASTEXITCODE",
+        (("archive", "str"), ("directory", "str"), ("strip", "int")),
+        "& tar.exe -xzf $archive -C $directory --strip-components $strip\nexit $LASTEXITCODE",
         _expand_archive,
     ),
     Body("sc", (("argv", "list"),), "& sc.exe @argv\nexit $LASTEXITCODE", _sc),
@@ -299,6 +434,54 @@ BODIES: tuple[Body, ...] = (
         _wait_process,
     ),
     Body("restart-computer", (), "Restart-Computer -Force", _restart),
+    Body("stop-process", (("name", "str"),),
+         "Stop-Process -Force -Name $name -ErrorAction SilentlyContinue", _stop_process),
+    Body("enable-containers", (), "Install-WindowsFeature -Name Containers|Out-Null",
+         _enable_containers),
+    Body("rename-computer", (("name", "str"),), "Rename-Computer -NewName $name -Force|Out-Null",
+         _rename_computer),
+    Body(
+        "vip-endpoint",
+        (("module", "str"), ("network", "str"), ("endpoint", "str")),
+        "Import-Module -DisableNameChecking $module\n"
+        "$n=Get-HnsNetwork|Where-Object{$_.Name -eq $network}|Select-Object -First 1\n"
+        "if($null -eq $n){[Console]::Error.WriteLine('no HNS network '+$network);exit 1168}\n"
+        "$e=Invoke-HNSRequest GET endpoints|Where-Object{$_.Name -eq $endpoint}|"
+        "Select-Object -First 1\n"
+        "if($null -eq $e){$e=New-HnsEndpoint -NetworkId $n.ID -Name $endpoint;"
+        "Attach-HNSHostEndpoint -EndpointID $e.ID -CompartmentID 1}\n"
+        "(Get-NetIPConfiguration -AllCompartments -All -Detailed|"
+        "Where-Object{$_.NetAdapter.LinkLayerAddress -eq $e.MacAddress})"
+        ".IPV4Address.IPAddress.Trim()",
+        _vip_endpoint,
+    ),
+    Body(
+        "import-certificates",
+        (("path", "str"),),
+        "$t=[System.IO.File]::ReadAllText($path)\n"
+        "$s=New-Object System.Security.Cryptography.X509Certificates.X509Store('Root',"
+        "'LocalMachine')\n"
+        "$s.Open('ReadWrite')\n"
+        "$n=0\n"
+        "foreach($m in [regex]::Matches($t,'-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\\s]+)"
+        "-----END CERTIFICATE-----')){"
+        "$b=[Convert]::FromBase64String(($m.Groups[1].Value -replace '\\s',''));"
+        "$s.Add([System.Security.Cryptography.X509Certificates.X509Certificate2]::new($b));"
+        "$n++}\n"
+        "$s.Close()\n"
+        "$n",
+        _import_certificates,
+    ),
+    Body(
+        "set-machine-environment",
+        (("names", "list"), ("values", "list")),
+        "for($i=0;$i -lt $names.Count;$i++){$v=$values[$i];if($v -eq ''){$v=$null};"
+        "[Environment]::SetEnvironmentVariable($names[$i],$v,'Machine')}",
+        _set_machine_environment,
+    ),
+    Body("remove-hns-network", (("name", "str"),),
+         "Get-HnsNetwork|Where-Object{$_.Name -eq $name}|Remove-HnsNetwork",
+         _remove_hns_network),
     Body(
         "managed-services",
         (("prefix", "str"),),

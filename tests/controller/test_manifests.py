@@ -19,9 +19,13 @@ from controller_helpers import SyncerRun, wait_for
 from syncer import names
 from syncer.cluster.client import MERGE_PATCH, ApiError, KubeClient, connect
 from syncer.controller.leader import lease_path
+from syncer.nodes.stage import run_node_stage
 from syncer.reconcile import reconcile_once
 from syncer_lab.gitrepos import WorkRepo, make_bare
 from syncer_lab.kube import ControlPlane
+from syncer_lab.nodelab import NodeLab
+from syncer_lab.winhost import HostLab
+from syncer_lab.winhost.kubelet import Kubelets
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -51,7 +55,10 @@ def test_kustomization_builds_what_the_issue_lists(control_plane: ControlPlane) 
     assert {("Namespace", "syncer-system"), ("ServiceAccount", "syncer"),
             ("ClusterRole", "syncer"), ("Deployment", "syncer"), ("Service", "syncer"),
             ("ConfigMap", "syncer-control")} <= kinds
-    assert not any(d["kind"] == "Secret" for d in docs)  # examples are not installed
+    # No credentials are installed (see secrets.example.yaml); the one Secret is the node
+    # bootstrapper's token, which the cluster fills in.
+    assert [(d["metadata"]["name"], d["type"]) for d in docs if d["kind"] == "Secret"] == [
+        ("syncer-node-bootstrapper-token", "kubernetes.io/service-account-token")]
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
@@ -109,6 +116,32 @@ def test_syncer_run_as_the_service_account(
     assert not spec.get("holderIdentity")
     out = proc.output()
     assert "forbidden" not in out.lower(), out
+
+
+def test_the_node_stage_runs_as_the_service_account(
+        installed: Path, control_plane: ControlPlane, kube: Any, tmp_path: Path) -> None:
+    """A host joins, with everything the node stage reads and writes (Nodes, CSRs, the
+    rollout Lease, the status ConfigMaps, the bootstrap token, the cluster's network
+    objects, windows-user-data) done as the ServiceAccount the manifests bind."""
+    control_plane.start_ovn_kubernetes()
+    kubelets = Kubelets(heartbeat_seconds=0.5, status_seconds=1.0, bootstrap_timeout=60.0)
+    with HostLab(tmp_path / "hosts", kubelets=kubelets, first_address="127.233.7.1") as lab:
+        nl = NodeLab(KubeClient(kube), names.WMCO_NAMESPACE, lab, tmp_path, "rbac")
+        try:
+            [host] = nl.add_hosts(1)
+            nl.set_fleet("1.0.0")
+            nl.write_instances()
+            as_syncer = connect(str(installed))
+            result = run_node_stage(as_syncer, nl.options(
+                machine_namespace=names.MACHINE_API_NAMESPACE))
+            assert result.ok, (result.summary(), result.rows, result.problems)
+            node = nl.node_of(host)
+            assert node is not None
+            assert node["metadata"]["annotations"][names.ANNOTATION_VERSION] == "1.0.0"
+        finally:
+            lab.stop()
+            for name in nl.nodes():
+                KubeClient(kube).request("DELETE", f"/api/v1/nodes/{name}")
 
 
 @pytest.mark.parametrize(

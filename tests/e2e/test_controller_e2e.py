@@ -47,6 +47,7 @@ def own_control_plane() -> Iterator[ControlPlane]:
     selector, as in production, so no other test's Nodes may be there."""
     with ControlPlane() as cp:
         cp.start_csr_signer()
+        cp.start_ovn_kubernetes()  # OpenShift's network objects and OVN-K's part
         yield cp
 
 

@@ -93,7 +93,7 @@ def test_demo_tells_the_whole_story_and_cleans_up(tmp_path: Path) -> None:
         assert step in text, step
     assert "syncer preview: valid" in text  # the PR comment, as the forge shows it
     assert "commit status syncer/preview on" in text
-    assert "2/2 hosts at 1.1.0 (kubelet v1.30.5)" in text
+    assert "2/2 hosts at 1.1.0 (kubelet v1.34.5)" in text
     assert re.search(r"Applied [0-9a-f]{7}: \d+ objects, hosts 2/2 at 1\.1\.0", text)
     assert "Traceback" not in text
     demo.check_cleaned_up()

@@ -163,7 +163,7 @@ def test_model_contents_and_source_of(tmp_path: Path) -> None:
         "1.4.0",
     )
     assert f.namespace == "openshift-windows-machine-config-operator"
-    assert sorted(f.components) == ["containerd", "kubelet"]
+    assert sorted(f.components) == ["cni", "containerd", "kube-log-runner", "kubelet"]
     assert f.components["kubelet"].version == "v1.30.4"
     assert (f.rollout.max_unavailable, f.rollout.drain_timeout_seconds) == (2, 5400.0)
     assert f.rollout.on_failure == "halt" and not f.rollout.paused

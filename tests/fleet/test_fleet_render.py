@@ -299,6 +299,16 @@ def test_fleet_configmap_layout(tmp_path: Path) -> None:
     assert sorted(data) == ["components.json", "fleet", "hosts.json", "nodes.json", "version"]
     assert (data["fleet"], data["version"]) == ("prod", "1.4.0")
     assert json.loads(data["components.json"]) == {
+        "cni": {
+            "sha256": "ce4230da0cb3d1b01d2d8517ed274a3ab6a304e316497598d7765c98a937240c",
+            "url": "https://artifacts.example.com/cni-plugins.tar.gz",
+            "version": "v1.5.1",
+        },
+        "kube-log-runner": {
+            "sha256": "7b1d7c9bbf2b4bd1e4a6d3a8c1a6a7e0f9e2c3b4d5e6f7a8091a2b3c4d5e6f70",
+            "url": "https://artifacts.example.com/kube-log-runner.exe",
+            "version": "v1.30.4",
+        },
         "containerd": {
             "sha256": "babc204f1d1f9fe16c974577f976843603c7122471b88bd85318befda4b2ce53",
             "url": "https://artifacts.example.com/containerd.tar.gz",

@@ -8,6 +8,7 @@ repository is valid.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -464,7 +465,8 @@ CASES = [
     ),
     case(
         "required-component-missing",
-        {"fleet.yaml": fleet(components=COMPONENTS.split("    containerd:")[0])},
+        {"fleet.yaml": fleet(components=re.sub(r"    containerd:\n(      .*\n){3}", "",
+                                                COMPONENTS))},
         Expect("fleet.yaml", "components:", "required component containerd is missing"),
     ),
     case(
@@ -489,9 +491,10 @@ CASES = [
                     for n in (
                         "kube-proxy",
                         "hybrid-overlay-node",
-                        "cni",
+                        "hns",
                         "windows_exporter",
                         "csi-proxy",
+                        "cloud-node-manager",
                     )
                 )
             )
@@ -567,10 +570,54 @@ CASES = [
         {
             "fleet.yaml": fleet(
                 extra="  nodes:\n    apiServer: https://api-int.example.com:6443\n"
-                "    userData: wmco\n"
+                "    userData: wmco\n    serviceNetwork: 10.96.0.0/12\n"
+                "    clusterDNS: 10.96.0.10\n    hybridOverlayVXLANPort: 9898\n"
             )
         },
         None,
+    ),
+    case(
+        "service-network-not-a-cidr",
+        {"fleet.yaml": fleet(extra="  nodes:\n    serviceNetwork: 10.96.0.0\n")},
+        Expect("fleet.yaml", "serviceNetwork", "must be an IPv4 network like 172.30.0.0/16"),
+    ),
+    case(
+        "cluster-dns-not-an-address",
+        {"fleet.yaml": fleet(extra="  nodes:\n    clusterDNS: dns.example.com\n")},
+        Expect("fleet.yaml", "clusterDNS", "must be an IPv4 address"),
+    ),
+    case(
+        "vxlan-port-out-of-range",
+        {"fleet.yaml": fleet(extra="  nodes:\n    hybridOverlayVXLANPort: 70000\n")},
+        Expect("fleet.yaml", "hybridOverlayVXLANPort", "must be at most 65535"),
+    ),
+    case(
+        "member-path-of-a-file-component",
+        {"fleet.yaml": fleet(components=COMPONENTS.replace(
+            "      url: https://artifacts.example.com/kubelet.exe\n",
+            "      url: https://dl.k8s.io/v1.34.4/kubernetes-node-windows-amd64.tar.gz\n"
+            "      path: kubernetes/node/bin/kubelet.exe\n"))},
+        None,
+    ),
+    case(
+        "member-path-escapes-the-archive",
+        {"fleet.yaml": fleet(components=COMPONENTS.replace(
+            "      url: https://artifacts.example.com/kubelet.exe\n",
+            "      url: https://a.example.com/node.tar.gz\n      path: ../kubelet.exe\n"))},
+        Expect("fleet.yaml", "path:", "must be the relative path of a file inside the archive"),
+    ),
+    case(
+        "member-path-of-an-archive-component",
+        {"fleet.yaml": fleet(components=COMPONENTS.replace(
+            "      url: https://artifacts.example.com/containerd.tar.gz\n",
+            "      url: https://a.example.com/c.tar.gz\n      path: bin/containerd.exe\n"))},
+        Expect("fleet.yaml", "path:", "containerd is an archive expanded whole"),
+    ),
+    case(
+        "kube-proxy-without-its-network",
+        {"fleet.yaml": fleet(components=COMPONENTS + "    kube-proxy: {version: v1.30.4, "
+                             f"url: https://a.example.com/kp.exe, sha256: {SHA_A}}}\n")},
+        Expect("fleet.yaml", "kube-proxy:", "needs component hybrid-overlay-node as well"),
     ),
     case(
         "max-deletions-bad-percentage",

@@ -24,6 +24,11 @@ NAMESPACE = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n"
 KUBE_PROXY = (
     "    kube-proxy:\n      version: {v}\n      url: https://artifacts.example.com/kube-proxy.exe\n"
     "      sha256: b02ca129de7a90d1e622098a34b9b11d7bc679aa0b142c26336103d82f0451f9\n"
+    # kube-proxy runs on the hybrid overlay: its companions come with it.
+    "    hybrid-overlay-node: {{version: v4.17.0, url: https://a.example.com/ho.exe, sha256: "
+    "fb87fdf213e832496288df5203d6ec5483c83c4344ca1cb0fb216fe08f26c0af}}\n"
+    "    hns: {{version: v1, url: https://a.example.com/hns.psm1, sha256: "
+    "3e5a2f1c0d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a39}}\n"
 )
 RAW_MS = """\
 apiVersion: machine.openshift.io/v1beta1

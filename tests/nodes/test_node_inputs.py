@@ -237,3 +237,28 @@ def test_deleting_windows_instances_removes_every_byoh_node(
     assert [r.node_name for r in inputs.removed] == [node]
     assert any("not found" in str(p) for p in inputs.problems)  # no cloud-private-key
     assert inputs.desired is None
+
+
+def test_removed_hosts_user_names_are_decrypted_as_wmco_wrote_them(
+    api: KubeClient, namespace: str, scope: str
+) -> None:
+    """WMCO encrypts the username annotation with the private key; without decrypting it
+    a removed host cannot be logged in to. A name that cannot be read says so, and the
+    removal stops before the drain (deconfigure)."""
+    from syncer_lab.wmco import wmco_encrypt
+
+    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        ser.Encoding.PEM, ser.PrivateFormat.OpenSSH, ser.NoEncryption())
+    create_secret(api, namespace, names.PRIVATE_KEY_SECRET, {names.PRIVATE_KEY_SECRET_KEY: key})
+    labels = {"syncer-test": scope, names.LABEL_BYOH: "true"}
+    sealed, garbled = unique("sealed"), unique("garbled")
+    for name, value in ((sealed, wmco_encrypt("Administrator", key)),
+                        (garbled, "wx4ECQMI<wmcoMarker>=AAAA")):
+        create_node(api, name, ip=unique_ip(), labels=labels, annotations={
+            names.ANNOTATION_VERSION: "10.19.0", names.ANNOTATION_USERNAME: value})
+    inputs = read_node_inputs(api, namespace, machine_namespace=namespace,
+                              node_selector=scope_selector(scope))
+    removed = {r.node_name: r for r in inputs.removed}
+    assert removed[sealed].username == "Administrator"
+    assert removed[garbled].username is None
+    assert "username annotation" in (removed[garbled].username_problem or "")

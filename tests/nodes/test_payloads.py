@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from syncer.nodes.payloads import PayloadCache, PayloadError, Wanted, fetch_all
+from syncer.desired import ComponentVersion, DesiredState
+from syncer.nodes.payloads import PayloadCache, PayloadError, fetch_all, host_view
+from syncer_lab.nodelab import payload_files, tar_gz
 
 
 @pytest.fixture
@@ -71,9 +73,9 @@ def test_fetch_all_reports_every_failure(tmp_path: Path) -> None:
     cache = PayloadCache(tmp_path / "cache")
     with pytest.raises(PayloadError) as err:
         fetch_all(cache, [
-            Wanted("kubelet", "v1", "ftp://example.com/kubelet.exe", "1" * 64),
-            Wanted("containerd", "v1", (tmp_path / "nope").as_uri(), "2" * 64),
-            Wanted("cni", "v1", "file:///x", "not-a-digest"),
+            ComponentVersion("kubelet", "v1", "ftp://example.com/kubelet.exe", "1" * 64),
+            ComponentVersion("containerd", "v1", (tmp_path / "nope").as_uri(), "2" * 64),
+            ComponentVersion("cni", "v1", "file:///x", "not-a-digest"),
         ])
     text = str(err.value)
     assert "unsupported URL scheme 'ftp'" in text
@@ -86,3 +88,50 @@ def test_credentials_in_urls_are_not_repeated(tmp_path: Path) -> None:
     with pytest.raises(PayloadError) as err:
         cache.fetch("kubelet", "v1", "http://user:s3cret@127.0.0.1:1/k.exe?token=abc", "3" * 64)
     assert "s3cret" not in str(err.value) and "abc" not in str(err.value)
+
+
+def _served(tmp_path: Path, name: str, data: bytes) -> tuple[str, str]:
+    path = tmp_path / "src" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path.as_uri(), hashlib.sha256(data).hexdigest()
+
+
+def test_a_file_component_comes_out_of_the_kubernetes_node_tarball(tmp_path: Path) -> None:
+    """kubelet.exe is kubernetes/node/bin/kubelet.exe of the node tarball: the host gets
+    that member, known by its own digest; the index remembers it for later rounds."""
+    data, member = payload_files("kubelet", "v1.34.4")
+    url, sha = _served(tmp_path, "kubernetes-node.tar.gz", data)
+    cache = PayloadCache(tmp_path / "cache")
+    committed = ComponentVersion("kubelet", "v1.34.4", url, sha, member)
+    payloads = fetch_all(cache, [committed])
+    (got,) = payloads.values()
+    assert got.path.read_bytes() == b"kubelet v1.34.4\n"
+    assert got.sha256 == hashlib.sha256(b"kubelet v1.34.4\n").hexdigest() != sha
+    state = DesiredState("f", "1", {"kubelet": committed})
+    (tmp_path / "src" / "kubernetes-node.tar.gz").unlink()  # the index is enough now
+    assert host_view(cache, state).components["kubelet"].sha256 == got.sha256
+    missing = ComponentVersion("kubelet", "v1", url, sha, "kubernetes/node/bin/nope.exe")
+    with pytest.raises(PayloadError, match=r"nope\.exe: no such file in the archive"):
+        fetch_all(cache, [missing])  # the tarball itself is in the cache
+
+
+@pytest.mark.parametrize(("members", "strip"), [
+    (["bin/containerd.exe", "bin/ctr.exe"], 1),  # containerd's release tarball
+    (["containerd.exe"], 0),
+    (["./bin/containerd.exe"], 2),  # bsdtar counts "." as an element
+])
+def test_an_archive_is_stripped_to_its_binary(tmp_path: Path, members: list[str],
+                                              strip: int) -> None:
+    url, sha = _served(tmp_path, "c.tar.gz", tar_gz({m: b"x" for m in members}))
+    (got,) = fetch_all(PayloadCache(tmp_path / "cache"),
+                       [ComponentVersion("containerd", "v1", url, sha)]).values()
+    assert got.strip == strip
+
+
+def test_an_archive_without_its_binary_stops_before_any_host(tmp_path: Path) -> None:
+    url, sha = _served(tmp_path, "c.tar.gz", tar_gz({"bin/ctr.exe": b"x"}))
+    with pytest.raises(PayloadError, match=r"payload containerd: the archive has no "
+                                            r"containerd\.exe"):
+        fetch_all(PayloadCache(tmp_path / "cache"), [ComponentVersion("containerd", "v1", url,
+                                                                      sha)])

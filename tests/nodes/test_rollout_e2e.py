@@ -5,7 +5,6 @@ annotations and schedulability, services on the hosts, commands the hosts receiv
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import threading
 import time
@@ -25,6 +24,7 @@ from syncer.nodes.windows.keys import parse_private_key
 from syncer.reconcile import ReconcileOptions, reconcile_once
 from syncer_lab.kube import ControlPlane
 from syncer_lab.nodelab import NodeLab, downtime, entries, max_overlap, scope_selector
+from syncer_lab.wmco import wmco_decrypt
 
 
 def _join(node_lab: NodeLab, count: int, **fleet: object) -> None:
@@ -46,7 +46,7 @@ def test_fresh_byoh_hosts_join_and_a_second_pass_changes_nothing(node_lab: NodeL
     node_lab.write_instances()
 
     result = node_lab.run()
-    assert result.ok, result.summary()
+    assert result.ok, (result.summary(), result.rows)
     nodes = node_lab.nodes()
     assert sorted(nodes) == sorted(h.name.lower() for h in hosts)
     for host in hosts:
@@ -55,8 +55,12 @@ def test_fresh_byoh_hosts_join_and_a_second_pass_changes_nothing(node_lab: NodeL
         assert ann[names.ANNOTATION_VERSION] == "1.0.0"
         assert ann[names.ANNOTATION_DESIRED_VERSION] == "1.0.0"
         assert ann[names.ANNOTATION_PUB_KEY_HASH]
-        assert ann[names.ANNOTATION_USERNAME] == "Administrator"
-        assert ann[names.ANNOTATION_SSH_HOST_KEY] == host.host_key.get_base64()
+        # Encrypted as WMCO encrypts it: WMCO's own Go library reads it back.
+        assert "Administrator" not in ann[names.ANNOTATION_USERNAME]
+        assert wmco_decrypt(ann[names.ANNOTATION_USERNAME], node_lab.key_pem) == "Administrator"
+        # Offered RSA, ECDSA and Ed25519, syncer pinned what WMCO's Go client would: ECDSA.
+        assert ann[names.ANNOTATION_SSH_HOST_KEY] == host.host_keys["ecdsa"].get_base64()
+        assert ann[names.ANNOTATION_SSH_HOST_KEY_TYPE] == "ecdsa-sha2-nistp256"
         assert ann[names.ANNOTATION_SHELL] == "cmd"
         assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.30.4"
         assert labels[names.LABEL_BYOH] == "true"
@@ -71,9 +75,19 @@ def test_fresh_byoh_hosts_join_and_a_second_pass_changes_nothing(node_lab: NodeL
         assert kubelet.description == "OpenShift managed (syncer) kubelet"
         assert kubelet.failure_actions.startswith("restart/")
         assert host.fs.is_file("C:\\k\\cni\\win-overlay.exe")
+        assert host.fs.is_file("C:\\k\\containerd\\containerd.exe")  # bin/ stripped
+        # A working pod network: hybrid-overlay made its network with the node's subnet,
+        # kube-proxy proxies on it, and containerd reads the CNI configuration.
+        running = node_lab.lab.programs.running(host)
+        assert running.kube_proxy == "proxying" and running.hybrid_overlay == "ready"
+        subnet = node["metadata"]["annotations"]["k8s.ovn.org/hybrid-overlay-node-subnet"]
+        network = host.hns.network("OVNKubernetesHybridOverlayNetwork")
+        assert network is not None and network.subnet == subnet
+        assert host.fs.is_file("C:\\k\\cni\\config\\cni.conf")
     assert [r.text for r in result.rows] == ["up-to-date", "up-to-date"]
 
-    # An up-to-date fleet: one command per host, no cordon, no upload, no cluster write.
+    # An up-to-date fleet: two commands per host (inventory and node facts), no cordon,
+    # no upload, no cluster write.
     before = {h.name: len(h.commands) for h in hosts}
     writes = _writes(node_lab)
     again = node_lab.run()
@@ -81,7 +95,8 @@ def test_fresh_byoh_hosts_join_and_a_second_pass_changes_nothing(node_lab: NodeL
     assert [r.text for r in again.rows] == ["up-to-date", "up-to-date"]
     for host in hosts:
         new = entries(host)[before[host.name]:]
-        assert len(new) == 1 and new[0].startswith("inventory "), new
+        assert len(new) == 2 and new[0].startswith("inventory "), new
+        assert new[1].startswith("node-facts "), new
     assert _writes(node_lab) == writes
 
 
@@ -99,10 +114,10 @@ def test_version_bump_respects_max_unavailable(node_lab: NodeLab) -> None:
         assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.31.0"
         assert node["metadata"]["annotations"][names.ANNOTATION_VERSION] == "1.1.0"
         recent = [c for c in host.commands if c.received_at >= start]
-        # Only kubelet and kube-proxy changed: two uploads (verified by file-hash), the
-        # unchanged archives were not sent again.
+        # Only the node tarball's kubelet, kube-proxy and kube-log-runner changed: three
+        # uploads (verified by file-hash), the unchanged archives were not sent again.
         uploads = [c.summary for c in recent if c.summary.startswith("file-hash")]
-        assert len(uploads) == 2, uploads
+        assert len(uploads) == 3, uploads
         span = downtime(host)
         assert span is not None
         intervals.append(span)
@@ -126,7 +141,7 @@ def test_status_follows_a_rollout_while_it_runs(node_lab: NodeLab) -> None:
 
     result = run_node_stage(node_lab.api, node_lab.options(on_update=on_update),
                             on_step=on_step)
-    assert result.ok, result.summary()
+    assert result.ok, (result.summary(), result.rows)
     # While a host replaced its binaries, status said so (the step before it, by then).
     assert seen and all(
         any(p.startswith("upgrading: ") for p in phases.values()) for phases in seen
@@ -171,13 +186,24 @@ def test_controller_restart_mid_rollout_resumes_first(node_lab: NodeLab) -> None
 def test_bad_payload_checksum_touches_no_host(node_lab: NodeLab) -> None:
     _join(node_lab, 2)
     before = {h.name: len(h.commands) for h in node_lab.hosts}
-    node_lab.set_fleet("1.1.0", kubelet="v1.31.0", corrupt="kubelet")
+    # A bad archive: the hosts are probed and planned, none is touched.
+    node_lab.set_fleet("1.1.0", versions={"containerd": "v1.1.0"}, corrupt="containerd")
     result = node_lab.run()
     assert not result.ok
     assert result.halted is not None
-    assert "payload kubelet: sha256 mismatch: expected" in result.halted
+    assert "payload containerd: sha256 mismatch: expected" in result.halted
     for host in node_lab.hosts:
-        assert [e.split(" ")[0] for e in entries(host)[before[host.name]:]] == ["inventory"]
+        assert [e.split(" ")[0] for e in entries(host)[before[host.name]:]] == [
+            "inventory", "node-facts"]
+        before[host.name] = len(host.commands)
+    # A bad node tarball: what its members are cannot even be known, so no host is
+    # probed at all.
+    node_lab.set_fleet("1.1.0", kubelet="v1.31.0", corrupt="kubelet")
+    result = node_lab.run()
+    assert result.blocked is not None
+    assert "payload kubelet: sha256 mismatch: expected" in result.blocked
+    for host in node_lab.hosts:
+        assert entries(host)[before[host.name]:] == []
         node = node_lab.node_of(host)
         assert node is not None and not node["spec"].get("unschedulable")
         assert names.LABEL_UPGRADING not in node["metadata"]["labels"]
@@ -323,8 +349,16 @@ def test_sync_once_runs_the_node_stage_and_status_shows_it(node_lab: NodeLab, tm
     Fleet and BYOHHosts render the ConfigMaps, then the node stage configures the host;
     `syncer status` prints its row."""
     [host] = node_lab.add_hosts(1)
-    kubelet = node_lab.payload("kubelet", "v1.30.4")
-    containerd = node_lab.payload("containerd", "v1.0.0")
+    components = []
+    for name, version in (("kubelet", "v1.30.4"), ("kube-log-runner", "v1.30.4"),
+                          ("kube-proxy", "v1.30.4"), ("containerd", "v1.0.0"),
+                          ("cni", "v1.0.0"), ("hybrid-overlay-node", "v1.0.0"),
+                          ("hns", "v1.0.0")):
+        p = node_lab.payload(name, version)
+        member = f", path: {p['path']}" if "path" in p else ""
+        components.append(f"    {name}: {{version: {version}, url: \"{p['url']}\", "
+                          f"sha256: {p['sha256']}{member}}}")
+    listed = "\n".join(components)
     fleet = tmp_path / "fleet"
     fleet.mkdir()
     (fleet / "fleet.yaml").write_text(f"""\
@@ -337,8 +371,7 @@ spec:
   namespace: {node_lab.namespace}
   version: "3.0.0"
   components:
-    kubelet: {{version: v1.30.4, url: "{kubelet['url']}", sha256: {kubelet['sha256']}}}
-    containerd: {{version: v1.0.0, url: "{containerd['url']}", sha256: {containerd['sha256']}}}
+{listed}
   rollout: {{maxUnavailable: 1, drainTimeout: 20s}}
   nodes: {{sshPort: {node_lab.lab.port}}}
 """)
@@ -379,7 +412,7 @@ spec:
     assert not rejected.ok and rejected.stage == "validate", rejected.errors
     assert rejected.nodes is not None, "the node stage did not run on the last good state"
     assert [r.text for r in rejected.nodes.rows] == ["up-to-date"], rejected.nodes.rows
-    assert hashlib.sha256(kubelet_exe.read_bytes()).hexdigest() == kubelet["sha256"]
+    assert kubelet_exe.read_bytes() == b"kubelet v1.30.4\n"  # the tarball's member again
 
 
 def test_paused_rollout_only_plans(node_lab: NodeLab) -> None:
@@ -390,7 +423,7 @@ def test_paused_rollout_only_plans(node_lab: NodeLab) -> None:
     result = node_lab.run()
     assert result.paused
     assert [r.text for r in result.rows] == ["paused: would upgrade"]
-    assert [e.split(" ")[0] for e in entries(host)[seen:]] == ["inventory"]
+    assert [e.split(" ")[0] for e in entries(host)[seen:]] == ["inventory", "node-facts"]
     node = node_lab.node_of(host)
     assert node is not None and node["status"]["nodeInfo"]["kubeletVersion"] == "v1.30.4"
 

@@ -8,6 +8,7 @@ from kubernetes import client
 from syncer import names
 from syncer_lab.machineapi import MachineAPISimulator
 from syncer_lab.nodelab import NodeLab, entries
+from syncer_lab.wmco import wmco_decrypt
 
 
 def _machineset(namespace: str, name: str, replicas: int) -> dict[str, object]:
@@ -63,7 +64,7 @@ def test_machines_of_a_scaled_machineset_are_configured(node_lab: NodeLab, kube:
         node = node_lab.api.request("GET", f"/api/v1/nodes/{machine}")
         ann, labels = node["metadata"]["annotations"], node["metadata"]["labels"]
         assert ann[names.ANNOTATION_VERSION] == "1.0.0"
-        assert ann[names.ANNOTATION_USERNAME] == "Administrator"
+        assert wmco_decrypt(ann[names.ANNOTATION_USERNAME], node_lab.key_pem) == "Administrator"
         assert names.LABEL_BYOH not in labels
         assert node["spec"]["providerID"].startswith("aws:///")
         assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.30.4"
@@ -88,7 +89,8 @@ def test_hostile_repository_data_stays_data(node_lab: NodeLab) -> None:
     assert rows[good.address].text == "up-to-date"
     assert rows[bad_labels.address].text == "blocked (invalid)"
     assert "not a valid Kubernetes label value" in (rows[bad_labels.address].last_error or "")
-    assert [e.split(" ")[0] for e in entries(bad_labels)] == ["shell-probe", "inventory"]
+    assert [e.split(" ")[0] for e in entries(bad_labels)] == [
+        "shell-probe", "inventory", "node-facts"]
     assert rows[bad_user.address].text == "blocked (unreachable)"  # authentication refused
     assert entries(bad_user) == []
     assert any("bad_host.example" in str(p) for p in result.problems)

@@ -11,7 +11,9 @@ from syncer.nodes.windows import vocabulary as c
 from syncer_lab.nodelab import tar_gz
 from syncer_lab.winhost import SimClient, SimHost
 
-PROXY = "C:\\k\\kube-proxy.exe"
+# Images no simulated program claims (programs.py): these tests are about the SCM itself.
+PROXY = "C:\\k\\proxy-service.exe"
+OVERLAY = "C:\\k\\overlay-service.exe"
 
 
 def sc_code(client: SimClient, command: str) -> int:
@@ -23,10 +25,10 @@ def installed(win_host: SimHost) -> SimHost:
     """containerd <- hybrid-overlay-node <- kube-proxy, binaries on the drive, stopped."""
     win_host.fs.make_directory("C:\\k\\containerd")
     win_host.fs.write_bytes("C:\\k\\containerd\\containerd.exe", payload("containerd", "v1.7.20"))
-    win_host.fs.write_bytes("C:\\k\\hybrid-overlay-node.exe", payload("hybrid-overlay", "v0.1.0"))
+    win_host.fs.write_bytes(OVERLAY, payload("hybrid-overlay", "v0.1.0"))
     win_host.fs.write_bytes(PROXY, payload("kube-proxy", "v1.30.4"))
     win_host.scm.create("containerd", "C:\\k\\containerd\\containerd.exe", "auto")
-    win_host.scm.create("hybrid-overlay-node", "C:\\k\\hybrid-overlay-node.exe", "auto",
+    win_host.scm.create("hybrid-overlay-node", OVERLAY, "auto",
                         ["containerd"])
     win_host.scm.create("kube-proxy", PROXY + " --v=2", "auto", ["hybrid-overlay-node"])
     return win_host
@@ -108,7 +110,7 @@ def test_start_fault_1053(win_client: SimClient, installed: SimHost) -> None:
 
 def test_lingering_process_blocks_replacing_the_binary(win_client: SimClient,
                                                        installed: SimHost) -> None:
-    """After sc stop, the process still holds kube-proxy.exe for a while (WMCO's lesson)."""
+    """After sc stop, the process still holds its executable for a while (WMCO's lesson)."""
     installed.process_linger_seconds = 1.5
     start_and_wait(win_client, installed, "containerd")
     start_and_wait(win_client, installed, "hybrid-overlay-node")
@@ -117,23 +119,23 @@ def test_lingering_process_blocks_replacing_the_binary(win_client: SimClient,
     assert wait_for(lambda: c.parse_sc_status(run(win_client, c.sc_query("kube-proxy"))).state
                     is c.ServiceState.STOPPED)
     # The service says STOPPED, but its process is still there, holding the executable.
-    inventory = c.parse_inventory(run(win_client, c.inventory(processes=["kube-proxy"])))
-    assert inventory.processes == {"kube-proxy": True}
+    inventory = c.parse_inventory(run(win_client, c.inventory(processes=["proxy-service"])))
+    assert inventory.processes == {"proxy-service": True}
     sftp = win_client.sftp()
     with pytest.raises(PermissionError):
-        sftp.putfo(io.BytesIO(payload("kube-proxy", "v1.31.0")), "/C:/k/kube-proxy.exe")
+        sftp.putfo(io.BytesIO(payload("kube-proxy", "v1.31.0")), "/C:/k/proxy-service.exe")
     held = run(win_client, c.write_file(PROXY, "new"))
     assert held.exit_code == c.ERROR_SHARING_VIOLATION
     assert "being used by another process" in held.stderr
-    sftp.putfo(io.BytesIO(payload("kube-proxy", "v1.31.0")), "/C:/k/kube-proxy.exe.new")
+    sftp.putfo(io.BytesIO(payload("kube-proxy", "v1.31.0")), "/C:/k/proxy-service.exe.new")
     with pytest.raises(PermissionError):
-        sftp.posix_rename("/C:/k/kube-proxy.exe.new", "/C:/k/kube-proxy.exe")
+        sftp.posix_rename("/C:/k/proxy-service.exe.new", "/C:/k/proxy-service.exe")
     replaced = run(win_client, c.move_file(PROXY + ".new", PROXY))
     assert replaced.exit_code == c.ERROR_ACCESS_DENIED
     assert run(win_client, c.remove_path(PROXY)).exit_code == c.ERROR_ACCESS_DENIED
     assert installed.fs.read_bytes(PROXY) == payload("kube-proxy", "v1.30.4")
     # The right way: wait for the process to exit, then replace.
-    assert c.parse_wait_process_exit(run(win_client, c.wait_process_exit("kube-proxy", 30)))
+    assert c.parse_wait_process_exit(run(win_client, c.wait_process_exit("proxy-service", 30)))
     c.check_done(run(win_client, c.move_file(PROXY + ".new", PROXY)))
     assert installed.fs.read_bytes(PROXY) == payload("kube-proxy", "v1.31.0")
     sftp.close()

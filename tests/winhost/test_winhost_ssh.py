@@ -66,7 +66,7 @@ def test_authorized_keys_live_on_the_drive(win_host: SimHost, admin_key: paramik
 def test_rsa_keys_both_ways(host_lab: HostLab) -> None:
     client_key = paramiko.RSAKey.generate(2048)
     host = host_lab.add_host("WIN-RSA", authorized_keys=[key_line(client_key)],
-                             host_key_type="rsa")
+                             host_key_types=("rsa",))
     assert host.host_key_line.startswith("ssh-rsa ")
     with SimClient(host.address, host.port, host.host_key_line, client_key) as client:
         assert c.parse_hostname(run(client, c.hostname())) == "WIN-RSA"

@@ -167,18 +167,20 @@ def test_expand_archive_refuses_path_traversal(win_client: SimClient, win_host: 
 def test_service_lifecycle_with_sc(win_client: SimClient, win_host: SimHost) -> None:
     win_host.fs.make_directory("C:\\k\\containerd")
     win_host.fs.write_bytes("C:\\k\\containerd\\containerd.exe", payload("containerd", "v1.7"))
-    win_host.fs.write_bytes("C:\\k\\kube-proxy.exe", payload("kube-proxy", "v1.30.4"))
+    win_host.fs.write_bytes("C:\\k\\containerd\\containerd_conf.toml", b"version = 2\n")
+    # A program no simulated program claims (programs.py): this is about sc.exe.
+    win_host.fs.write_bytes("C:\\k\\network-proxy.exe", payload("kube-proxy", "v1.30.4"))
     ok = c.parse_sc_done
     ok(run(win_client, c.sc_create("containerd", "C:\\k\\containerd\\containerd.exe "
                                    "--config C:\\k\\containerd\\containerd_conf.toml")))
-    ok(run(win_client, c.sc_create("kube-proxy", "C:\\k\\kube-proxy.exe --v=2",
+    ok(run(win_client, c.sc_create("kube-proxy", "C:\\k\\network-proxy.exe --v=2",
                                    start=c.StartType.DEMAND, depends_on=["containerd"],
                                    display_name="Kubernetes network proxy")))
     ok(run(win_client, c.sc_config("kube-proxy", start=c.StartType.AUTO)))
     ok(run(win_client, c.sc_description("kube-proxy", "OpenShift managed kube-proxy")))
     ok(run(win_client, c.sc_failure("kube-proxy")))
     qc = c.parse_sc_qc(run(win_client, c.sc_qc("kube-proxy")))
-    assert qc == c.ServiceConfig("kube-proxy", c.StartType.AUTO, "C:\\k\\kube-proxy.exe --v=2",
+    assert qc == c.ServiceConfig("kube-proxy", c.StartType.AUTO, "C:\\k\\network-proxy.exe --v=2",
                                  ("containerd",), "Kubernetes network proxy")
     actions = win_host.scm.get("kube-proxy").failure_actions
     assert actions == "restart/10000/restart/10000/restart/10000"
@@ -220,14 +222,16 @@ def test_delayed_auto_start_shows_in_qc(win_client: SimClient) -> None:
 def test_wait_process_exit(win_client: SimClient, win_host: SimHost) -> None:
     win_host.process_linger_seconds = 0.6
     win_host.fs.make_directory("C:\\k")
-    win_host.fs.write_bytes("C:\\k\\kube-proxy.exe", payload("kube-proxy", "v1.30.4"))
-    win_host.scm.create("kube-proxy", "C:\\k\\kube-proxy.exe")
+    win_host.fs.write_bytes("C:\\k\\network-proxy.exe", payload("kube-proxy", "v1.30.4"))
+    win_host.scm.create("kube-proxy", "C:\\k\\network-proxy.exe")
     win_host.scm.start("kube-proxy")
     assert wait_for(lambda: win_host.scm.state("kube-proxy") == 4)
     # Running: a zero timeout reports "still there" (ERROR_TIMEOUT).
-    assert c.parse_wait_process_exit(run(win_client, c.wait_process_exit("kube-proxy", 0))) is False
+    assert c.parse_wait_process_exit(
+        run(win_client, c.wait_process_exit("network-proxy", 0))) is False
     win_host.scm.stop("kube-proxy")
-    assert c.parse_wait_process_exit(run(win_client, c.wait_process_exit("kube-proxy", 10))) is True
+    assert c.parse_wait_process_exit(
+        run(win_client, c.wait_process_exit("network-proxy", 10))) is True
     assert win_host.scm.processes("kube-proxy") == []
     # Nothing to wait for.
     assert c.parse_wait_process_exit(run(win_client, c.wait_process_exit("kube-proxy", 5))) is True

@@ -23,6 +23,19 @@ KUBELET_ARGS = (
     "--register-with-taints=os=Windows:NoSchedule "
     "--windows-priorityclass=ABOVE_NORMAL_PRIORITY_CLASS"
 )
+# A KubeletConfiguration a Windows kubelet accepts (the kubelet's own validation judges it).
+KUBELET_CONF = (
+    b'{"kind": "KubeletConfiguration", "apiVersion": "kubelet.config.k8s.io/v1beta1", '
+    b'"cgroupsPerQOS": false, "enforceNodeAllocatable": ["none"], "resolvConf": ""}'
+)
+CONTAINERD_CONF = (
+    b'version = 2\n[plugins."io.containerd.grpc.v1.cri".cni]\n'
+    b'  bin_dir = "C:\\\\k\\\\cni"\n  conf_dir = "C:\\\\k\\\\cni\\\\config"\n'
+)
+CNI_CONF = (
+    b'{"cniVersion": "0.2.0", "name": "OVNKubernetesHybridOverlayNetwork", '
+    b'"type": "win-overlay", "ipam": {"type": "host-local", "subnet": "10.132.0.0/24"}}'
+)
 
 
 def run(client: SimClient, command: str, timeout: float | None = None) -> CommandResult:
@@ -71,7 +84,10 @@ def install(host: SimHost, cp: ControlPlane, *, version: str = "v1.30.4",
     fs.write_bytes("C:\\k\\containerd\\containerd.exe", payload("containerd", "v1.7.20"))
     fs.write_bytes("C:\\k\\kubelet.exe", payload("kubelet", version))
     fs.write_bytes("C:\\k\\kubelet-ca.crt", cp.ca_cert_path.read_bytes())
-    fs.write_bytes("C:\\k\\kubelet.conf", b"kind: KubeletConfiguration\n")
+    fs.write_bytes("C:\\k\\kubelet.conf", KUBELET_CONF)
+    fs.write_bytes("C:\\k\\containerd\\containerd_conf.toml", CONTAINERD_CONF)
+    fs.make_directory("C:\\k\\cni\\config")
+    fs.write_bytes("C:\\k\\cni\\config\\cni.conf", CNI_CONF)
     if node_credentials:
         key, cert = cp.ca.issue(f"system:node:{host.name.lower()}", ["system:nodes"],
                                 client=True)
@@ -79,5 +95,6 @@ def install(host: SimHost, cp: ControlPlane, *, version: str = "v1.30.4",
             "client-certificate-data": base64.b64encode(cert_pem(cert)).decode(),
             "client-key-data": base64.b64encode(key_pem(key)).decode(),
         })))
-    host.scm.create("containerd", "C:\\k\\containerd\\containerd.exe", "auto")
+    host.scm.create("containerd", "C:\\k\\containerd\\containerd.exe --config "
+                    "C:\\k\\containerd\\containerd_conf.toml", "auto")
     host.scm.create("kubelet", KUBELET_ARGS, "auto", ["containerd"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import paramiko
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -34,6 +34,8 @@ class PrivateKey:
     pkey: paramiko.PKey
     public_key: str  # authorized_keys form: "<type> <base64>", no newline
     key_type: str  # "ssh-rsa", "ecdsa-sha2-nistp256", "ssh-ed25519", ...
+    # The key's bytes exactly as stored: WMCO's passphrase for the username annotation.
+    secret: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def pub_key_hash(self) -> str:
@@ -90,4 +92,5 @@ def parse_private_key(data: bytes | str) -> PrivateKey:
     ).decode("ascii")
     pkey = cls.from_private_key(io.StringIO(openssh))
     public = f"{pkey.get_name()} {pkey.get_base64()}"
-    return PrivateKey(pkey=pkey, public_key=public, key_type=pkey.get_name())
+    return PrivateKey(pkey=pkey, public_key=public, key_type=pkey.get_name(),
+                      secret=data.encode() if isinstance(data, str) else data)

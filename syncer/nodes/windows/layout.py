@@ -1,4 +1,4 @@
-"""Where things go on a Windows host, and how each managed service is configured.
+"""Where things go on a Windows host, and how each managed service is started.
 
 Remote layout (``C:\\k`` is the root, as in WMCO):
 
@@ -12,14 +12,33 @@ Remote layout (``C:\\k`` is the root, as in WMCO):
   the ``replace`` step. Staging names are content-addressed, so a controller that resumes
   a host finds what it already uploaded and does not send it again.
 
-Services (:func:`service_spec`): the binary path with WMCO-like arguments (the kubelet
-runs with ``--windows-priorityclass=ABOVE_NORMAL_PRIORITY_CLASS``, registers with the
-taint ``os=Windows:NoSchedule`` and label ``node.openshift.io/os_id=Windows`` plus the
-host's extra labels a kubelet may set on itself), the dependencies of
-:mod:`syncer.components`, start type ``auto``, recovery ``restart`` and the description
-``OpenShift managed (syncer) <component>``. Every description that starts with
-``OpenShift managed`` marks a managed service (WMCO's and syncer's alike), which is how
-cleanup finds services of older versions too.
+Services (:func:`service_spec`) are WMCO's (``pkg/services/services.go``), so a node
+syncer configured looks like one WMCO configured, and adopting a WMCO node changes as
+little as possible:
+
+- the kubelet and kube-proxy run under ``kube-log-runner.exe -log-file=…``: Kubernetes
+  1.26 removed ``--logtostderr``/``--log-file`` from both (kubernetes PR #112120), so
+  the wrapper writes their log file;
+- everything the kubelet can read from ``kubelet.conf`` is there
+  (:mod:`syncer.nodes.windows.files`); its command line keeps WMCO's flags: config and
+  credential paths, ``--windows-service``, the ``node.openshift.io/os_id=Windows`` label
+  (plus the host's extra labels a kubelet may set on itself),
+  ``--windows-priorityclass=ABOVE_NORMAL_PRIORITY_CLASS``, ``--v=2``,
+  ``--cloud-provider=external`` on cloud platforms, ``--hostname-override`` where WMCO
+  sets one (the cloud's host name on AWS and GCP, the FQDN on vSphere) and ``--node-ip``
+  (the IPv4 of the default route's interface, read from the host like WMCO's pre-script);
+- hybrid-overlay-node gets a client certificate of its own (``system:ovn-node:<node>``,
+  requested with the kubelet's credentials as ``--bootstrap-kubeconfig``), the API
+  server URL and CA, and the cluster's VXLAN port;
+- kube-proxy reads ``C:\\k\\kube-proxy.conf``, written once the overlay network exists;
+- windows_exporter runs WMCO's collector list (no ``cs``, removed upstream in v0.31, and
+  no ``textfile``).
+
+Each service has the dependencies of :mod:`syncer.components`, start type ``auto``,
+recovery ``restart`` and the description ``OpenShift managed (syncer) <component>``. Every
+description that starts with ``OpenShift managed`` marks a managed service (WMCO's,
+including its ``windows-instance-config-daemon``, and syncer's alike), which is how
+cleanup and adoption find services syncer does not run itself.
 
 Labels from Git are validated as Kubernetes labels here (:func:`check_labels`), so a
 hostile value can never reach a command line.
@@ -27,23 +46,47 @@ hostile value can never reach a command line.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from syncer import names
 from syncer.components import CATALOGUE, Component, PayloadKind, start_order
+from syncer.desired import Platform
 
 ROOT = "C:\\k"
 STAGING_DIR = ROOT + "\\staging"
 PAYLOADS_DIR = ROOT + "\\payloads"
 KUBECONFIG = ROOT + "\\kubeconfig"
+BOOTSTRAP_KUBECONFIG = ROOT + "\\bootstrap-kubeconfig"
+BOOTSTRAP_CA = ROOT + "\\bootstrap-ca.crt"
+KUBELET_CA = ROOT + "\\kubelet-ca.crt"
 KUBELET_CONFIG = ROOT + "\\kubelet.conf"
-CERT_DIR = "C:\\var\\lib\\kubelet\\pki"
+KUBE_PROXY_CONFIG = ROOT + "\\kube-proxy.conf"
+KUBE_LOG_RUNNER = ROOT + "\\kube-log-runner.exe"
+HNS_MODULE = ROOT + "\\hns.psm1"
+CNI_DIR = ROOT + "\\cni"
+CNI_CONFIG_DIR = CNI_DIR + "\\config"
+CNI_CONFIG = CNI_CONFIG_DIR + "\\cni.conf"
+CONTAINERD_DIR = ROOT + "\\containerd"
+CONTAINERD_CONFIG = CONTAINERD_DIR + "\\containerd_conf.toml"
+REGISTRIES_DIR = CONTAINERD_DIR + "\\registries"
+CERT_DIR = "c:\\var\\lib\\kubelet\\pki\\"  # WMCO's spelling, trailing separator included
 LOG_ROOT = "C:\\var\\log"
 MANAGED_PREFIX = "OpenShift managed"
 DESCRIPTION = MANAGED_PREFIX + " (syncer) {component}"
+WICD_SERVICE = "windows-instance-config-daemon"
+# The process of every pod sandbox on a containerd host: it holds its executable in
+# C:\k\containerd while the pod runs, even after containerd itself stopped.
+SHIM_PROCESS = "containerd-shim-runhcs-v1"
+# windows_exporter's collectors as WMCO runs them (services.go; "cs" was removed upstream
+# in v0.31, prometheus-community/windows_exporter PR #1693, and by WMCO in PR #3835).
+EXPORTER_COLLECTORS = "cpu,logical_disk,net,os,service,system,container,memory,cpu_info"
+# Platforms whose cloud controller manager runs outside the kubelet.
+CLOUD_PLATFORMS = frozenset({Platform.AWS, Platform.AZURE, Platform.GCP, Platform.VSPHERE,
+                             Platform.NUTANIX})
+# Log directories WMCO uses where they are not the component's name (must-gather reads them).
+_LOG_DIRS = {"hybrid-overlay-node": "hybrid-overlay"}
 
 _LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _LABEL_PREFIX = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
@@ -68,6 +111,10 @@ def installed_path(component: str) -> str:
     if c.kind is PayloadKind.ARCHIVE:
         return f"{PAYLOADS_DIR}\\{c.name}.tar.gz"
     return c.target
+
+
+def log_dir(component: str) -> str:
+    return f"{LOG_ROOT}\\{_LOG_DIRS.get(component, component)}"
 
 
 def process_name(component: Component) -> str | None:
@@ -99,9 +146,19 @@ def kubelet_settable(key: str) -> bool:
 class HostIdentity:
     """What the service arguments need to know about the host."""
 
-    node_ip: str  # the kubelet's --node-ip: the IPv4 syncer reaches the host at
-    node_name: str  # the name the kubelet registers (host name, lowercased)
+    node_ip: str  # the kubelet's --node-ip: the host's default-route IPv4
+    node_name: str  # the name the kubelet registers (lowercased)
     labels: Mapping[str, str]  # extra labels from Git (validated)
+    hostname_override: str | None = None  # where the platform names the node (WMCO)
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """What the service arguments need to know about the cluster."""
+
+    api_server: str  # the URL hosts reach the API server at
+    platform: Platform = Platform.NONE
+    vxlan_port: int | None = None  # hybrid overlay VXLAN port (None: the default)
 
 
 @dataclass(frozen=True)
@@ -113,101 +170,72 @@ class ServiceSpec:
     description: str
 
 
-def service_spec(component: str, host: HostIdentity) -> ServiceSpec | None:
+def service_spec(component: str, host: HostIdentity, cluster: NodeSettings
+                 ) -> ServiceSpec | None:
     """The service ``component`` runs as on ``host`` (None for payload-only components)."""
     c = CATALOGUE[component]
     if c.service is None or c.service_binary is None:
         return None
-    args = _arguments(component, host)
-    binary = c.service_binary + (" " + " ".join(args) if args else "")
+    args = _arguments(component, host, cluster)
+    command = [c.service_binary, *args]
+    if c.log_runner:
+        log_file = f"{log_dir(component)}\\{component}.log"
+        command = [KUBE_LOG_RUNNER, f"-log-file={log_file}", *command]
     return ServiceSpec(
-        component, c.service, binary, c.depends_on, DESCRIPTION.format(component=component)
+        component, c.service, " ".join(command), c.depends_on,
+        DESCRIPTION.format(component=component),
     )
 
 
-def _arguments(component: str, host: HostIdentity) -> list[str]:
-    log_dir = f"{LOG_ROOT}\\{component}"
+def _arguments(component: str, host: HostIdentity, cluster: NodeSettings) -> list[str]:
     if component == "kubelet":
         labels = {names.LABEL_NODE_OS_ID: "Windows"}
         labels.update({k: v for k, v in host.labels.items() if kubelet_settable(k)})
         node_labels = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        return [
+        args = [
             f"--config={KUBELET_CONFIG}",
-            f"--bootstrap-kubeconfig={ROOT}\\bootstrap-kubeconfig",
+            f"--bootstrap-kubeconfig={BOOTSTRAP_KUBECONFIG}",
             f"--kubeconfig={KUBECONFIG}",
             f"--cert-dir={CERT_DIR}",
             "--windows-service",
-            "--logtostderr=false",
-            f"--log-file={log_dir}\\kubelet.log",
-            f"--register-with-taints={names.WINDOWS_TAINT_KEY}={names.WINDOWS_TAINT_VALUE}"
-            ":NoSchedule",
             f"--node-labels={node_labels}",
-            "--container-runtime-endpoint=npipe://./pipe/containerd-containerd",
             "--windows-priorityclass=ABOVE_NORMAL_PRIORITY_CLASS",
-            f"--node-ip={host.node_ip}",
             "--v=2",
         ]
+        if cluster.platform in CLOUD_PLATFORMS:
+            args.append("--cloud-provider=external")
+        if host.hostname_override:
+            args.append(f"--hostname-override={host.hostname_override}")
+        return [*args, f"--node-ip={host.node_ip}"]
     if component == "containerd":
-        return [
-            f"--config={ROOT}\\containerd\\containerd_conf.toml",
-            f"--log-file={log_dir}\\containerd.log",
-            "--run-service",
-            "--log-level=info",
-        ]
+        return ["--config", CONTAINERD_CONFIG, "--log-file",
+                f"{log_dir(component)}\\containerd.log", "--run-service", "--log-level", "info"]
     if component == "hybrid-overlay-node":
-        return [
-            f"--node={host.node_name}",
-            f"--k8s-kubeconfig={KUBECONFIG}",
+        args = [
+            "--node", host.node_name,
+            f"--bootstrap-kubeconfig={KUBECONFIG}",
+            f"--cert-dir={CNI_CONFIG_DIR}",
+            "--cert-duration=24h",
             "--windows-service",
-            f"--logfile={log_dir}\\hybrid-overlay.log",
+            "--logfile", f"{log_dir(component)}\\hybrid-overlay.log",
+            f"--k8s-apiserver={cluster.api_server}",
+            "--k8s-cacert", BOOTSTRAP_CA,
         ]
+        if cluster.vxlan_port is not None:
+            args += ["--hybrid-overlay-vxlan-port", str(cluster.vxlan_port)]
+        return args
     if component == "kube-proxy":
-        return [
-            "--windows-service",
-            "--proxy-mode=kernelspace",
-            f"--hostname-override={host.node_name}",
-            f"--kubeconfig={KUBECONFIG}",
-            "--logtostderr=false",
-            f"--log-file={log_dir}\\kube-proxy.log",
-            "--v=2",
-        ]
+        return ["--config", KUBE_PROXY_CONFIG, "--windows-service"]
     if component == "windows_exporter":
-        return [
-            "--collectors.enabled=cpu,cs,logical_disk,net,os,service,system,textfile,"
-            "container,memory,cpu_info",
-        ]
+        return ["--collectors.enabled", EXPORTER_COLLECTORS, "--log.level", "info",
+                "--log.file", f"{log_dir(component)}\\windows_exporter.log"]
     if component == "csi-proxy":
-        return ["-windows-service", "-logtostderr=false", f"-log_file={log_dir}\\csi-proxy.log"]
+        return [f"-log_file={log_dir(component)}\\csi-proxy.log", "-logtostderr=false",
+                "-windows-service", "--v=2"]
+    if component == "cloud-node-manager":
+        return ["--windows-service", f"--node-name={host.node_name}", "--wait-routes=false",
+                f"--kubeconfig={KUBECONFIG}"]
     return []
-
-
-def kubelet_config(kubelet_ca: str = ROOT + "\\kubelet-ca.crt") -> bytes:
-    """``C:\\k\\kubelet.conf``: a KubeletConfiguration like WMCO's (JSON is valid YAML)."""
-    doc = {
-        "kind": "KubeletConfiguration",
-        "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "authentication": {
-            "anonymous": {"enabled": False},
-            "webhook": {"enabled": True},
-            "x509": {"clientCAFile": kubelet_ca},
-        },
-        "authorization": {"mode": "Webhook"},
-        "cgroupsPerQOS": False,
-        "enforceNodeAllocatable": [],
-        "clusterDomain": "cluster.local",
-        "logging": {"flushFrequency": 5000000000},
-        "rotateCertificates": True,
-        "serverTLSBootstrap": True,
-        "systemReserved": {"cpu": "500m", "ephemeral-storage": "1Gi", "memory": "1Gi"},
-        "tlsCipherSuites": [
-            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-        ],
-        "tlsMinVersion": "VersionTLS12",
-    }
-    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
 def managed_components(components: Mapping[str, object] | list[str]) -> list[str]:

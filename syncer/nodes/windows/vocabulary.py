@@ -47,7 +47,7 @@ import base64
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -95,6 +95,7 @@ EPILOGUE = (
 # The characters PowerShell treats as a single quote inside a single-quoted string.
 _SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_IPV4 = re.compile(r"^(\d{1,3}\.){3}\d{1,3}$")
 _CONTROL_EXCEPT_NEWLINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:\\")
@@ -385,6 +386,37 @@ INVENTORY_BODY = (
     "@(Get-Process -Name $n -ErrorAction SilentlyContinue).Count -gt 0}\n"
     "$r|ConvertTo-Json -Depth 4 -Compress"
 )
+HOST_FACTS_BODY = (
+    "$r=[ordered]@{}\n"
+    "$r.nodeIP=(Get-NetRoute -DestinationPrefix '0.0.0.0/0'|"
+    "Get-NetIPAddress -AddressFamily IPv4 -InterfaceIndex {$_.ifIndex}|"
+    "Select-Object -First 1).IPAddress\n"
+    "$r.containers=$null -ne (Get-Service -Name vmcompute -ErrorAction SilentlyContinue)\n"
+    "$r.network=$null\n"
+    "if(Get-Command Get-HnsNetwork -ErrorAction SilentlyContinue){"
+    "$h=Get-HnsNetwork|Where-Object{$_.Name -eq $network}|Select-Object -First 1;"
+    "if($h){$r.network=[ordered]@{subnet=[string]@($h.Subnets)[0].AddressPrefix;"
+    "managementIP=[string]$h.ManagementIP;vip=$null};"
+    "$e=Get-HnsEndpoint|Where-Object{$_.Name -eq $endpoint}|Select-Object -First 1;"
+    "if($h -and $e){$r.network.vip=[string]$e.IPAddress}}}\n"
+    "$r.domain=[System.Net.NetworkInformation.IPGlobalProperties]::GetIPGlobalProperties()"
+    ".DomainName\n"
+    "$r.managed=@(foreach($s in @(Get-ChildItem -LiteralPath "
+    "'HKLM:\\SYSTEM\\CurrentControlSet\\Services')){$d=[string](Get-ItemProperty "
+    "-LiteralPath $s.PSPath -ErrorAction SilentlyContinue).Description;"
+    "if($d.StartsWith($prefix)){$s.PSChildName}})\n"
+    "$r.cloudHostname=$null\n"
+    "if($platform -eq 'aws'){$r.cloudHostname=[string](Invoke-RestMethod -UseBasicParsing "
+    "-TimeoutSec 10 -Uri 'http://169.254.169.254/latest/meta-data/local-hostname')}\n"
+    "if($platform -eq 'gcp'){$r.cloudHostname=[string](Invoke-RestMethod -UseBasicParsing "
+    "-TimeoutSec 10 -Headers @{'Metadata-Flavor'='Google'} "
+    "-Uri 'http://metadata.google.internal/computeMetadata/v1/instance/hostname')}\n"
+    "$r|ConvertTo-Json -Depth 4 -Compress"
+)
+# The HNS networks hybrid-overlay creates (ovn-kubernetes ho_node_windows.go): the pods'
+# overlay, and the base network it makes first.
+OVERLAY_NETWORK = "OVNKubernetesHybridOverlayNetwork"
+BASE_NETWORK = "BaseOVNKubernetesHybridOverlayNetwork"
 
 
 @dataclass(frozen=True)
@@ -397,8 +429,17 @@ class ServiceInfo:
 
 
 @dataclass(frozen=True)
+class HnsNetwork:
+    """The pod network hybrid-overlay made on the host."""
+
+    subnet: str  # the node's hybrid overlay subnet, e.g. 10.132.0.0/23
+    management_ip: str  # the host address the overlay uses (CNI ProviderAddress)
+    vip: str | None = None  # the VIPEndpoint's address (kube-proxy's source VIP), if made
+
+
+@dataclass(frozen=True)
 class Inventory:
-    """Everything the probe needs from a host, from one command."""
+    """What the probe reads of a host's files and services, from one command."""
 
     hostname: str
     os_build: OsBuild
@@ -406,7 +447,18 @@ class Inventory:
     files: dict[str, str | None]  # path -> lowercase sha256 hex, None when missing
     services: dict[str, ServiceInfo | None]  # None when the service does not exist
     processes: dict[str, bool]  # process name (no .exe) -> running
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """What the probe reads of a host as a node, from one command."""
+
+    node_ip: str | None = None  # IPv4 of the default route's interface (WMCO's node IP)
+    containers: bool = True  # the Containers feature (its Host Compute Service) is there
+    network: HnsNetwork | None = None  # the overlay network, once hybrid-overlay made it
+    domain: str = ""  # the primary DNS suffix ("" when the host has none)
+    managed: tuple[str, ...] = ()  # services whose description starts with the prefix
+    cloud_hostname: str | None = None  # the cloud's name for the host (aws, gcp)
 
 
 def inventory(
@@ -427,32 +479,104 @@ def inventory(
     return powershell(params, INVENTORY_BODY)
 
 
-def parse_inventory(result: CommandResult) -> Inventory:
-    _ok("inventory", result)
+PLATFORMS = ("aws", "gcp", "azure", "vsphere", "nutanix", "none")
+
+
+def node_facts(network: str = OVERLAY_NETWORK, endpoint: str = "VIPEndpoint",
+               prefix: str = "OpenShift managed", platform: str = "none") -> str:
+    """The node IP (the default route's IPv4), whether the Containers feature is there
+    (its ``vmcompute`` service), the pod overlay network and its VIP endpoint, the primary
+    DNS suffix, the services whose description starts with ``prefix``, and on AWS and GCP
+    the cloud's host name (the instance metadata service, as WMCO's kubelet pre-script
+    asks it), as JSON."""
+    if platform not in PLATFORMS:
+        raise ValueError(f"unknown platform {platform!r}")
+    check_text(prefix, "description prefix")
+    if not prefix:
+        raise ValueError("the description prefix must not be empty")
+    return powershell([("network", check_name(network, "network name")),
+                       ("endpoint", check_name(endpoint, "endpoint name")),
+                       ("prefix", prefix), ("platform", platform)], HOST_FACTS_BODY)
+
+
+def _typed(value: Any, kind: type, what: str) -> Any:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ValueError(f"inventory: {what} is {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
+def _json_doc(entry: str, result: CommandResult) -> dict[str, Any]:
+    _ok(entry, result)
     try:
         doc = json.loads(result.stdout)
     except json.JSONDecodeError as err:
-        raise ValueError(f"inventory is not JSON: {err}: {result.stdout[:200]!r}") from err
+        raise ValueError(f"{entry} is not JSON: {err}: {result.stdout[:200]!r}") from err
+    typed: dict[str, Any] = _typed(doc, dict, "the document")
+    return typed
+
+
+def parse_inventory(result: CommandResult) -> Inventory:
+    """The inventory; ValueError (never anything else) when the host printed something
+    that is not one, so one odd host is that host's problem only."""
+    doc = _json_doc("inventory", result)
+    try:
+        return _inventory_of(doc)
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"inventory is malformed: {type(err).__name__}: {err}") from None
+
+
+def parse_node_facts(result: CommandResult) -> NodeFacts:
+    """The node facts; ValueError (never anything else) when malformed."""
+    doc = _json_doc("node-facts", result)
+    try:
+        network = doc.get("network")
+        hns = None
+        if network:
+            _typed(network, dict, "network")
+            hns = HnsNetwork(str(network.get("subnet") or ""),
+                             str(network.get("managementIP") or ""),
+                             str(network["vip"]) if network.get("vip") else None)
+        managed = doc.get("managed") or []
+        if isinstance(managed, str):  # ConvertTo-Json writes a lone element as itself
+            managed = [managed]
+        return NodeFacts(
+            node_ip=str(doc["nodeIP"]) if doc.get("nodeIP") else None,
+            containers=bool(doc.get("containers", True)),
+            network=hns,
+            domain=str(doc.get("domain") or ""),
+            managed=tuple(str(n) for n in _typed(managed, list, "managed")),
+            cloud_hostname=str(doc["cloudHostname"]) if doc.get("cloudHostname") else None,
+        )
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"node-facts is malformed: {type(err).__name__}: {err}") from None
+
+
+def _inventory_of(doc: dict[str, Any]) -> Inventory:
     services: dict[str, ServiceInfo | None] = {}
-    for name, svc in (doc.get("services") or {}).items():
+    for name, svc in _typed(doc.get("services") or {}, dict, "services").items():
         if svc is None:
             services[name] = None
             continue
+        _typed(svc, dict, f"service {name}")
         services[name] = ServiceInfo(
             state=_STATUS_NAMES[svc["state"]],
             start_type=_START_TYPE_NAMES[svc["startType"]],
-            binary_path=svc["binaryPath"],
-            dependencies=tuple(svc.get("dependencies") or ()),
-            description=svc.get("description") or "",
+            binary_path=_typed(svc["binaryPath"], str, f"service {name} binaryPath"),
+            dependencies=tuple(str(d) for d in _typed(svc.get("dependencies") or [], list,
+                                                      f"service {name} dependencies")),
+            description=str(svc.get("description") or ""),
         )
-    files = {p: (h.lower() if h else None) for p, h in (doc.get("files") or {}).items()}
+    files: dict[str, str | None] = {}
+    for path, digest in _typed(doc.get("files") or {}, dict, "files").items():
+        files[path] = _typed(digest, str, f"hash of {path}").lower() if digest else None
     return Inventory(
-        hostname=doc["hostname"],
-        os_build=OsBuild.parse(doc["osBuild"]),
-        free_bytes=int(doc["freeBytes"]),
+        hostname=_typed(doc["hostname"], str, "hostname"),
+        os_build=OsBuild.parse(_typed(doc["osBuild"], str, "osBuild")),
+        free_bytes=int(_typed(doc["freeBytes"], int, "freeBytes")),
         files=files,
         services=services,
-        processes={n: bool(v) for n, v in (doc.get("processes") or {}).items()},
+        processes={n: bool(v) for n, v in
+                   _typed(doc.get("processes") or {}, dict, "processes").items()},
     )
 
 
@@ -468,7 +592,9 @@ REMOVE_PATH_BODY = (
 )
 MOVE_FILE_BODY = "Move-Item -LiteralPath $source -Destination $destination -Force"
 WRITE_FILE_BODY = "[System.IO.File]::WriteAllText($path,$content)"
-EXPAND_ARCHIVE_BODY = "& tar.exe -xzf $archive -C $directory\nexit $LASTEXITCODE"
+EXPAND_ARCHIVE_BODY = (
+    "& tar.exe -xzf $archive -C $directory --strip-components $strip\nexit $LASTEXITCODE"
+)
 
 
 def file_hash(path: str) -> str:
@@ -538,11 +664,16 @@ def write_file(path: str, content: str) -> str:
     return powershell(params, WRITE_FILE_BODY)
 
 
-def expand_archive(archive: str, directory: str) -> str:
-    """``tar.exe -xzf <archive> -C <directory>`` (the directory must exist)."""
+def expand_archive(archive: str, directory: str, strip: int = 0) -> str:
+    """``tar.exe -xzf <archive> -C <directory> --strip-components <strip>`` (bsdtar, which
+    Windows ships; the directory must exist): ``strip`` leading directories dropped, so
+    containerd's ``bin/containerd.exe`` lands at ``<directory>\\containerd.exe``."""
     check_native_argument(check_path(archive, "archive"), "archive")
     check_native_argument(check_path(directory, "directory"), "directory")
-    return powershell([("archive", archive), ("directory", directory)], EXPAND_ARCHIVE_BODY)
+    if not 0 <= strip <= 16:
+        raise ValueError(f"strip must be within 0..16: {strip}")
+    return powershell([("archive", archive), ("directory", directory), ("strip", strip)],
+                      EXPAND_ARCHIVE_BODY)
 
 
 def check_done(result: CommandResult, entry: str = "command") -> None:
@@ -583,6 +714,136 @@ def restart_computer() -> str:
 def parse_restart_computer(result: CommandResult) -> None:
     """A reboot that closed the connection without an exit status succeeded (WMCO bug)."""
     _ok("restart-computer", result, 0, NO_EXIT_STATUS)
+
+
+STOP_PROCESS_BODY = "Stop-Process -Force -Name $name -ErrorAction SilentlyContinue"
+
+
+def stop_process(name: str) -> str:
+    """End every process named ``name`` (no .exe), as WMCO's cleanup ends the containerd
+    shims of pods a drain leaves (``Stop-Process -Force -Name containerd-shim-runhcs-v1``,
+    ``pkg/daemon/cleanup/cleanup.go``): their executable is held while they run."""
+    return powershell([("name", check_name(name, "process name"))], STOP_PROCESS_BODY)
+
+
+# --- Windows features and the host name ------------------------------------------------------
+ENABLE_CONTAINERS_BODY = "Install-WindowsFeature -Name Containers|Out-Null"
+RENAME_COMPUTER_BODY = "Rename-Computer -NewName $name -Force|Out-Null"
+_COMPUTER_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,13}[A-Za-z0-9])?$")
+
+
+def enable_containers() -> str:
+    """Install the Containers feature (HNS and the Host Compute Service); it takes effect
+    at the next boot (WMCO ``pkg/windows/windows.go`` ``enableContainersWindowsFeature``)."""
+    return powershell([], ENABLE_CONTAINERS_BODY)
+
+
+def rename_computer(name: str) -> str:
+    """Give the host ``name`` from the next boot on (WMCO renames vSphere and Nutanix
+    Machines to their Machine name). A NetBIOS name: letters, digits, hyphens, <= 15."""
+    if not _COMPUTER_NAME.match(name):
+        raise ValueError(f"not a Windows computer name (<= 15 letters, digits, '-'): {name!r}")
+    return powershell([("name", name)], RENAME_COMPUTER_BODY)
+
+
+# --- cluster-wide settings: trusted CAs, the proxy ---------------------------------------
+IMPORT_CERTIFICATES_BODY = (
+    "$t=[System.IO.File]::ReadAllText($path)\n"
+    "$s=New-Object System.Security.Cryptography.X509Certificates.X509Store('Root','LocalMachine')\n"
+    "$s.Open('ReadWrite')\n"
+    "$n=0\n"
+    "foreach($m in [regex]::Matches($t,'-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\\s]+)"
+    "-----END CERTIFICATE-----')){"
+    "$b=[Convert]::FromBase64String(($m.Groups[1].Value -replace '\\s',''));"
+    "$s.Add([System.Security.Cryptography.X509Certificates.X509Certificate2]::new($b));"
+    "$n++}\n"
+    "$s.Close()\n"
+    "$n"
+)
+SET_MACHINE_ENVIRONMENT_BODY = (
+    "for($i=0;$i -lt $names.Count;$i++){$v=$values[$i];if($v -eq ''){$v=$null};"
+    "[Environment]::SetEnvironmentVariable($names[$i],$v,'Machine')}"
+)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def import_certificates(path: str) -> str:
+    """Add every certificate of the PEM bundle at ``path`` to the machine's trusted
+    roots (``Cert:\\LocalMachine\\Root``), as WMCO's daemon imports its trusted CA bundle.
+    Prints how many."""
+    return powershell([("path", check_path(path, "bundle"))], IMPORT_CERTIFICATES_BODY)
+
+
+def parse_import_certificates(result: CommandResult) -> int:
+    _ok("import-certificates", result)
+    lines = _lines(result.stdout)
+    if len(lines) != 1 or not lines[0].isdigit():
+        raise ValueError(f"import-certificates printed {result.stdout!r}, not a count")
+    return int(lines[0])
+
+
+def set_machine_environment(names: Sequence[str], values: Sequence[str]) -> str:
+    """Set machine-wide environment variables (an empty value removes one): the cluster
+    proxy, as WMCO's daemon sets it. Services see them after the next boot."""
+    if len(names) != len(values):
+        raise ValueError("one value per variable")
+    for name in names:
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"not an environment variable name: {name!r}")
+    for value in values:
+        check_text(value, "environment value")
+    return powershell([("names", list(names)), ("values", list(values))],
+                      SET_MACHINE_ENVIRONMENT_BODY)
+
+
+# --- the pod network's HNS objects ------------------------------------------------------------
+VIP_ENDPOINT_BODY = (
+    "Import-Module -DisableNameChecking $module\n"
+    "$n=Get-HnsNetwork|Where-Object{$_.Name -eq $network}|Select-Object -First 1\n"
+    "if($null -eq $n){[Console]::Error.WriteLine('no HNS network '+$network);exit 1168}\n"
+    "$e=Invoke-HNSRequest GET endpoints|Where-Object{$_.Name -eq $endpoint}|"
+    "Select-Object -First 1\n"
+    "if($null -eq $e){$e=New-HnsEndpoint -NetworkId $n.ID -Name $endpoint;"
+    "Attach-HNSHostEndpoint -EndpointID $e.ID -CompartmentID 1}\n"
+    "(Get-NetIPConfiguration -AllCompartments -All -Detailed|"
+    "Where-Object{$_.NetAdapter.LinkLayerAddress -eq $e.MacAddress}).IPV4Address.IPAddress.Trim()"
+)
+REMOVE_HNS_NETWORK_BODY = "Get-HnsNetwork|Where-Object{$_.Name -eq $name}|Remove-HnsNetwork"
+ERROR_NOT_FOUND = 1168
+VIP_ENDPOINT = "VIPEndpoint"
+
+
+def vip_endpoint(module: str, network: str = OVERLAY_NETWORK,
+                 endpoint: str = VIP_ENDPOINT) -> str:
+    """kube-proxy's source VIP: the host endpoint ``endpoint`` on the overlay network,
+    created and attached to the host's compartment when missing, and its IPv4 (WMCO's
+    network-conf script, ``pkg/nodeconfig/payload/payload.go``; the cmdlets come from
+    ``hns.psm1``). Exit 1168 when the network does not exist yet."""
+    return powershell([("module", check_path(module, "module")),
+                       ("network", check_name(network, "network name")),
+                       ("endpoint", check_name(endpoint, "endpoint name"))], VIP_ENDPOINT_BODY)
+
+
+def parse_vip_endpoint(result: CommandResult) -> str | None:
+    """The VIP, or None while the network does not exist."""
+    _ok("vip-endpoint", result, 0, ERROR_NOT_FOUND)
+    if result.exit_code == ERROR_NOT_FOUND:
+        return None
+    lines = _lines(result.stdout)
+    if len(lines) != 1 or not _IPV4.match(lines[0]):
+        raise ValueError(f"vip-endpoint printed {result.stdout!r}, not one IPv4 address")
+    return lines[0]
+
+
+def remove_hns_network(name: str) -> str:
+    """Remove an HNS network; the host's connections drop while it goes (WMCO reconnects
+    after each one: ``pkg/windows/windows.go`` ``ensureHNSNetworksAreRemoved``)."""
+    return powershell([("name", check_name(name, "network name"))], REMOVE_HNS_NETWORK_BODY)
+
+
+def parse_remove_hns_network(result: CommandResult) -> None:
+    """Removing the network may cut the connection before an exit status arrives."""
+    _ok("remove-hns-network", result, 0, NO_EXIT_STATUS)
 
 
 # --- services: sc.exe -----------------------------------------------------------------------
@@ -808,6 +1069,7 @@ VOCABULARY: tuple[Entry, ...] = (
     Entry("shell-probe", shell_probe, parse_shell_probe, "probe"),
     Entry("hostname", hostname, parse_hostname, "probe, CSR name fallback"),
     Entry("os-build", os_build, parse_os_build, "probe"),
+    Entry("node-facts", node_facts, parse_node_facts, "probe"),
     Entry("inventory", inventory, parse_inventory, "probe, verify"),
     Entry("file-hash", file_hash, parse_file_hash, "transfer (skip identical files)"),
     Entry("test-path", test_path, parse_test_path, "transfer, verify"),
@@ -829,4 +1091,13 @@ VOCABULARY: tuple[Entry, ...] = (
     Entry("wait-process-exit", wait_process_exit, parse_wait_process_exit, "services"),
     Entry("restart-computer", restart_computer, parse_restart_computer, "reboot"),
     Entry("managed-services", managed_services, parse_managed_services, "deconfigure"),
+    Entry("stop-process", stop_process, check_done, "services, deconfigure (containerd shims)"),
+    Entry("enable-containers", enable_containers, check_done, "prepare"),
+    Entry("rename-computer", rename_computer, check_done, "prepare (vSphere, Nutanix)"),
+    Entry("vip-endpoint", vip_endpoint, parse_vip_endpoint, "network"),
+    Entry("import-certificates", import_certificates, parse_import_certificates,
+          "files, refresh (trusted CA bundle)"),
+    Entry("set-machine-environment", set_machine_environment, check_done,
+          "files (cluster proxy)"),
+    Entry("remove-hns-network", remove_hns_network, parse_remove_hns_network, "deconfigure"),
 )

@@ -42,6 +42,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	cliflag "k8s.io/component-base/cli/flag"
+	"k8s.io/component-base/featuregate"
 	logsapi "k8s.io/component-base/logs/api/v1"
 	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -72,6 +73,7 @@ type response struct {
 	Config   json.RawMessage   `json:"config,omitempty"`
 	Flags    map[string]string `json:"flags,omitempty"`
 	Args     []string          `json:"args,omitempty"`
+	Gates    map[string]bool   `json:"gates,omitempty"`
 }
 
 func main() {
@@ -122,11 +124,14 @@ func emit(resp response) {
 // --- Windows paths in arguments and config files ---------------------------------------
 
 type fileMap struct {
-	dir   string
-	paths map[string]string // lower-cased Windows path -> temporary path
+	dir      string
+	paths    map[string]string // lower-cased Windows path -> temporary path
+	original map[string]string // lower-cased Windows path -> as given
 }
 
-func newFileMap(dir string) *fileMap { return &fileMap{dir: dir, paths: map[string]string{}} }
+func newFileMap(dir string) *fileMap {
+	return &fileMap{dir: dir, paths: map[string]string{}, original: map[string]string{}}
+}
 
 func (f *fileMap) add(winPath, content string) error {
 	name := filepath.Join(f.dir, fmt.Sprintf("f%d-%s", len(f.paths), filepath.Base(strings.ReplaceAll(winPath, "\\", "/"))))
@@ -134,6 +139,7 @@ func (f *fileMap) add(winPath, content string) error {
 		return err
 	}
 	f.paths[strings.ToLower(winPath)] = name
+	f.original[strings.ToLower(winPath)] = winPath
 	return nil
 }
 
@@ -156,8 +162,8 @@ func (f *fileMap) rewrite(args []string) []string {
 // restore turns temporary paths in a rendered config back into what was written.
 func (f *fileMap) restore(data []byte) []byte {
 	text := string(data)
-	for winPath, tmp := range f.paths {
-		text = strings.ReplaceAll(text, jsonString(tmp), jsonString(winPath))
+	for key, tmp := range f.paths {
+		text = strings.ReplaceAll(text, jsonString(tmp), jsonString(f.original[key]))
 	}
 	// The kubelet resolves relative paths in its config file against the file's
 	// directory; a Windows path is relative on Linux. Undo that for the output.
@@ -170,9 +176,20 @@ func jsonString(s string) string {
 	return string(b)
 }
 
-func changedFlags(fs *pflag.FlagSet) map[string]string {
+// changedFlags are the flags given, with temporary paths turned back into what was given.
+func changedFlags(fs *pflag.FlagSet, files *fileMap) map[string]string {
+	back := map[string]string{}
+	for key, tmp := range files.paths {
+		back[tmp] = files.original[key]
+	}
 	out := map[string]string{}
-	fs.Visit(func(f *pflag.Flag) { out[f.Name] = f.Value.String() })
+	fs.Visit(func(f *pflag.Flag) {
+		value := f.Value.String()
+		if original, ok := back[value]; ok {
+			value = original
+		}
+		out[f.Name] = value
+	})
 	return out
 }
 
@@ -293,7 +310,7 @@ func checkKubelet(args []string, files *fileMap) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	return response{Config: files.restore(data), Flags: changedFlags(fs), Warnings: warnings}, nil
+	return response{Config: files.restore(data), Flags: changedFlags(fs, files), Warnings: warnings}, nil
 }
 
 // --- kube-proxy ------------------------------------------------------------------------------
@@ -435,7 +452,18 @@ func checkKubeProxy(args []string, files *fileMap) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	return response{Config: files.restore(data), Flags: changedFlags(fs), Warnings: warnings}, nil
+	// The gates NewProxier consults (pkg/proxy/winkernel/proxier.go): their effective
+	// values once the config's featureGates are applied to kube-proxy's gate.
+	gate := utilfeature.DefaultMutableFeatureGate
+	if err := gate.SetFromMap(cfg.FeatureGates); err != nil {
+		return response{}, err
+	}
+	gates := map[string]bool{}
+	for _, name := range []string{"WinDSR", "WinOverlay"} {
+		gates[name] = gate.Enabled(featuregate.Feature(name))
+	}
+	return response{Config: files.restore(data), Flags: changedFlags(fs, files), Warnings: warnings,
+		Gates: gates}, nil
 }
 
 // applyProxyFlags is what processV1Alpha1Flags and the flag bindings do without a config
