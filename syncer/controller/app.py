@@ -35,7 +35,7 @@ from syncer.controller.loop import WEBHOOK, Loop, Trigger
 from syncer.controller.metrics import Metrics
 from syncer.controller.server import App, CachedCheck, HTTPServer
 from syncer.controller.webhooks import HookEvent
-from syncer.controller.wiring import ReconcilerContext, load_factory
+from syncer.controller.wiring import ReconcilerContext, builtin
 from syncer.durations import format_duration
 
 log = logging.getLogger("syncer.controller")
@@ -57,8 +57,7 @@ def run_controller(config: ControllerConfig, stop: threading.Event | None = None
     metrics = Metrics()
     events = EventRecorder(client, config.namespace, identity)
     control = Control(client, config.namespace)
-    factory = load_factory(config.reconciler)
-    reconcile = factory(ReconcilerContext(config, client, files, identity))
+    reconcile = builtin(ReconcilerContext(config, client, files, identity))
 
     loop = Loop(
         reconcile,

@@ -102,8 +102,6 @@ class ControllerConfig:
     # Logs.
     log_format: str = "text"
     log_level: str = "info"
-    # Python import path of the reconcile callable (tests, embedding); None = built in.
-    reconciler: str | None = None
     # Where the values came from, for messages: option name -> "file:line" or "--flag".
     origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -211,7 +209,6 @@ class _Opt:
     type: Any = None
     flag: str | None = None  # a "--x/--no-x" boolean switch
     default: Any = None
-    hidden: bool = False
 
     @property
     def name(self) -> str:
@@ -266,8 +263,6 @@ OPTIONS: list[_Opt] = [
     _Opt("log_format", "Log format.", click.Choice(["text", "json"])),
     _Opt("log_level", "Log level.",
          click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)),
-    _Opt("reconciler", "Import path module:function of the reconcile callable.", str,
-         hidden=True),
 ]
 FIELDS = {o.field for o in OPTIONS}
 KNOWN = FIELDS | {s.field for s in settings.SETTINGS}
@@ -283,7 +278,6 @@ def run_options(func: F) -> F:
             "help": opt.help,
             "envvar": opt.envvar,
             "show_envvar": True,
-            "hidden": opt.hidden,
         }
         if opt.flag:
             decls = [f"--{opt.flag}/--no-{opt.flag}"]

@@ -1,11 +1,10 @@
-"""How ``syncer run`` gets its reconcile: a factory that builds a :data:`Reconciler`.
+"""How ``syncer run`` gets its reconcile: :func:`builtin` builds the :data:`Reconciler`.
 
 The loop (``loop.py``) only knows ``Reconciler = Callable[[ReconcileRequest,
-threading.Event], ReconcileOutcome]``. A *factory* builds one at start from a
+threading.Event], ReconcileOutcome]``. :func:`builtin` builds one at start from a
 :class:`ReconcilerContext` (configuration, the controller's
-:class:`~syncer.cluster.client.KubeClient`, credential files, identity):
-
-- :func:`builtin` (the default) runs the pipeline ``syncer sync --once`` runs
+:class:`~syncer.cluster.client.KubeClient`, credential files, identity): it runs the
+pipeline ``syncer sync --once`` runs
   (:class:`syncer.pipeline.run.Pipeline`: source, reconcile, write-back) with its live
   write-back timing, around one long-lived Git source in the work directory, and maps
   the :class:`~syncer.reconcile.ReconcileResult` to a :class:`ReconcileOutcome` (metrics,
@@ -16,8 +15,8 @@ threading.Event], ReconcileOutcome]``. A *factory* builds one at start from a
   stopped by the park token is reported as ``parked``. Write-back failures are logged and
   counted (``syncer_writeback_pending``, ``syncer_git_errors_total``,
   ``syncer_forge_errors_total``); they never fail the reconcile.
-- ``--reconciler module:function`` (hidden) names another factory; tests use it to run
-  ``syncer run`` against scripted reconciles.
+
+There is no other: the controller never imports code named by its configuration.
 
 Credentials: :class:`GitCredentials` hands the pipeline the generation of the mounted Git
 key, token and known_hosts (it rebuilds the source when one changes) and a private
@@ -27,10 +26,9 @@ and ssh refuses such keys).
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -48,7 +46,6 @@ from syncer.controller.loop import (
     ReconcileRequest,
 )
 from syncer.pipeline.run import Pipeline, Target
-from syncer.problems import UserError
 from syncer.reconcile import ReconcileOptions, ReconcileResult, Stage
 from syncer.writeback.step import WriteBackOutcome
 
@@ -62,24 +59,6 @@ class ReconcilerContext:
     client: KubeClient  # shared with the controller's own requests
     credentials: CredentialFiles
     identity: str
-
-
-ReconcilerFactory = Callable[[ReconcilerContext], Reconciler]
-
-
-def load_factory(spec: str | None) -> ReconcilerFactory:
-    """The factory named ``module:function``, or :func:`builtin`."""
-    if not spec:
-        return builtin
-    module_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-        factory = getattr(module, attr or "make_reconciler")
-    except (ImportError, AttributeError) as err:
-        raise UserError(f"--reconciler {spec}: {err}") from None
-    if not callable(factory):
-        raise UserError(f"--reconciler {spec}: not callable")
-    return factory  # type: ignore[no-any-return]
 
 
 class GitCredentials:

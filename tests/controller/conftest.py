@@ -18,7 +18,7 @@ def syncer_run(tmp_path: Path) -> Iterator[Callable[..., SyncerRun]]:
 
     def start(name: str, args: list[str], env: dict[str, str] | None = None,
               wait: bool = True) -> SyncerRun:
-        proc = SyncerRun(name, args, env or {}, tmp_path / f"{name}.log")
+        proc = SyncerRun(name, args, tmp_path / f"{name}.log", env or {})
         started.append(proc)
         if wait and not wait_for(lambda: proc.healthy() or proc.proc.poll() is not None,
                                  timeout=30):

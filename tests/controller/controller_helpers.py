@@ -91,12 +91,7 @@ def github_headers(body: bytes, secret: bytes, event: str = "push") -> dict[str,
 
 
 class SyncerRun(SyncerProcess):
-    """`syncer run` as a subprocess (the way the container runs it) that can also import
-    this directory's modules (``--reconciler scripted_reconciler:<factory>``)."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
-        pythonpath = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
-        super().__init__(name, args, log, {**env, "PYTHONPATH": pythonpath})
+    """`syncer run` as a subprocess, the way the container runs it."""
 
     def webhook(self, payload: dict[str, Any], secret: bytes, event: str = "push") -> Any:
         body = json.dumps(payload).encode()
