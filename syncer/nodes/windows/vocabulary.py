@@ -964,67 +964,89 @@ class ServiceConfig:
     display_name: str
 
 
-def _sc_fields(text: str) -> list[tuple[str, str]]:
-    """``KEY : value`` lines of sc.exe output; continuation lines get an empty key."""
-    fields: list[tuple[str, str]] = []
+# sc.exe translates its labels (``STATE`` is ``STATUS`` on a German host, ``ÉTAT`` on a
+# French one, ``ESTADO`` on a Portuguese one, and non-ASCII letters arrive in the console's
+# OEM code page) but never its layout or its values: the fields come in a fixed order and
+# the numbers and constants after the colon are the same in every language. So the
+# parsers read fields by position and check each value's shape; the labels are ignored.
+_STATUS_FIELDS = ("SERVICE_NAME", "TYPE", "STATE", "WIN32_EXIT_CODE", "SERVICE_EXIT_CODE",
+                  "CHECKPOINT", "WAIT_HINT")  # then PID and FLAGS after start and stop
+_CONFIG_FIELDS = ("SERVICE_NAME", "TYPE", "START_TYPE", "ERROR_CONTROL", "BINARY_PATH_NAME",
+                  "LOAD_ORDER_GROUP", "TAG", "DISPLAY_NAME", "DEPENDENCIES",
+                  "SERVICE_START_NAME")
+_STATE_VALUE = re.compile(r"([1-7])\s+[A-Z_]+")
+_CODE_VALUE = re.compile(r"(\d+)\s+\(0x[0-9a-fA-F]+\)")
+_START_VALUE = re.compile(r"([0-4])\s+[A-Z_]+(\s+\(.+\))?")
+
+
+def _sc_fields(text: str) -> list[tuple[str, list[str]]]:
+    """The ``label : value`` lines of sc.exe output in order, each with its continuation
+    lines (an empty label: the second and later dependencies). Lines without a colon (the
+    ``(STOPPABLE, ...)`` flags, blank lines) and ``[SC] ...`` banners are skipped."""
+    fields: list[tuple[str, list[str]]] = []
     for raw in text.replace("\r\n", "\n").split("\n"):
         if ":" not in raw or raw.startswith("[SC]"):
             continue
-        key, _, value = raw.partition(":")
-        fields.append((key.strip(), value.strip()))
+        label, _, value = raw.partition(":")  # a label never holds a colon; C:\ is a value
+        label, value = label.strip(), value.strip()
+        if label:
+            fields.append((label, [value]))
+        elif fields:
+            fields[-1][1].append(value)
     return fields
+
+
+def _field(fields: list[tuple[str, list[str]]], names: tuple[str, ...], name: str) -> str:
+    return fields[names.index(name)][1][0]
+
+
+def _match(fields: list[tuple[str, list[str]]], names: tuple[str, ...], name: str,
+           shape: re.Pattern[str]) -> re.Match[str]:
+    value = _field(fields, names, name)
+    match = shape.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{name} is {value!r}")
+    return match
 
 
 def parse_sc_status(result: CommandResult, entry: str = "sc-query") -> ServiceStatus:
     """Parse ``sc.exe query`` (and the status ``sc.exe start``/``stop`` print)."""
     _ok(entry, result)
-    values = dict(f for f in _sc_fields(result.stdout) if f[0])
+    fields = _sc_fields(result.stdout)
     try:
-        state = ServiceState(int(values["STATE"].split()[0]))
-        exit_code = int(values["WIN32_EXIT_CODE"].split()[0])
-        pid = int(values["PID"]) if values.get("PID") else None
-        return ServiceStatus(values["SERVICE_NAME"], state, exit_code, pid)
-    except (KeyError, ValueError, IndexError) as err:
-        raise ValueError(f"{entry}: unexpected output {result.stdout!r}") from err
+        if len(fields) < len(_STATUS_FIELDS):
+            raise ValueError(f"{len(fields)} fields")
+        state = _match(fields, _STATUS_FIELDS, "STATE", _STATE_VALUE)
+        code = _match(fields, _STATUS_FIELDS, "WIN32_EXIT_CODE", _CODE_VALUE)
+        pid_value = fields[len(_STATUS_FIELDS)][1][0] if len(fields) > len(_STATUS_FIELDS) else ""
+        pid = int(pid_value) if pid_value else None
+        return ServiceStatus(_field(fields, _STATUS_FIELDS, "SERVICE_NAME"),
+                             ServiceState(int(state.group(1))), int(code.group(1)), pid)
+    except (ValueError, IndexError) as err:
+        raise ValueError(f"{entry}: unexpected output ({err}): {result.stdout!r}") from err
 
 
 def parse_sc_qc(result: CommandResult) -> ServiceConfig:
     _ok("sc-qc", result)
     fields = _sc_fields(result.stdout)
-    values = dict(f for f in fields if f[0])
     try:
-        code = int(values["START_TYPE"].split()[0])
-        delayed = "DELAYED" in values["START_TYPE"]
-        start = {2: StartType.AUTO, 3: StartType.DEMAND, 4: StartType.DISABLED}[code]
-        if delayed:
-            start = StartType.DELAYED_AUTO
-        deps: list[str] = []
-        collecting = False
-        for key, value in fields:
-            if key == "DEPENDENCIES":
-                collecting = True
-            elif key:
-                collecting = False
-                continue
-            if collecting and value:
-                deps.append(value)
+        if len(fields) != len(_CONFIG_FIELDS):
+            raise ValueError(f"{len(fields)} fields")
+        start = _match(fields, _CONFIG_FIELDS, "START_TYPE", _START_VALUE)
+        start_type = {2: StartType.AUTO, 3: StartType.DEMAND, 4: StartType.DISABLED}[
+            int(start.group(1))]
+        if start_type is StartType.AUTO and start.group(2):  # "(DELAYED)", translated
+            start_type = StartType.DELAYED_AUTO
+        dependencies = fields[_CONFIG_FIELDS.index("DEPENDENCIES")][1]
         return ServiceConfig(
-            name=values["SERVICE_NAME"],
-            start_type=start,
-            binary_path=_qc_binary_path(result.stdout),
-            dependencies=tuple(deps),
-            display_name=values.get("DISPLAY_NAME", ""),
+            name=_field(fields, _CONFIG_FIELDS, "SERVICE_NAME"),
+            start_type=start_type,
+            binary_path=_field(fields, _CONFIG_FIELDS, "BINARY_PATH_NAME"),
+            dependencies=tuple(d for d in dependencies if d),
+            display_name=_field(fields, _CONFIG_FIELDS, "DISPLAY_NAME"),
         )
     except (KeyError, ValueError, IndexError) as err:
-        raise ValueError(f"sc-qc: unexpected output {result.stdout!r}") from err
-
-
-def _qc_binary_path(text: str) -> str:
-    # The path itself contains ':' (C:\...), so take everything after the first ' : '.
-    for raw in text.replace("\r\n", "\n").split("\n"):
-        if raw.strip().startswith("BINARY_PATH_NAME"):
-            return raw.split(": ", 1)[1].strip() if ": " in raw else ""
-    raise KeyError("BINARY_PATH_NAME")
+        raise ValueError(f"sc-qc: unexpected output ({err}): {result.stdout!r}") from err
 
 
 def parse_sc_done(result: CommandResult, entry: str = "sc") -> None:
