@@ -45,6 +45,10 @@ test-latest:
 
 # Every benchmark prints its ratio against a baseline measured in the same run and exits
 # non-zero when it misses its target; this runs them all and fails if any missed.
+# Hand-written mutants of the node stage's safety functions (tools/mutants.py).
+mutants: setup
+	$(BIN)/python tools/mutants.py
+
 bench: setup
 	@failed=""; for b in benchmarks/*.py; do \
 		echo "== $$b"; $(BIN)/python $$b || failed="$$failed $$b"; \

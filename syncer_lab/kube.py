@@ -438,6 +438,21 @@ class ControlPlane:
                 self._create_namespace(api, ns)
         self.timings["crds+namespaces"] = time.monotonic() - begin
 
+    def restart_apiserver(self, down: float = 0.0) -> None:
+        """Stop kube-apiserver (SIGTERM), wait ``down`` seconds, start it again on the same
+        port with the same state in etcd: what a control-plane upgrade looks like to a
+        client. Returns once it is ready."""
+        with self._lock:
+            old = next(p for p in self._procs if p.name == "kube-apiserver")
+            old.stop(grace=5.0)
+            self._procs.remove(old)
+            time.sleep(down)
+            port = int(self.server.rsplit(":", 1)[1])
+            apiserver = _Process("kube-apiserver", self._apiserver_args(port),
+                                 self.workdir / "kube-apiserver.log")
+            self._procs.append(apiserver)
+            self._wait_ready(apiserver)
+
     def _write_pki(self) -> None:
         pki = self.workdir / "pki"
         pki.mkdir(exist_ok=True)

@@ -278,6 +278,12 @@ class NodeLab:
         values.update(overrides)
         return NodeStageOptions(**values)
 
+    def child_config(self, kubeconfig: Path, identity: str = "syncer") -> dict[str, Any]:
+        """What :mod:`syncer_lab.nodestage_child` needs to run this lab's round."""
+        return {"kubeconfig": str(kubeconfig), "namespace": self.namespace,
+                "cache_dir": str(self.root / "cache"), "stale_after": 30.0,
+                "node_selector": scope_selector(self.scope), "identity": identity}
+
     def run(self, shutdown: threading.Event | None = None, **overrides: Any) -> NodeStageResult:
         return run_node_stage(self.api, self.options(**overrides), shutdown=shutdown)
 

@@ -183,9 +183,9 @@ class HostRun:
                 finally:
                     outcome.commands = session.commands_run
             outcome.ok, outcome.phase = True, Phase.UP_TO_DATE
-        except Interrupted:
-            outcome.phase, outcome.step = Phase.INTERRUPTED, self.step
-            log.info("%s: stopped before step %s (shutdown)", self.host.address, self.step)
+        except Interrupted as stop:
+            outcome.phase, outcome.step = Phase.INTERRUPTED, str(stop)  # the step not begun
+            log.info("%s: stopped before step %s (shutdown)", self.host.address, stop)
         except Exception as err:  # every failure is recorded, whatever its type
             outcome.step = self.step
             outcome.error = describe_error(err)

@@ -197,6 +197,7 @@ class SimHost:
         self.command_latency = command_latency
         self.faults = Faults(self)
         self.commands: list[ReceivedCommand] = []
+        self.uploads: list[str] = []  # the Windows path of every file opened for writing over SFTP
         self.reboots = 0
         self.boot_id = str(uuid.uuid4())
         self.up = True

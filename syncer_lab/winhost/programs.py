@@ -148,6 +148,14 @@ class Programs:
     def _exit(self, launch: Launch, message: str) -> None:
         host = launch.host
         log.info("%s: %s exits: %s", host.name, launch.program, message)
+        self._log(launch, message)
+        host.scm.crash(launch.service.name, ERROR_PROCESS_ABORTED)
+
+    @staticmethod
+    def _log(launch: Launch, message: str) -> None:
+        """A line the program writes to stderr: kept only when kube-log-runner redirects it
+        to a file (a Windows service's stderr goes nowhere)."""
+        host = launch.host
         if launch.log_file:
             try:
                 previous = (host.fs.read_bytes(launch.log_file)
@@ -155,7 +163,6 @@ class Programs:
                 host.fs.write_bytes(launch.log_file, previous + message.encode() + b"\r\n")
             except Win32Error:
                 pass
-        host.scm.crash(launch.service.name, ERROR_PROCESS_ABORTED)
 
     def _check(self, component: str, argv: list[str],
                files: dict[str, bytes] | None = None) -> Verdict:
@@ -216,6 +223,8 @@ class Programs:
             # configfiles.NewFsLoader: the file must exist.
             raise ProgramExit(f"failed to load kubelet config file, path: {config}, error: "
                               f"open {config}: The system cannot find the file specified.")
+        # pkg/kubelet/kubelet.go, syncLoop: klog.InfoS("Starting kubelet main sync loop")
+        self._log(launch, "Starting kubelet main sync loop")
         if self._kubelet is not None:
             self._kubelet(launch, verdict)
 

@@ -108,6 +108,10 @@ class ServiceControlManager:
         self.on_stop: list[ServiceHook] = []
         # service name (casefolded) -> Win32 code its start fails with (fault injection)
         self.start_failures: dict[str, int] = {}
+        # The host's own record of its services (like the System event log's service
+        # control manager events): (unix time, service, "started" | "stopped" |
+        # "crashed" | "powered off"), what tests count outages from.
+        self.events: list[tuple[float, str, str]] = []
         drive.holders = self.holders
 
     # --- time ----------------------------------------------------------------------------
@@ -265,6 +269,7 @@ class ServiceControlManager:
         svc.state = State.START_PENDING
         svc.pending_until = now + self.transition_seconds
         svc.win32_exit_code = 0
+        self.events.append((time.time(), svc.name, "started"))
         return svc
 
     def stop(self, name: str) -> Service:
@@ -282,6 +287,7 @@ class ServiceControlManager:
                     raise Win32Error(win32.DEPENDENT_SERVICES_RUNNING)
             svc.state = State.STOP_PENDING
             svc.pending_until = now + self.transition_seconds
+            self.events.append((time.time(), svc.name, "stopped"))
             snapshot = _snapshot(svc)
         for hook in list(self.on_stop):
             hook(snapshot)
@@ -308,6 +314,7 @@ class ServiceControlManager:
             svc.state = State.STOPPED
             svc.pid = None
             svc.win32_exit_code = exit_code
+            self.events.append((time.time(), svc.name, "crashed"))
             self._advance(now)
 
     def add_child(self, name: str, image: str) -> int:
@@ -363,6 +370,7 @@ class ServiceControlManager:
             for key, svc in list(self._services.items()):
                 if svc.state is not State.STOPPED:
                     running.append(_snapshot(svc))
+                    self.events.append((time.time(), svc.name, "powered off"))
                 svc.state = State.STOPPED
                 svc.pid = None
                 if svc.marked_for_deletion:

@@ -236,6 +236,7 @@ class SimSFTPServer(paramiko.SFTPServerInterface):
             if real.exists() and flags & os.O_EXCL:
                 return SFTP_FAILURE
             real = self.host.fs.open_for_write(win, truncate=bool(flags & os.O_TRUNC))
+            self.host.uploads.append(win)
         elif not real.is_file():
             return SFTP_NO_SUCH_FILE
         mode = "rb"

@@ -34,6 +34,7 @@ from syncer_lab import webhooks
 from syncer_lab.demo import fleet
 from syncer_lab.demo.observe import most_out_at_once, outages
 from syncer_lab.kube import ControlPlane
+from syncer_lab.winhost import SimHost
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -224,3 +225,61 @@ def test_a_rotated_ssh_key_file_is_used_without_a_restart(world: World) -> None:
     assert a.metric("syncer_hosts", phase="up-to-date") == 2
     assert "credential reloaded" in a.output() and "ssh-private-key" in a.output()
     assert a.running()
+
+
+def test_terminated_leader_finishes_its_step_hands_over_and_git_down_changes_nothing(
+        world: World) -> None:
+    """SIGTERM to the leader mid-rollout (what `kubectl rollout restart` does): it lets
+    the host it is on reach a safe point — its services run again — parks, releases the
+    Lease, exits 0; the other replica takes over at once and finishes, never more than
+    maxUnavailable out by the hosts' own records. Then the Git remote goes away: nothing
+    is applied, and a host changed by hand is still put back from what was applied."""
+    key = new_key()
+    world.set_private_key(key)
+    world.start_hosts(HOSTS, public_line(key), process_linger_seconds=1.5)
+    first = world.seed()
+    a = world.start_replica("replica-a")
+    assert wait_for(a.is_leader, timeout=30), a.tail()
+    b = world.start_replica("replica-b")
+    v1 = world.release
+    assert wait_for(lambda: world.all_at(v1.version, v1.components["kubelet"]),
+                    timeout=180, every=0.5), world.logs()
+
+    v2 = fleet.bump(v1)
+    since = time.time()
+    bump = world.commit(f"Bump Windows node components to {v2.version}", world.files(v2))
+    push_hook(world, a.url, first, bump)
+
+    def kubelet_stopped() -> SimHost | None:
+        for host in world.hosts:
+            if host.scm.state("kubelet") is not None and host.scm.state("kubelet").name != \
+                    "RUNNING" and any(t >= since for t, s, e in host.scm.events
+                                      if s == "kubelet" and e == "stopped"):
+                return host
+        return None
+
+    out = wait_for(kubelet_stopped, timeout=90, every=0.02)
+    assert out is not None, a.tail()
+    terminated = time.monotonic()
+    assert a.stop() == 0  # SIGTERM
+    assert out.scm.state("kubelet").name == "RUNNING"  # type: ignore[union-attr]
+    assert 'result=parked' in a.output()
+    assert wait_for(b.is_leader, timeout=10), b.tail()
+    assert time.monotonic() - terminated < 15
+    assert wait_for(lambda: world.all_at(v2.version, v2.components["kubelet"]),
+                    timeout=240, every=0.5), world.logs()
+    spans = outages(world.hosts, since)
+    assert most_out_at_once(spans) <= MAX_UNAVAILABLE, spans
+
+    # --- the Git remote is down ------------------------------------------------------------
+    world.remote.rename(world.remote.with_name("gone.git"))
+    victim = world.hosts[0]
+    kubelet_exe = victim.drive / "k" / "kubelet.exe"
+    good = kubelet_exe.read_bytes()
+    kubelet_exe.write_bytes(b"kubelet v1.0.0 (replaced by hand)\n")
+    failures = b.metric("syncer_reconciles_total", result="failed") or 0
+    push_hook(world, b.url, bump, bump)  # any trigger: the fetch fails
+    assert wait_for(lambda: (b.metric("syncer_reconciles_total", result="failed") or 0)
+                    > failures, timeout=60), b.tail()
+    assert wait_for(lambda: kubelet_exe.read_bytes() == good, timeout=60), b.tail()
+    assert world.applied_revision() == bump  # nothing new applied

@@ -27,3 +27,18 @@ def scope(api: KubeClient) -> Iterator[str]:
     token = unique("t")
     yield token
     api.request("DELETE", "/api/v1/nodes", query=[("labelSelector", f"syncer-test={token}")])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault matrix (tests/nodes/test_fault_matrix.py), when its cases ran."""
+    import sys
+
+    matrix = sys.modules.get("test_fault_matrix")
+    rows = getattr(matrix, "MATRIX", [])
+    if not rows:
+        return
+    width = max(len(r[0]) for r in rows)
+    terminalreporter.write_sep("=", "fault matrix (docs/fault-matrix.md)")
+    terminalreporter.write_line(f"{'fault'.ljust(width)}  most out  outcome")
+    for fault, outcome, out in rows:
+        terminalreporter.write_line(f"{fault.ljust(width)}  {out.rjust(8)}  {outcome}")

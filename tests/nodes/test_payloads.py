@@ -50,6 +50,10 @@ def test_file_url_is_verified_and_cached(tmp_path: Path) -> None:
     src.unlink()  # a cached payload is found by its digest alone
     assert cache.fetch("kubelet", "v1.30.4", src.as_uri(), sha.upper()).path == payload.path
     assert cache.downloads == 1
+    src.write_bytes(b"a different kubelet\n")  # a local file is checked like any download
+    with pytest.raises(PayloadError, match="sha256 mismatch"):
+        cache.fetch("kubelet", "v1.30.5", src.as_uri(), "1" * 64)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [sha]
 
 
 def test_http_url_and_mismatch(tmp_path: Path, http_root: tuple[str, Path]) -> None:

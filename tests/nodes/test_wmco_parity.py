@@ -86,6 +86,11 @@ def test_pods_start_on_a_new_node(node_lab: NodeLab) -> None:
     assert ip.rsplit(".", 1)[0] == subnet.split("/")[0].rsplit(".", 1)[0]
     assert _events(node_lab) == []
     assert node_lab.lab.programs.running(host).kube_proxy == "proxying"
+    # kube-log-runner keeps the kubelet's log where `oc adm node-logs --path=kubelet/` reads
+    # it; a Windows service's own stderr goes nowhere.
+    log_file = "C:\\var\\log\\kubelet\\kubelet.log"
+    assert host.fs.is_file(log_file)
+    assert b"Starting kubelet main sync loop" in host.fs.read_bytes(log_file)
 
 
 def _events(node_lab: NodeLab) -> list[str]:
