@@ -47,6 +47,8 @@ from syncer.cluster.objects import ObjectRef
 from syncer.cluster.plan import FleetLike, Plan, SourceOf, compute_plan
 from syncer.cluster.prune import Confirmation
 from syncer.fleet import Fleet, FleetModel, load_fleet, render
+from syncer.fleet.admission import DEFAULT as DEFAULT_PASSTHROUGH
+from syncer.fleet.admission import PassThroughPolicy
 from syncer.names import FLEET_CONFIGMAP, INVENTORY_CONFIGMAP, SYSTEM_NAMESPACE
 from syncer.nodes.stage import NodeStageOptions, NodeStageResult, run_node_stage
 from syncer.problems import Problem, UserError
@@ -82,6 +84,7 @@ class ReconcileOptions:
     # The node stage after a successful apply; None skips it. Its fleet
     # namespace is taken from the Fleet.
     nodes: NodeStageOptions | None = None
+    passthrough: PassThroughPolicy = DEFAULT_PASSTHROUGH  # what the fleet may pass through
 
 
 @dataclass
@@ -155,7 +158,7 @@ def reconcile_once(
         return _nodes_on_last_applied(inventory, client, options, shutdown, result)
     result.stage = Stage.VALIDATE
     try:
-        model = load_fleet(path)
+        model = load_fleet(path, options.passthrough)
     except UserError as err:
         result.problems = err.problems
         result.errors = [str(p) for p in err.problems if p.is_error] or [str(err)]

@@ -33,6 +33,7 @@ from syncer import names
 from syncer.cluster.client import ApiError, KubeClient
 from syncer.nodes.clusterinfo import cluster_dns_of
 from syncer.nodes.context import Timeouts
+from syncer.nodes.downloads import FetchPolicy
 from syncer.nodes.drain import DrainOptions
 from syncer.nodes.ssh import SshOptions
 from syncer.nodes.stage import NodeStageOptions, NodeStageResult, run_node_stage
@@ -55,6 +56,9 @@ TIMEOUTS = Timeouts(
     poll=0.1, slot_renew=2.0,
 )
 DRAIN = DrainOptions(timeout=20.0, retry_interval=0.2, max_retry_interval=1.0, poll_interval=0.2)
+# The lab's payloads are local files: the node stage runs as `syncer sync --once
+# --allow-file-payloads` does on a workstation (the controller never reads file:// URLs).
+PAYLOADS = FetchPolicy(allow_file=True)
 
 # The components the tests roll out: the kubelet and kube-proxy under kube-log-runner,
 # the runtime, and the pod network (hybrid-overlay, its CNI plugins, hns.psm1).
@@ -268,6 +272,7 @@ class NodeLab:
             "namespace": self.namespace,
             "machine_namespace": self.namespace,
             "cache_dir": self.root / "cache",
+            "payloads": PAYLOADS,
             "ssh": SSH,
             "timeouts": TIMEOUTS,
             "drain": DRAIN,

@@ -23,14 +23,15 @@ from syncer.nodes.stage import NodeStageOptions, run_node_stage
 
 def main(argv: list[str]) -> int:
     config = json.loads(Path(argv[0]).read_text())
-    from syncer_lab.nodelab import DRAIN, SSH, TIMEOUTS, _no_ptr
+    from syncer_lab.nodelab import DRAIN, PAYLOADS, SSH, TIMEOUTS, _no_ptr
 
     api = connect(config["kubeconfig"])
     shutdown = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: shutdown.set())
     options = NodeStageOptions(
         namespace=config["namespace"], machine_namespace=config["namespace"],
-        cache_dir=Path(config["cache_dir"]), ssh=SSH, timeouts=TIMEOUTS, drain=DRAIN,
+        cache_dir=Path(config["cache_dir"]), payloads=PAYLOADS, ssh=SSH, timeouts=TIMEOUTS,
+        drain=DRAIN,
         node_selector=config["node_selector"], reverse=_no_ptr,
         stale_after=float(config["stale_after"]), identity=config["identity"])
 

@@ -37,10 +37,12 @@ class SyncerProcess:
                  env: Mapping[str, str] | None = None, host: str = "127.0.0.1") -> None:
         self.name = name
         self.port = free_port(host)
-        self.url = f"http://{host}:{self.port}"
+        self.url = f"http://{host}:{self.port}"  # webhooks
+        self.probe_port = free_port(host)
+        self.probe_url = f"http://{host}:{self.probe_port}"  # /healthz, /readyz, /metrics
         self.log = log
         full_env = {**os.environ, **(env or {}), "SYNCER_LISTEN": f"{host}:{self.port}",
-                    "POD_NAME": name}
+                    "SYNCER_PROBE_LISTEN": f"{host}:{self.probe_port}", "POD_NAME": name}
         self._log_file: IO[bytes] = log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "syncer", "run", *args],
@@ -59,14 +61,14 @@ class SyncerProcess:
     # --- what an operator looks at -------------------------------------------------------
     def healthy(self) -> bool:
         try:
-            return requests.get(f"{self.url}/healthz", timeout=2).status_code == 200
+            return requests.get(f"{self.probe_url}/healthz", timeout=2).status_code == 200
         except requests.RequestException:
             return False
 
     def metrics(self) -> Samples:
         """Every sample of ``/metrics``: (name, sorted labels) -> value ({} if down)."""
         try:
-            text = requests.get(f"{self.url}/metrics", timeout=5).text
+            text = requests.get(f"{self.probe_url}/metrics", timeout=5).text
         except requests.RequestException:
             return {}
         found: Samples = {}

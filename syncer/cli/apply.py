@@ -27,6 +27,8 @@ from syncer.cluster.inventory import InventoryStore
 from syncer.cluster.plan import Plan, compute_plan, offline_plan
 from syncer.cluster.prune import Confirmation
 from syncer.fleet import render
+from syncer.fleet.admission import DEFAULT_DENIED_NAMESPACES, PassThroughPolicy
+from syncer.nodes.downloads import FetchPolicy, parse_networks
 from syncer.pipeline import settings
 from syncer.pipeline.run import Pipeline, Target
 from syncer.problems import UserError
@@ -96,12 +98,26 @@ def plan_command(
 @click.option("--nodes/--no-nodes", default=True, show_default=True,
               help="after a successful apply, bring the Windows hosts to the committed "
                    "version over SSH (the node stage)")
+@click.option("--allow-file-payloads", is_flag=True, envvar="SYNCER_ALLOW_FILE_PAYLOADS",
+              help="read file:// payload URLs from this machine (a workstation; "
+                   "syncer run never does)")
+@click.option("--payload-allow-networks", default="", envvar="SYNCER_PAYLOAD_ALLOW_NETWORKS",
+              metavar="CIDRS",
+              help="networks payload URLs may resolve to although internal (loopback, "
+                   "link-local, the Service network); comma-separated")
+@click.option("--passthrough-kinds", default="", envvar="SYNCER_PASSTHROUGH_KINDS",
+              metavar="KINDS", help="kinds the fleet may pass through (Kind or Kind.group, "
+                                    "comma-separated); default: what Windows workloads need")
+@click.option("--passthrough-denied-namespaces", default=",".join(DEFAULT_DENIED_NAMESPACES),
+              envvar="SYNCER_PASSTHROUGH_DENIED_NAMESPACES", show_default=True,
+              metavar="PATTERNS", help="namespaces the fleet may not write")
 @settings.config_option(SYNC_KNOWN)
 def sync_command(
     local_path: Path | None, once: bool, workdir: Path, kubeconfig: str | None,
     context: str | None, inventory_namespace: str, inventory_name: str,
     confirm_prune: bool, dry_run: bool, workers: int, output: str, nodes: bool,
-    **values: Any,
+    allow_file_payloads: bool, payload_allow_networks: str, passthrough_kinds: str,
+    passthrough_denied_namespaces: str, **values: Any,
 ) -> None:
     """Apply the fleet (a local PATH or --repo) to the cluster once, prune, and report.
 
@@ -114,16 +130,24 @@ def sync_command(
     source_settings, writeback = settings.sections(values)
     if (local_path is None) == (not source_settings.repo):
         raise click.UsageError("give either a PATH or --repo URL")
+    try:
+        allowed = parse_networks(payload_allow_networks)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--payload-allow-networks") from None
     source: Path | settings.SourceSettings = local_path or source_settings
+    passthrough = PassThroughPolicy.parse(passthrough_kinds, passthrough_denied_namespaces)
     pipeline = Pipeline(source, writeback, Target(
         workdir, inventory_namespace=inventory_namespace, inventory_name=inventory_name,
+        passthrough=passthrough,
     ), dry_run=dry_run)
     client = connect(kubeconfig, context, workers=workers)
     try:
         run = pipeline.reconcile(client, ReconcileOptions(
             inventory_namespace=inventory_namespace, inventory_name=inventory_name,
             confirm_prune=confirm_prune, dry_run=dry_run, workers=workers,
-            nodes=_node_stage_options() if nodes and not dry_run else None,
+            nodes=_node_stage_options(FetchPolicy(allow_file_payloads, allowed))
+            if nodes and not dry_run else None,
+            passthrough=passthrough,
         ))
     finally:
         client.close()
@@ -167,8 +191,8 @@ def _print_result(result: ReconcileResult) -> None:
         click.echo(result.nodes.summary(), err=not result.nodes.ok)
 
 
-def _node_stage_options() -> Any:
+def _node_stage_options(payloads: FetchPolicy) -> Any:
     from syncer.nodes.progress import reporter
     from syncer.nodes.stage import NodeStageOptions
 
-    return NodeStageOptions(progress=reporter())
+    return NodeStageOptions(progress=reporter(), payloads=payloads)

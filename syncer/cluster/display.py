@@ -27,13 +27,18 @@ from syncer.cluster.plan import Action, Plan, PlanEntry
 _VALUE_WIDTH = 70
 
 
-def patch_lines(entry: PlanEntry) -> list[str]:
-    """One readable line per patch operation."""
+LIVE_HIDDEN = "(live value)"
+
+
+def patch_lines(entry: PlanEntry, *, live_values: bool = True) -> list[str]:
+    """One readable line per patch operation. ``live_values=False`` (pull-request
+    previews, which their author reads) never shows what is in the cluster, only what
+    the change writes."""
     before = entry.change.before if entry.change is not None else {}
     lines = []
     for op in entry.patch:
         path, kind = op["path"], entry.ref.kind
-        old = _show(kind, path, _lookup(before, path))
+        old = _show(kind, path, _lookup(before, path)) if live_values else LIVE_HIDDEN
         if op["op"] == "add":
             lines.append(f"+ {path}: {_show(kind, path, op['value'])}")
         elif op["op"] == "remove":

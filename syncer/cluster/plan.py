@@ -154,8 +154,13 @@ def compute_plan(
     revision: str = "",
     confirm: Confirmation | None = None,
     workers: int = 8,
+    owned_only: bool = False,
 ) -> Plan:
-    """Compare the rendered ``objects`` with the cluster and the ``inventory``."""
+    """Compare the rendered ``objects`` with the cluster and the ``inventory``.
+
+    ``owned_only`` (pull-request previews) compares only with objects syncer applied
+    itself (in the ``inventory``): nothing else in the cluster is read, so a preview
+    cannot show a value, or the existence of an object, that Git did not put there."""
     objects = list(objects)
     desired: dict[ObjectRef, dict[str, Any]] = {}
     resources: dict[ObjectRef, Resource] = {}
@@ -186,10 +191,13 @@ def compute_plan(
         if res is not None and res not in unserved:
             wanted.setdefault(res, set()).add(ref.namespace)
     live = _list_live(client, wanted, selector(fleet.name), workers)
-
-    # Desired objects without syncer's labels that exist anyway: adopt (fetch those only).
-    missing = {ref: resources[ref] for ref in desired if ref not in live and ref in resources}
-    live.update(_find_unlabelled(client, missing, unserved, workers))
+    if owned_only:  # labels can be set by anyone; the inventory is syncer's own record
+        live = {ref: obj for ref, obj in live.items() if ref in inventory.entries}
+    else:
+        # Desired objects without syncer's labels that exist anyway: adopt (fetch those).
+        missing = {ref: resources[ref] for ref in desired
+                   if ref not in live and ref in resources}
+        live.update(_find_unlabelled(client, missing, unserved, workers))
 
     entries: list[PlanEntry] = []
     for ref, obj in desired.items():
@@ -198,6 +206,8 @@ def compute_plan(
         entry = PlanEntry(ref, Action.CREATE, resource=res, desired=obj, live=current,
                           source=source_of(ref) if source_of else None, error=errors.get(ref, ""),
                           awaits_crd=res is not None and res in unserved)
+        if current is None and owned_only:
+            entry.reason = "new to syncer: created, or adopted if it exists"
         if current is not None and res is not None:
             change = diff(obj, current, namespaced=res.namespaced)
             entry.change = change

@@ -129,18 +129,26 @@ def run_controller(config: ControllerConfig, stop: threading.Event | None = None
             detail += f" #{event.pull_request}"
         return loop.trigger(Trigger(WEBHOOK, detail, event=event))
 
-    app = App(
-        metrics=metrics,
-        healthy=healthy,
-        ready=ready,
-        on_webhook=on_webhook,
-        webhook_secret=lambda: files.get_bytes(cred.WEBHOOK_SECRET),
-        branch=config.source.ref,
-        max_body=config.webhook_max_body,
-    )
+    def app(*, hooks: bool) -> App:
+        return App(
+            metrics=metrics,
+            healthy=healthy,
+            ready=ready,
+            on_webhook=on_webhook,
+            webhook_secret=lambda: files.get_bytes(cred.WEBHOOK_SECRET),
+            branch=config.source.ref,
+            max_body=config.webhook_max_body,
+            hooks=hooks,
+            probes=not hooks,
+        )
+
     host, port = config.listen_address
-    server = HTTPServer(app, host, port, config.webhook_max_body)
+    server = HTTPServer(app(hooks=True), host, port, config.webhook_max_body)
+    probe_host, probe_port = config.probe_address
+    probes = HTTPServer(app(hooks=False), probe_host, probe_port, 64 * 1024, threads=2,
+                        connection_limit=16)
     server.start()
+    probes.start()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
@@ -157,6 +165,7 @@ def run_controller(config: ControllerConfig, stop: threading.Event | None = None
             "repo": config.source.repo,
             "ref": config.source.ref,
             "listen": f"{server.host}:{server.port}",
+            "probes": f"{probes.host}:{probes.port}",
             "leader_election": config.leader_elect,
             "interval": format_duration(config.interval),
         },
@@ -185,6 +194,7 @@ def run_controller(config: ControllerConfig, stop: threading.Event | None = None
             )
         elector.stop(release=finished)
         server.stop()
+        probes.stop()
         files.stop()
         client.close()
         log.info("syncer run stopped", extra={"clean": finished and clean})

@@ -32,6 +32,8 @@ import click
 from click.core import ParameterSource
 
 from syncer.durations import format_duration, parse_flag
+from syncer.fleet.admission import DEFAULT_DENIED_NAMESPACES, PassThroughPolicy
+from syncer.nodes.downloads import parse_networks
 from syncer.pipeline import settings
 from syncer.pipeline.settings import ENV_PREFIX, SourceSettings, WriteBackOptions
 from syncer.problems import Problem, UserError
@@ -78,6 +80,11 @@ class ControllerConfig:
     # Credential files (mounted Secrets); read through CredentialFiles, never stored here.
     ssh_private_key_file: Path | None = None
     webhook_secret_file: Path | None = None
+    # Internal networks payload URLs may resolve to (an internal mirror); comma-separated.
+    payload_allow_networks: str = ""
+    # What the fleet may pass through (syncer.fleet.admission); empty kinds: the defaults.
+    passthrough_kinds: str = ""
+    passthrough_denied_namespaces: str = ",".join(DEFAULT_DENIED_NAMESPACES)
     # Cluster access.
     kubeconfig: Path | None = None
     context: str | None = None
@@ -88,8 +95,9 @@ class ControllerConfig:
     control_poll_interval: float = 5.0
     shutdown_grace: float = 270.0
     stuck_timeout: float = 1800.0
-    # HTTP server.
+    # HTTP servers: webhooks (exposed to the forge), probes and metrics (not exposed).
     listen: str = "0.0.0.0:8080"
+    probe_listen: str = "0.0.0.0:8081"
     webhook_max_body: int = 1024 * 1024
     # Leader election (client-go's defaults).
     leader_elect: bool = True
@@ -108,6 +116,15 @@ class ControllerConfig:
     @property
     def listen_address(self) -> tuple[str, int]:
         return parse_listen(self.listen)
+
+    @property
+    def passthrough(self) -> PassThroughPolicy:
+        return PassThroughPolicy.parse(self.passthrough_kinds,
+                                       self.passthrough_denied_namespaces)
+
+    @property
+    def probe_address(self) -> tuple[str, int]:
+        return parse_listen(self.probe_listen)
 
     @property
     def effective_lease_namespace(self) -> str:
@@ -138,10 +155,18 @@ class ControllerConfig:
             bad("control_poll_interval", "must be positive")
         if self.webhook_max_body < 1024:
             bad("webhook_max_body", "must be at least 1024 bytes")
+        for name in ("listen", "probe_listen"):
+            try:
+                parse_listen(getattr(self, name))
+            except ValueError as err:
+                bad(name, str(err))
+        if self.listen == self.probe_listen and not self.listen.endswith(":0"):
+            bad("probe_listen", "must differ from --listen: probes and metrics get a port "
+                                "of their own")
         try:
-            parse_listen(self.listen)
+            parse_networks(self.payload_allow_networks)
         except ValueError as err:
-            bad("listen", str(err))
+            bad("payload_allow_networks", str(err))
         if self.leader_elect:
             if self.retry_period <= 0:
                 bad("retry_period", "must be positive")
@@ -235,6 +260,14 @@ OPTIONS: list[_Opt] = [
          "SSH key for Windows hosts; default: the cloud-private-key Secret.", _PATH),
     _Opt("webhook_secret_file",
          "Shared secret of the forge webhooks; webhooks are refused without it.", _PATH),
+    _Opt("payload_allow_networks",
+         "Networks payload URLs may resolve to although internal (loopback, link-local, "
+         "the Service network), e.g. an internal mirror; comma-separated CIDRs.", str),
+    _Opt("passthrough_kinds",
+         "Kinds the fleet may pass through (Kind or Kind.group, comma-separated); "
+         "default: what Windows workloads need.", str),
+    _Opt("passthrough_denied_namespaces",
+         "Namespaces (shell patterns, comma-separated) the fleet may not write.", str),
     _Opt("kubeconfig", "kubeconfig file; default: in-cluster, else $KUBECONFIG.", _PATH),
     _Opt("context", "kubeconfig context.", str),
     _Opt("namespace", "Namespace of the controller (Lease, syncer-control, Events).", str),
@@ -248,7 +281,8 @@ OPTIONS: list[_Opt] = [
          DURATION),
     _Opt("stuck_timeout",
          "A reconcile without progress for this long makes /readyz fail.", DURATION),
-    _Opt("listen", "Address of the HTTP server (probes, metrics, webhooks).", str),
+    _Opt("listen", "Address of the webhook server (exposed to the forge).", str),
+    _Opt("probe_listen", "Address of /healthz, /readyz and /metrics (not exposed).", str),
     _Opt("webhook_max_body", "Largest webhook body accepted, in bytes.",
          click.IntRange(min=0)),
     _Opt("leader_elect", "Elect one leader among replicas with a Lease.", flag="leader-elect"),

@@ -37,6 +37,7 @@ from syncer.controller import events as ev
 from syncer.controller.config import ControllerConfig
 from syncer.controller.credentials import CredentialFiles
 from syncer.controller.loop import Progress
+from syncer.nodes.downloads import FetchPolicy, parse_networks
 from syncer.nodes.progress import LogProgress
 from syncer.nodes.ssh import SSH_ERRORS
 from syncer.nodes.stage import NodeStageOptions, NodeStageResult
@@ -70,6 +71,7 @@ def stage_options(config: ControllerConfig, files: CredentialFiles | None = None
     return NodeStageOptions(
         identity=rollout_identity(config),
         cache_dir=config.workdir / PAYLOAD_CACHE,
+        payloads=FetchPolicy(allow_networks=parse_networks(config.payload_allow_networks)),
         private_key=key_file,
     )
 

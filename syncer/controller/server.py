@@ -1,4 +1,4 @@
-"""The one HTTP server of ``syncer run``: probes, metrics and webhooks.
+"""The HTTP servers of ``syncer run``: probes and metrics on one port, webhooks on another.
 
 ======================  ====  ============================================================
 ``GET /healthz``        200   the process works: its loop and election threads are alive
@@ -12,12 +12,17 @@
                               (``webhooks.py`` decides the answer)
 ======================  ====  ============================================================
 
-The server is :mod:`waitress` serving a small WSGI app: a maintained, dependency-free,
-pure-Python server with a bounded thread pool, request-size limits and sane timeouts,
-rather than :mod:`http.server`, whose threading server has none of those. Bodies larger
-than the webhook limit are refused from ``Content-Length`` before they are read. The
-webhook secret is read on each delivery through the credential files, so a rotated
-secret applies at once.
+Each port is its own :mod:`waitress` server (a maintained, dependency-free, pure-Python
+server with a bounded thread pool, request-size limits and sane timeouts, rather than
+:mod:`http.server`, whose threading server has none of those) with its own threads and
+connection limit: whoever can reach the webhook port (it is exposed to the forge) cannot
+starve the liveness probe or the metrics by holding connections open, and the probe port
+need not be exposed at all. Webhook bodies larger than the limit are refused by waitress
+from ``Content-Length`` before they are read (a chunked body as soon as it passes the
+limit), and accepted bodies stay in memory (no spooling to ``/tmp``). The webhook secret
+is read on each delivery through the credential files, so a rotated secret applies at
+once; surrounding whitespace (a file ending in a newline) is not part of it. A delivery id
+seen in the last :data:`REPLAY_WINDOW` seconds is answered 200 and not acted on again.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from waitress import wasyncore
@@ -37,6 +43,8 @@ from syncer.controller.metrics import CONTENT_TYPE, Metrics
 from syncer.controller.webhooks import PROVIDERS, HookEvent, WebhookResult, receive
 
 log = logging.getLogger(__name__)
+REPLAY_WINDOW = 300.0  # seconds a delivery id is remembered
+REPLAY_IDS = 4096  # at most this many remembered ids
 
 StartResponse = Callable[..., Any]
 Check = Callable[[], tuple[bool, str]]
@@ -67,15 +75,27 @@ class App:
     webhook_secret: Callable[[], bytes | None]
     branch: str
     max_body: int = 1024 * 1024
+    hooks: bool = True  # serve /hooks/*
+    probes: bool = True  # serve /healthz, /readyz, /metrics
+    _seen: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    _seen_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         try:
+            if not self.probes and path in ("/healthz", "/readyz", "/metrics"):
+                return _reply(start_response, 404, {"reason": "probes and metrics are on "
+                                                              "the probe port"})
             if path.startswith("/hooks/"):
+                if not self.hooks:
+                    return _reply(start_response, 404, {"reason": "webhooks are on the "
+                                                                  "webhook port"})
                 if method != "POST":
                     return _reply(start_response, 405, {"reason": "use POST"}, allow="POST")
                 return self._hook(path[len("/hooks/"):], environ, start_response)
+            if not self.probes:
+                return _reply(start_response, 404, {"reason": f"no such path {path}"})
             if method not in ("GET", "HEAD"):
                 return _reply(start_response, 405, {"reason": "use GET"}, allow="GET, HEAD")
             if path == "/healthz":
@@ -111,8 +131,11 @@ class App:
             }
             if environ.get("CONTENT_TYPE"):
                 headers["content-type"] = environ["CONTENT_TYPE"]
-            result = receive(provider, headers, body, self.webhook_secret(), self.branch,
-                             self.max_body)
+            secret = (self.webhook_secret() or b"").strip() or None
+            result = receive(provider, headers, body, secret, self.branch, self.max_body)
+            if result.event is not None and self._replayed(result.event):
+                result = WebhookResult(200, f"delivery {result.event.delivery} was already "
+                                            "handled")
         code, event = result.status, result.event
         label = provider if provider in PROVIDERS else "unknown"
         self.metrics.webhooks.labels(label, str(code)).inc()
@@ -122,6 +145,22 @@ class App:
             fields["delivery"] = event.delivery or ""
         log.log(logging.INFO if code < 400 else logging.WARNING, "webhook", extra=fields)
         return _reply(start_response, code, {"status": result.outcome, "reason": result.reason})
+
+
+    def _replayed(self, event: HookEvent) -> bool:
+        """Whether this delivery id was seen within the replay window (and remember it)."""
+        if not event.delivery:
+            return False
+        now = time.monotonic()
+        with self._seen_lock:
+            while self._seen and (next(iter(self._seen.values())) < now - REPLAY_WINDOW
+                                  or len(self._seen) > REPLAY_IDS):
+                self._seen.popitem(last=False)
+            key = f"{event.provider}:{event.delivery}"
+            if key in self._seen:
+                return True
+            self._seen[key] = now
+            return False
 
 
 def _reply(
@@ -147,7 +186,8 @@ def _probe(start_response: StartResponse, check: Check) -> list[bytes]:
 class HTTPServer:
     """waitress in a background thread; ``port`` is the bound port (``:0`` in tests)."""
 
-    def __init__(self, app: Any, host: str, port: int, max_body: int, threads: int = 4) -> None:
+    def __init__(self, app: Any, host: str, port: int, max_body: int, threads: int = 4,
+                 connection_limit: int = 64) -> None:
         self._map: dict[int, Any] = {}
         self._server: Any = create_server(
             app,
@@ -155,8 +195,9 @@ class HTTPServer:
             host=host,
             port=port,
             threads=threads,
-            # waitress enforces its own cap too; ours (in App) answers with a reason first.
-            max_request_body_size=max_body + 64 * 1024,
+            connection_limit=connection_limit,
+            max_request_body_size=max_body,  # refused from Content-Length, unread
+            inbuf_overflow=max_body + 1,  # an accepted body stays in memory
             channel_timeout=30,
             ident="syncer",
             clear_untrusted_proxy_headers=True,

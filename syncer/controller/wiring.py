@@ -82,10 +82,12 @@ def builtin(ctx: ReconcilerContext) -> Reconciler:
 
     config = ctx.config
     options = ReconcileOptions(inventory_namespace=config.namespace,
-                               nodes=stage_options(config, ctx.credentials))
+                               nodes=stage_options(config, ctx.credentials),
+                               passthrough=config.passthrough)
     pipeline = Pipeline(
         config.source, config.writeback,
-        Target(config.workdir, inventory_namespace=config.namespace, instance=ctx.identity),
+        Target(config.workdir, inventory_namespace=config.namespace, instance=ctx.identity,
+               passthrough=config.passthrough),
         credentials=GitCredentials(ctx.credentials), live=True,
     )
 

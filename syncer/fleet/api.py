@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syncer.fleet import dispatch, loading, validation
+from syncer.fleet import admission, dispatch, loading, validation
+from syncer.fleet.admission import PassThroughPolicy
 from syncer.fleet.fields import Report
 from syncer.fleet.model import FleetModel
 from syncer.problems import Problem, UserError, errors
@@ -25,11 +26,13 @@ def _sorted(problems: list[Problem]) -> list[Problem]:
     return sorted(problems, key=lambda p: (p.file, p.line))
 
 
-def check_loaded(loaded: loading.LoadedFiles) -> tuple[FleetModel | None, list[Problem]]:
+def check_loaded(loaded: loading.LoadedFiles, policy: PassThroughPolicy = admission.DEFAULT
+                 ) -> tuple[FleetModel | None, list[Problem]]:
     """Validate already parsed files; see :func:`check_fleet`."""
     report = Report()
     report.extend(loaded.problems)
     parts = dispatch.read_documents(loaded.documents, report)
+    admission.admit(parts.raw, policy, report)
     sources = validation.cross_check(parts, report, loaded.had_syntax_errors, loaded.display_root)
     problems = _sorted(report.problems)
     head = parts.head
@@ -51,24 +54,26 @@ def check_loaded(loaded: loading.LoadedFiles) -> tuple[FleetModel | None, list[P
 
 
 def check_fleet(
-    path: Path | str, *, display_prefix: str = ""
+    path: Path | str, *, display_prefix: str = "",
+    policy: PassThroughPolicy = admission.DEFAULT,
 ) -> tuple[FleetModel | None, list[Problem]]:
     """Load and validate the fleet at ``path`` without raising for user mistakes.
 
     Returns ``(model, problems)``: ``model`` is None when there is any error; ``problems``
     holds errors and warnings sorted by file and line. ``path`` is a directory (searched
     recursively) or a single YAML file. Files are named relative to the fleet root, or
-    ``<display_prefix>/<file>`` when a prefix is given (the CLI's view).
+    ``<display_prefix>/<file>`` when a prefix is given (the CLI's view). ``policy`` is
+    what pass-through objects may be (:mod:`.admission`).
     """
     root = Path(path)
     if not root.exists():
         return None, [Problem(str(path), 0, "no such file or directory")]
-    return check_loaded(loading.load_path(root, display_prefix))
+    return check_loaded(loading.load_path(root, display_prefix), policy)
 
 
-def load_fleet(path: Path | str) -> FleetModel:
+def load_fleet(path: Path | str, policy: PassThroughPolicy = admission.DEFAULT) -> FleetModel:
     """Load and validate the fleet at ``path``; raise UserError with every error."""
-    model, problems = check_fleet(path)
+    model, problems = check_fleet(path, policy=policy)
     if model is None:
         raise UserError(errors(problems))
     return model

@@ -117,7 +117,10 @@ class Fields:
         check: Check | None = None,
         allow_int: bool = False,
         allow_empty: bool = False,
+        shown: Callable[[str], str] = repr,
     ) -> str | None:
+        """The string at ``key``; ``shown`` is how a refused value appears in the message
+        (a URL's credentials are not repeated)."""
         value = self.raw(key)
         if value is None:
             if required:
@@ -138,7 +141,7 @@ class Fields:
         if check is not None:
             reason = check(value)
             if reason:
-                self.error(key, f"{value!r} {reason}")
+                self.error(key, f"{shown(value)} {reason}")
                 return None
         return value
 

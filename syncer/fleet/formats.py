@@ -117,6 +117,15 @@ def check_sha256(value: str) -> str | None:
     return None
 
 
+def shown_url(value: str) -> str:
+    """A URL for a message: quoted, its user info (credentials) replaced by ``***``."""
+    scheme, sep, rest = value.partition("://")
+    authority, slash, path = rest.partition("/")
+    if sep and "@" in authority:
+        value = f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
+    return repr(value)
+
+
 def check_payload_url(value: str) -> str | None:
     """An ``https://``, ``http://`` or ``file://`` URL of a component payload."""
     if _WHITESPACE_RE.search(value):

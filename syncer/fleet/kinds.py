@@ -196,7 +196,8 @@ def _components(spec: Fields) -> dict[str, ComponentSpec]:
                 section.error(name, "must be a mapping with version, url and sha256")
             continue
         version = entry.string("version", required=True, check=formats.check_version)
-        url = entry.string("url", required=True, check=formats.check_payload_url)
+        url = entry.string("url", required=True, check=formats.check_payload_url,
+                           shown=formats.shown_url)
         sha256 = entry.string("sha256", required=True, check=formats.check_sha256)
         member = entry.string("path", check=formats.check_archive_member)
         entry.finish()

@@ -124,6 +124,8 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, datetime.date):
         return value.isoformat()
     if isinstance(value, TaggedScalar):
+        if value.tag.value == "tag:yaml.org,2002:str":  # !!str 5: the string "5"
+            return str(value.value)
         raise UnsupportedValue(f"custom YAML tag {value.tag} is not supported")
     if isinstance(value, bytes):
         raise UnsupportedValue("binary YAML values are not supported")

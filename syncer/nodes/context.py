@@ -71,6 +71,8 @@ class StageContext:
     committed: Mapping[str, ComponentVersion] = field(default_factory=dict)  # as in Git
     managed: Mapping[str, ManagedFile] = field(default_factory=dict)  # the round's files
     payloads: dict[str, Payload] = field(default_factory=dict)  # sha256 -> payload
+    # Where syncer's applied payloads came from (rollback's only source of URLs).
+    payload_sources: dict[str, dict[str, str]] = field(default_factory=dict)
     ssh: SshOptions = field(default_factory=SshOptions)
     timeouts: Timeouts = field(default_factory=Timeouts)
     drain: DrainOptions | None = None

@@ -19,18 +19,25 @@ BYOH addresses are resolved with :mod:`syncer.nodes.resolving`. If any fails to 
 :attr:`NodeInputs.blocked` says why and :attr:`NodeInputs.removed` is empty: the round
 must configure and remove nothing (WMCO's rule).
 
-A host's Node is found by, in order: syncer's ``syncer.io/address`` annotation, the
-Machine's ``status.nodeRef``, then any Node status address equal to the host's address
-or resolved IP. A Node is *removed* when syncer or WMCO configured it (WMCO's ``version``
-annotation or syncer's address marker), no current host maps to it, and — for a Machine
-node (no ``byoh=true`` label) — no Windows Machine (ignored ones included) maps to it.
+Everything on a Node, annotations and status addresses alike, can be written by the
+kubelet of that Node, so a Node's own word never decides which host syncer connects to
+or what it removes. What syncer trusts is its own record: ``configured``, the address ->
+Node pairs of the hosts it worked on (the rows of ``syncer-node-status``, which only
+syncer writes). A host's Node is, in order: the Node syncer recorded for its address, the
+Machine's ``status.nodeRef``, then — for a host syncer has no record of yet, such as a
+WMCO node being adopted — a Node not recorded for another address whose
+``syncer.io/address`` annotation or status address equals the host's address or resolved
+IP. A Node is *removed* when syncer recorded configuring it, no current host maps to it,
+and — for a Machine node (no ``byoh=true`` label) — no Windows Machine (ignored ones
+included) maps to it; deconfiguring connects to the address syncer recorded, never to
+one the Node reports. A configured-looking Node syncer has no record of is left alone.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -138,11 +145,13 @@ def read_node_inputs(
     machine_namespace: str = names.MACHINE_API_NAMESPACE,
     resolver: Resolver = resolve_ipv4,
     node_selector: str = WINDOWS_NODES,
+    configured: Mapping[str, str] | None = None,
 ) -> NodeInputs:
     """Read everything the node stage needs (see the module docstring).
 
     ``node_selector`` narrows the Nodes considered (default: every Windows Node).
-    ``namespace`` is the fleet (WMCO) namespace holding ``syncer-fleet``,
+    ``configured`` is syncer's own record, address -> Node name (see the module
+    docstring). ``namespace`` is the fleet (WMCO) namespace holding ``syncer-fleet``,
     ``windows-instances`` and ``cloud-private-key``. API errors other than "not found"
     propagate (the caller retries the round); user mistakes become ``problems``.
     """
@@ -153,6 +162,7 @@ def read_node_inputs(
     machines = list_windows_machines(api, machine_namespace)
     nodes = {n.name: n for n in list_windows_nodes(api, node_selector)}
     private_key = read_private_key(api, namespace, problems)
+    registry = Registry(dict(configured or {}), nodes)
 
     policy = desired.nodes if desired else NodePolicy()
     extras = desired.extras if desired else {}
@@ -176,7 +186,7 @@ def read_node_inputs(
                 username=username,
                 kind=HostKind.BYOH,
                 ip=ip,
-                node_name=_match_node(nodes.values(), address, ip, byoh=True),
+                node_name=registry.match(address, ip, byoh=True),
                 pinned_host_key=extra.host_key,
                 labels=dict(extra.labels),
             )
@@ -185,9 +195,8 @@ def read_node_inputs(
     waiting: list[str] = []
     machine_nodes: set[str] = set()
     for machine in machines:
-        node_name = machine.node_ref or _match_node(
-            nodes.values(), machine.address, machine.address, byoh=False
-        )
+        node_name = machine.node_ref or registry.match(machine.address, machine.address,
+                                                       byoh=False)
         if node_name:
             machine_nodes.add(node_name)
         if machine.ignored or machine.deleting:
@@ -210,7 +219,7 @@ def read_node_inputs(
 
     removed: list[RemovedHost] = []
     if resolution.ok:
-        removed = _removed_nodes(nodes, hosts, protected, machine_nodes, private_key,
+        removed = _removed_nodes(registry, hosts, protected, machine_nodes, private_key,
                                  policy.platform)
     return NodeInputs(
         desired=desired,
@@ -224,24 +233,39 @@ def read_node_inputs(
     )
 
 
-def _match_node(
-    nodes: Iterable[NodeRecord], address: str | None, ip: str | None, *, byoh: bool
-) -> str | None:
-    """The Node of a host: syncer's address marker first, then a status address."""
-    if not address:
+@dataclass(frozen=True)
+class Registry:
+    """Syncer's record of which Node it configured at which address, and the Nodes."""
+
+    addresses: dict[str, str]  # address -> Node name, as syncer recorded it
+    nodes: Mapping[str, NodeRecord]
+
+    @property
+    def recorded_address(self) -> dict[str, str]:
+        """Node name -> the address syncer recorded for it."""
+        return {node: address for address, node in self.addresses.items()}
+
+    def match(self, address: str | None, ip: str | None, *, byoh: bool) -> str | None:
+        """The Node of a host (see the module docstring)."""
+        if not address:
+            return None
+        recorded = self.addresses.get(address)
+        if recorded is not None and recorded in self.nodes:
+            return recorded
+        elsewhere = self.recorded_address
+        candidates = [n for n in self.nodes.values()
+                      if elsewhere.get(n.name, address) == address]
+        for node in candidates:
+            if node.address == address:
+                return node.name
+        for node in candidates:
+            if node.address is not None:
+                continue  # syncer configured this Node from another address
+            if not byoh and node.byoh:
+                continue  # a BYOH Node is never a Machine's
+            if node.has_address(address) or (ip is not None and node.has_address(ip)):
+                return node.name
         return None
-    candidates = list(nodes)
-    for node in candidates:
-        if node.address == address:
-            return node.name
-    for node in candidates:
-        if node.address is not None:
-            continue  # syncer configured this Node from another address
-        if not byoh and node.byoh:
-            continue  # a BYOH Node is never a Machine's
-        if node.has_address(address) or (ip is not None and node.has_address(ip)):
-            return node.name
-    return None
 
 
 def removed_username(node: NodeRecord, key: PrivateKey | None) -> tuple[str | None, str | None]:
@@ -262,7 +286,7 @@ def removed_username(node: NodeRecord, key: PrivateKey | None) -> tuple[str | No
 
 
 def _removed_nodes(
-    nodes: Mapping[str, NodeRecord],
+    registry: Registry,
     hosts: list[Host],
     protected: set[str],
     machine_nodes: set[str],
@@ -270,16 +294,17 @@ def _removed_nodes(
     platform: Platform | None = None,
 ) -> list[RemovedHost]:
     wanted = {h.node_name for h in hosts if h.node_name}
+    recorded = registry.recorded_address
     out: list[RemovedHost] = []
-    for node in nodes.values():
-        if not node.configured or node.name in wanted:
-            continue
+    for node in registry.nodes.values():
+        address = recorded.get(node.name)
+        if address is None or not node.configured or node.name in wanted:
+            continue  # only what syncer recorded configuring, at the address it recorded
         # A malformed entry (reported, skipped) still protects its Node from removal.
-        if (node.address and node.address in protected) or any(
+        if address in protected or (node.address and node.address in protected) or any(
             node.has_address(a) for a in protected
         ):
             continue
-        address = node.address or node.internal_ip
         username, why = removed_username(node, key)
         if node.byoh:
             out.append(
@@ -288,7 +313,7 @@ def _removed_nodes(
                     address,
                     HostKind.BYOH,
                     username,
-                    f"{address or node.name} is no longer listed in {names.BYOH_CONFIGMAP}",
+                    f"{address} is no longer listed in {names.BYOH_CONFIGMAP}",
                     why,
                 )
             )

@@ -1,18 +1,23 @@
 """Component payloads: fetched once, verified before anything reaches a host, cached.
 
 Every component in ``syncer-fleet``'s ``components.json`` names a ``url`` (``https://``,
-``http://`` or ``file://``) and the ``sha256`` its bytes must have. :class:`PayloadCache`
-keeps a local content-addressed cache, ``<cache>/<sha256>``:
+``http://``, or ``file://`` where the operator allows it) and the ``sha256`` its bytes
+must have. Where a download may go and how much it may read is
+:mod:`syncer.nodes.downloads`' :class:`~syncer.nodes.downloads.FetchPolicy`.
+:class:`PayloadCache` keeps a local content-addressed cache, ``<cache>/<sha256>``:
 
 - a payload is downloaded to a temporary file in the cache directory while its SHA-256 is
   computed, and only renamed to ``<sha256>`` when the digest matches — a file named by its
   digest in the cache is therefore always intact (a half-written download never is);
-- a mismatch raises :class:`PayloadError` (``payload kubelet: sha256 mismatch: expected …,
-  got …``) and :func:`fetch_all` fetches **every** payload a rollout needs before the
-  first host is touched, so a bad checksum in Git stops the rollout before any host is
-  cordoned;
+- a mismatch raises :class:`PayloadError` (``payload kubelet: sha256 mismatch: the bytes
+  at <url> are not <expected>``) and :func:`fetch_all` fetches **every** payload a rollout
+  needs before the first host is touched, so a bad checksum in Git stops the rollout
+  before any host is cordoned. The digest of what *was* read is never said: the message
+  reaches Git, Events and the Node, and that digest would let a fleet author confirm the
+  content of any file or URL the controller can reach;
 - a payload already cached is not downloaded again (a previous version, needed for a
-  rollback, is found by its digest alone).
+  rollback, is found by its digest alone); :meth:`PayloadCache.prune` removes what no
+  committed or installed component names any more, and half-written files.
 
 Upstream release artifacts are used as published (:mod:`syncer.components`):
 
@@ -41,15 +46,14 @@ import tempfile
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-import requests
-
 from syncer.components import CATALOGUE, PayloadKind
 from syncer.desired import ComponentVersion, DesiredState
+from syncer.nodes.downloads import DownloadError, FetchPolicy, display, stream
 
 CHUNK = 1 << 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -81,9 +85,10 @@ def default_cache_dir() -> Path:
 class PayloadCache:
     """The local content-addressed cache (see the module docstring). Thread-safe."""
 
-    def __init__(self, directory: Path | None = None, *, timeout: float = 60.0) -> None:
+    def __init__(self, directory: Path | None = None, *,
+                 policy: FetchPolicy | None = None) -> None:
         self.directory = directory or default_cache_dir()
-        self.timeout = timeout
+        self.policy = policy or FetchPolicy()
         self._lock = threading.Lock()
         self._fetching: dict[str, threading.Lock] = {}
         self.downloads = 0
@@ -181,8 +186,8 @@ class PayloadCache:
             got = digest.hexdigest()
             if got != want:
                 raise PayloadError(
-                    f"payload {component}: sha256 mismatch: expected {want}, got {got} "
-                    f"(from {_display(url)})"
+                    f"payload {component}: sha256 mismatch: the bytes at {display(url)} "
+                    f"are not {want}"
                 )
             final = self.path(want)
             os.replace(tmp, final)
@@ -191,92 +196,65 @@ class PayloadCache:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _chunks(self, component: str, url: str) -> _Stream:
+    def _chunks(self, component: str, url: str) -> Iterator[bytes]:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme == "file":
+            if not self.policy.allow_file:
+                raise PayloadError(
+                    f"payload {component}: file:// URLs are not fetched here (only by "
+                    "syncer sync --once --allow-file-payloads, on a workstation)")
             path = Path(urllib.request.url2pathname(parsed.path))
             if not path.is_file():
                 raise PayloadError(f"payload {component}: {path}: no such file")
-            return _FileStream(path)
+            return _file_chunks(path, self.policy.max_bytes, component)
         if parsed.scheme in ("http", "https"):
-            return _HttpStream(component, url, self.timeout)
+            return _http_chunks(component, url, self.policy)
         raise PayloadError(
             f"payload {component}: unsupported URL scheme {parsed.scheme!r} "
-            "(use https://, http:// or file://)"
+            "(use https:// or http://)"
         )
 
-
-class _Stream:
-    def __iter__(self) -> _Stream:
-        return self
-
-    def __next__(self) -> bytes:
-        raise StopIteration
-
-
-class _FileStream(_Stream):
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("rb")
-
-    def __next__(self) -> bytes:
-        chunk = self._file.read(CHUNK)
-        if not chunk:
-            self._file.close()
-            raise StopIteration
-        return chunk
-
-
-class _HttpStream(_Stream):
-    def __init__(self, component: str, url: str, timeout: float) -> None:
-        try:
-            self._response = requests.get(url, stream=True, timeout=timeout)
-        except requests.RequestException as err:
-            raise PayloadError(
-                f"payload {component}: cannot fetch {_display(url)}: {_request_error(err)}"
-            ) from None
-        if self._response.status_code != 200:
-            status = self._response.status_code
-            self._response.close()
-            raise PayloadError(f"payload {component}: {_display(url)}: HTTP {status}")
-        self._chunks = self._response.iter_content(CHUNK)
-        self._component = component
-        self._url = url
-
-    def __next__(self) -> bytes:
-        try:
-            return bytes(next(self._chunks))
-        except StopIteration:
-            self._response.close()
-            raise
-        except requests.RequestException as err:
-            self._response.close()
-            raise PayloadError(
-                f"payload {self._component}: download of {_display(self._url)} failed: "
-                f"{_request_error(err)}"
-            ) from None
+    def prune(self, keep: Iterable[str]) -> int:
+        """Delete cached payloads whose digest is not in ``keep`` (and their member
+        indexes), and half-written files; the number of files removed."""
+        wanted = {k.lower() for k in keep}
+        removed = 0
+        with self._lock:
+            if not self.directory.is_dir():
+                return 0
+            for path in self.directory.iterdir():
+                stale = path.name.startswith(".part-") or (
+                    _SHA256.match(path.name) is not None and path.name not in wanted)
+                if path.is_file() and stale:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+            members = self.directory / "members"
+            if members.is_dir():
+                for index in members.iterdir():
+                    try:
+                        member = index.read_text("ascii").strip()
+                    except OSError:
+                        continue
+                    if member not in wanted:
+                        index.unlink(missing_ok=True)
+        return removed
 
 
-def _request_error(err: requests.RequestException) -> str:
-    """The kind of failure, without the URL (its query or user info may hold secrets)."""
-    kinds = (
-        (requests.ConnectTimeout, "connection timed out"),
-        (requests.ConnectionError, "connection failed"),
-        (requests.Timeout, "timed out"),
-        (requests.TooManyRedirects, "too many redirects"),
-    )
-    for kind, text in kinds:
-        if isinstance(err, kind):
-            return text
-    return type(err).__name__
+def _file_chunks(path: Path, limit: int, component: str) -> Iterator[bytes]:
+    with path.open("rb") as file:
+        read = 0
+        while chunk := file.read(CHUNK):
+            read += len(chunk)
+            if read > limit:
+                raise PayloadError(f"payload {component}: larger than {limit} bytes")
+            yield chunk
 
 
-def _display(url: str) -> str:
-    """The URL without credentials or query (which may carry tokens)."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+def _http_chunks(component: str, url: str, policy: FetchPolicy) -> Iterator[bytes]:
+    try:
+        yield from stream(url, policy)
+    except DownloadError as err:
+        raise PayloadError(f"payload {component}: {err}") from None
 
 
 def _normal(name: str) -> str:

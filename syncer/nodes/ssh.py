@@ -21,14 +21,19 @@ Commands
     source of commands) and returns a :class:`~syncer.nodes.windows.vocabulary.CommandResult`. A
     channel that closes without an exit status gives ``exit_code == -1`` (what
     ``Restart-Computer`` does). A transport that died is reconnected once per command;
-    commands are idempotent, so re-running one is safe.
+    commands are idempotent, so re-running one is safe. Every command is bounded: its
+    output and exit status must arrive within ``command_timeout`` (a total, not a
+    per-read timeout, so a host that trickles a byte a second fails too), and each of
+    stdout and stderr may hold at most ``max_output`` bytes.
 
 Uploads
     :meth:`upload` writes over SFTP to ``<target>.part``, verifies the remote SHA256 with
     the vocabulary's ``file-hash`` entry, then renames into place (``posix-rename``,
     replacing). A connection dropped mid-upload is reconnected and the file is redone from
-    the start, up to ``upload_attempts`` times. SFTP paths use Windows OpenSSH's form
-    ``/C:/k/kubelet.exe``.
+    the start, up to ``upload_attempts`` times. Every SFTP request must be answered within
+    ``command_timeout`` (the SFTP channel's timeout; a hung ``sftp-server.exe`` fails) and
+    a whole upload must end within ``transfer_timeout``. SFTP paths use Windows OpenSSH's
+    form ``/C:/k/kubelet.exe``.
 
 Reboots
     :meth:`reboot` sends ``Restart-Computer -Force`` (a channel closed without an exit
@@ -47,6 +52,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -57,6 +63,8 @@ import paramiko
 from syncer.nodes.hostkeys import HostKeyMismatch, PinningPolicy
 from syncer.nodes.windows import vocabulary
 from syncer.nodes.windows.vocabulary import CommandResult
+
+CHUNK = 1 << 18  # bytes read from a channel, or written to SFTP, at a time
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +148,22 @@ class SshOptions:
     auth_timeout_total: float = 300.0  # keep retrying an authentication failure this long
     retry_interval: float = 60.0  # between connect attempts
     command_timeout: float = 600.0  # one command, from exec to exit status
+    max_output: int = 4 << 20  # bytes of stdout, and of stderr, one command may print
+    transfer_timeout: float = 1800.0  # one SFTP upload, start to end
     upload_attempts: int = 3
     reboot_down_timeout: float = 600.0  # until the host stops answering after a restart
     reboot_up_timeout: float = 1200.0  # until it answers SSH again
     poll_interval: float = 1.0  # while waiting for a reboot
+
+
+def _blocks(local: Path | bytes) -> Iterator[bytes]:
+    if isinstance(local, bytes):
+        for offset in range(0, len(local), CHUNK):
+            yield local[offset:offset + CHUNK]
+        return
+    with local.open("rb") as file:
+        while block := file.read(CHUNK):
+            yield block
 
 
 def sftp_path(windows_path: str) -> str:
@@ -319,29 +339,54 @@ class HostSession:
         raise AssertionError("unreachable")
 
     def _exec(self, transport: paramiko.Transport, command: str, timeout: float) -> CommandResult:
+        """Run ``command``; the whole of it (output and exit status) within ``timeout``,
+        at most ``max_output`` bytes on each stream. A host that hangs, trickles or
+        floods fails with :class:`SshError` and holds nothing up."""
+        deadline = time.monotonic() + timeout
         channel = transport.open_session(timeout=self.options.connect_timeout)
+        limit = self.options.max_output
+        out, err = bytearray(), bytearray()
         try:
-            channel.settimeout(timeout)
             channel.exec_command(command)
-            stdout = channel.makefile("rb").read()
-            stderr = channel.makefile_stderr("rb").read()
-            code = channel.recv_exit_status()
+            eof = False
+            while not eof:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                channel.settimeout(min(remaining, 1.0))
+                while channel.recv_stderr_ready():
+                    err += channel.recv_stderr(CHUNK)
+                try:
+                    chunk = channel.recv(CHUNK)  # whatever has arrived; b"" at the end
+                except TimeoutError:
+                    chunk = None
+                if chunk == b"":
+                    eof = True
+                    while chunk_err := channel.recv_stderr(CHUNK):
+                        err += chunk_err
+                elif chunk:
+                    out += chunk
+                if len(out) > limit or len(err) > limit:
+                    raise SshError(f"{self.address}: the command printed more than {limit} "
+                                   "bytes; stopped")
+            if not channel.status_event.wait(max(deadline - time.monotonic(), 0.01)):
+                raise TimeoutError
+            code = channel.exit_status
         except TimeoutError:
             raise SshError(f"{self.address}: command timed out after {timeout:.0f}s") from None
         finally:
             channel.close()
         self.commands_run += 1
-        return CommandResult(
-            code, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace")
-        )
+        return CommandResult(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
     # --- files -------------------------------------------------------------------------
     def _sftp_client(self) -> paramiko.SFTPClient:
         if self._sftp is None or not self.connected:
             transport = self._transport()
-            self._sftp = paramiko.SFTPClient.from_transport(transport)
-            if self._sftp is None:
-                raise SshError(f"{self.address}: the SFTP subsystem is not available")
+            channel = transport.open_session(timeout=self.options.connect_timeout)
+            channel.settimeout(self.options.command_timeout)  # every SFTP request bounded
+            channel.invoke_subsystem("sftp")
+            self._sftp = paramiko.SFTPClient(channel)
         return self._sftp
 
     def upload(self, local: Path | bytes, target: str, sha256: str) -> None:
@@ -379,12 +424,16 @@ class HostSession:
         )
 
     def _put(self, sftp: paramiko.SFTPClient, local: Path | bytes, remote: str) -> None:
-        if isinstance(local, bytes):
-            with sftp.open(remote, "wb") as f:
-                f.set_pipelined(True)
-                f.write(local)
-        else:
-            sftp.put(str(local), remote, confirm=False)
+        """Write ``local`` to ``remote`` within ``transfer_timeout`` (each request within
+        ``command_timeout``, the channel's timeout)."""
+        deadline = time.monotonic() + self.options.transfer_timeout
+        with sftp.open(remote, "wb") as f:
+            f.set_pipelined(True)
+            for block in _blocks(local):
+                if time.monotonic() > deadline:
+                    raise SshError(f"{self.address}: upload to {remote} took longer than "
+                                   f"{self.options.transfer_timeout:.0f}s")
+                f.write(block)
 
     # --- reboots -----------------------------------------------------------------------
     def reboot(self) -> None:

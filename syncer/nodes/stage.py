@@ -55,6 +55,7 @@ from syncer.nodes.clusterinfo import (
 from syncer.nodes.configure import record_only, refresh
 from syncer.nodes.context import HostOutcome, StageContext, Timeouts
 from syncer.nodes.deconfigure import RemovalOutcome, deconfigure
+from syncer.nodes.downloads import FetchPolicy
 from syncer.nodes.drain import DrainOptions
 from syncer.nodes.hostkeys import RoundHostKeyStore
 from syncer.nodes.hostplan import Action, HostPlan, plan_host, probe_files, probe_services
@@ -64,6 +65,7 @@ from syncer.nodes.payloads import PayloadCache, PayloadError, fetch_all, host_vi
 from syncer.nodes.probe import ProbeResult, probe_host
 from syncer.nodes.progress import ProgressReporter
 from syncer.nodes.resolving import Resolver, ReverseResolver, resolve_ipv4, reverse_lookup
+from syncer.nodes.rollback import cached_digests, remember_sources
 from syncer.nodes.rollout import RolloutResult, run_rollout
 from syncer.nodes.slots import RolloutLock
 from syncer.nodes.ssh import SSH_ERRORS, HostSession, SshOptions, wait_closed
@@ -91,6 +93,7 @@ class NodeStageOptions:
     machine_namespace: str = names.MACHINE_API_NAMESPACE
     identity: str = "syncer"  # the controller's identity in the rollout Lease
     cache_dir: Path | None = None
+    payloads: FetchPolicy = field(default_factory=FetchPolicy)  # where payloads may come from
     ssh: SshOptions = field(default_factory=SshOptions)
     probe_attempts_for: float = 0.0  # how long a probe keeps retrying a connection
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -122,6 +125,7 @@ class NodeStageResult:
     halted: str | None = None
     paused: bool = False
     ssh_errors: int = 0
+    configured: dict[str, str] = field(default_factory=dict)  # syncer's record, written back
 
     @property
     def ok(self) -> bool:
@@ -187,17 +191,21 @@ def _round(
     shutdown = shutdown or threading.Event()
     errors_before = SSH_ERRORS.value
     result = NodeStageResult()
+    previous = read_status(api, opts.namespace)
+    recorded = {a: r.node for a, r in previous.hosts.items() if r.node}  # older reports
+    recorded.update(previous.configured)
     inputs = read_node_inputs(
         api,
         opts.namespace,
         machine_namespace=opts.machine_namespace,
         resolver=opts.resolver,
         node_selector=opts.node_selector,
+        configured=recorded,
     )
+    result.configured = _still_configured(recorded, inputs)
     if opts.private_key is not None:
         inputs = _with_key_file(inputs, opts.private_key)
     result.problems = list(inputs.problems)
-    previous = read_status(api, opts.namespace)
     desired = inputs.desired
     if desired is None:
         result.blocked = f"no ConfigMap {opts.namespace}/{names.FLEET_CONFIGMAP}"
@@ -219,9 +227,10 @@ def _round(
         return result
 
     # --- the round's facts -----------------------------------------------------------------
-    cache = PayloadCache(opts.cache_dir)
+    cache = PayloadCache(opts.cache_dir, policy=opts.payloads)
     try:
         cluster = read_cluster_facts(api, desired.nodes, overlay=runs_overlay(desired.components))
+        cache.policy = cache.policy.denying(cluster.service_network)
         settings = read_cluster_settings(api)
         bootstrap = kubeconfig.bootstrap_files(api, opts.namespace, api_server=cluster.api_server)
         view = host_view(cache, desired)
@@ -295,6 +304,14 @@ def _round(
     # --- payloads before any host is touched ---------------------------------------------
     wanted = [desired.components[c.name] for p in plans if p.needs_slot for c in p.transfers]
     try:
+        ctx.payload_sources = remember_sources(api, opts.namespace, previous.payload_sources,
+                                               desired.components, inputs.nodes.values())
+    except ApiError as err:
+        result.halted = ("rollout halted before touching any host: cannot record where "
+                         f"the payloads come from: {err}")
+        _report(api, opts, result, previous)
+        return result
+    try:
         ctx.payloads = fetch_all(ctx.cache, wanted) if wanted else {}
     except PayloadError as err:
         result.halted = f"rollout halted before touching any host: {err}"
@@ -333,10 +350,25 @@ def _round(
         for removed in inputs.removed:
             result.removals.append(deconfigure(ctx, removed))
 
+    for removal in result.removals:
+        if removal.ok and removal.address:
+            result.configured.pop(removal.address, None)
     result.rows = _final_rows(plans, rollout, result.removals, refresh_errors=refreshed)
     result.ssh_errors = SSH_ERRORS.value - errors_before
+    cache.prune(cached_digests(cache, ctx.payload_sources)
+                | {c.sha256 for c in view.components.values()})
     _report(api, opts, result, previous)
     return result
+
+
+def _still_configured(recorded: dict[str, str], inputs: NodeInputs) -> dict[str, str]:
+    """Syncer's record, with the Nodes it now maps hosts to, minus entries whose Node is
+    gone and whose address is no host any more."""
+    configured = {a: n for a, n in recorded.items() if n in inputs.nodes}
+    for host in inputs.hosts:
+        if host.node_name:
+            configured[host.address] = host.node_name
+    return configured
 
 
 def _maintain_user_data(api: KubeClient, opts: NodeStageOptions, desired: DesiredState,
@@ -547,7 +579,10 @@ def _report(
         "halted": result.halted,
         "blocked": result.blocked,
     }
-    report = StatusReport({r.address: r for r in rows}, rollout)
+    configured = dict(result.configured)
+    configured.update({r.address: r.node for r in rows
+                       if r.node and r.phase is not Phase.REMOVED})
+    report = StatusReport({r.address: r for r in rows}, rollout, configured=configured)
     try:
         write_status(api, opts.namespace, report, previous)
     except Exception as err:  # the report must not fail the round

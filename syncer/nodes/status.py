@@ -4,7 +4,12 @@ Each round ends by writing the ConfigMap ``syncer-node-status`` (fleet namespace
 ``hosts.json`` (address -> row: node, current and desired version, phase, last error,
 since, kind, shell) and ``rollout.json`` (hosts done / total, halted reason, blocked reason).
 It is written only when its content changed, so a no-change round writes nothing; the
-``since`` of a row only moves when its phase or error changes.
+``since`` of a row only moves when its phase or error changes. A third key,
+``payloads.json``, is where syncer remembers where each payload it applied came from
+(:mod:`syncer.nodes.rollback` reads it; it lives here because only syncer writes this
+ConfigMap, while a Node's own annotations are writable by its kubelet), and
+``nodes.json`` is syncer's record of which Node it configured at which address
+(:mod:`syncer.nodes.inputs` trusts it, never what a Node says about itself).
 
 ``syncer status`` reads it back and refreshes the live parts from the Nodes (current
 version, failure records), so it is right even while a round is running.
@@ -23,6 +28,9 @@ from syncer.cluster import configmaps
 from syncer.cluster.client import KubeClient
 from syncer.cluster.objects import now
 from syncer.nodes.annotations import list_windows_nodes
+
+PAYLOAD_SOURCES_KEY = "payloads.json"
+CONFIGURED_KEY = "nodes.json"
 
 
 class Phase(StrEnum):
@@ -170,6 +178,10 @@ class Tally:
 class StatusReport:
     hosts: dict[str, HostStatus] = field(default_factory=dict)
     rollout: dict[str, Any] = field(default_factory=dict)
+    # "<component>@<sha256>" -> {"version", "url", "path"}: payloads syncer applied.
+    payload_sources: dict[str, dict[str, str]] = field(default_factory=dict)
+    # address -> Node name: the Nodes syncer configured, and where.
+    configured: dict[str, str] = field(default_factory=dict)
 
 
 def read_status(api: KubeClient, namespace: str) -> StatusReport:
@@ -181,6 +193,12 @@ def read_status(api: KubeClient, namespace: str) -> StatusReport:
         for address, row in (json.loads(data.get("hosts.json") or "{}")).items():
             report.hosts[address] = HostStatus.from_json({**row, "address": address})
         report.rollout = dict(json.loads(data.get("rollout.json") or "{}"))
+        report.configured = {str(k): str(v) for k, v in
+                             json.loads(data.get(CONFIGURED_KEY) or "{}").items()}
+        sources = json.loads(data.get(PAYLOAD_SOURCES_KEY) or "{}")
+        report.payload_sources = {
+            str(k): {f: str(v.get(f) or "") for f in ("version", "url", "path")}
+            for k, v in sources.items() if isinstance(v, dict)}
     except (ValueError, AttributeError):
         pass
     return report
@@ -218,11 +236,13 @@ def write_status(
 ) -> bool:
     """Write the report if it differs from ``previous``. True if written."""
     hosts = _rows_json(report)
-    if hosts == _rows_json(previous) and report.rollout == previous.rollout:
+    if hosts == _rows_json(previous) and report.rollout == previous.rollout and \
+            report.configured == previous.configured:
         return False
     data = {
         "hosts.json": json.dumps(hosts, sort_keys=True, indent=1),
         "rollout.json": json.dumps(report.rollout, sort_keys=True),
+        CONFIGURED_KEY: json.dumps(report.configured, sort_keys=True, indent=1),
     }
     configmaps.patch_data(api, namespace, names.NODE_STATUS_CONFIGMAP, data)
     return True

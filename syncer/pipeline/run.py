@@ -32,6 +32,8 @@ from typing import Protocol
 
 from syncer.cluster.apply import Outcome
 from syncer.cluster.client import KubeClient
+from syncer.fleet.admission import DEFAULT as DEFAULT_PASSTHROUGH
+from syncer.fleet.admission import PassThroughPolicy
 from syncer.names import INVENTORY_CONFIGMAP, SYSTEM_NAMESPACE
 from syncer.nodes.stage import NodeStageResult
 from syncer.pipeline.settings import SourceSettings, WriteBackOptions
@@ -72,6 +74,7 @@ class Target:
     inventory_namespace: str = SYSTEM_NAMESPACE
     inventory_name: str = INVENTORY_CONFIGMAP
     instance: str | None = None  # the controller named in notes and status commits
+    passthrough: PassThroughPolicy = DEFAULT_PASSTHROUGH  # what the fleet may pass through
 
 
 class Pipeline:
@@ -162,6 +165,8 @@ class Pipeline:
                 status_remote=remote,
                 status_branch=options.status_branch,
                 forge=forge,
+                previews_from_forks=options.previews_from_forks,
+                passthrough=self.target.passthrough,
                 instance=self.target.instance,
                 inventory_namespace=self.target.inventory_namespace,
                 inventory_name=self.target.inventory_name,

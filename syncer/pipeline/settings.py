@@ -129,6 +129,7 @@ class WriteBackOptions:
     forge_token_file: Path | None = None
     forge_token_env: str | None = None
     forge_ca_file: Path | None = None
+    previews_from_forks: bool = False
 
     @property
     def previews(self) -> bool:
@@ -180,6 +181,8 @@ WRITEBACK = (
             metavar="VAR"),
     Setting("forge_ca_file", "CA bundle that signs the forge API's certificate.",
             Kind.PATH),
+    Setting("previews_from_forks", "Preview pull requests from forks too (their authors "
+            "read the preview).", Kind.SWITCH),
 )
 SETTINGS = SOURCE + WRITEBACK
 _SOURCE_FIELDS = {f.name for f in fields(SourceSettings)}

@@ -42,10 +42,12 @@ from urllib.parse import urlsplit
 from syncer.cluster.client import KubeClient
 from syncer.cluster.inventory import InventoryStore
 from syncer.fleet import StatusPolicy
+from syncer.fleet.admission import DEFAULT as DEFAULT_PASSTHROUGH
+from syncer.fleet.admission import PassThroughPolicy
 from syncer.names import INVENTORY_CONFIGMAP, STATUS_BRANCH, SYSTEM_NAMESPACE
 from syncer.nodes.annotations import WINDOWS_NODES
 from syncer.reconcile import ReconcileResult
-from syncer.source import GitSource, RemoteConfig, SourceError
+from syncer.source import GitSource, Reason, RemoteConfig, SourceError
 from syncer.source.state import write_atomic
 from syncer.writeback.forges import Forge, ForgeConfig, ForgeConfigError, TokenSource, make_forge
 from syncer.writeback.forges.config import PROVIDERS, Provider
@@ -77,6 +79,8 @@ class WriteBackSettings:
     status_branch: str | None = None  # None: the Fleet's spec.status.branch (syncer/status)
     notes: bool = True
     forge: ForgeConfig | None = None  # None: no pull-request previews
+    previews_from_forks: bool = False  # a fork's author reads its preview: off by default
+    passthrough: PassThroughPolicy = DEFAULT_PASSTHROUGH  # previews judge as the reconcile
     instance: str | None = None  # the controller instance named in notes and status
     inventory_namespace: str = SYSTEM_NAMESPACE
     inventory_name: str = INVENTORY_CONFIGMAP
@@ -150,9 +154,17 @@ class WriteBack:
         return self.writer is not None or self.forge is not None
 
     def _writer(self, branch: str) -> tuple[StatusWriter, LastReport]:
-        """The writer of ``branch`` (its journal in a directory of its own)."""
+        """The writer of ``branch`` (its journal in a directory of its own). Refuses the
+        branch syncer follows: each status commit would be a new revision to reconcile,
+        whose status commit is the next one, forever."""
         if branch not in self._writers:
             assert self._remote is not None
+            if isinstance(self.source, GitSource) and self._remote == self.source.config.remote \
+                    and _branch(branch) == _branch(self.source.config.ref):
+                raise SourceError(
+                    f"status branch {branch!r} is the branch syncer follows: every status "
+                    "commit would start another reconcile; use another branch "
+                    "(the default is syncer/status)", Reason.CONFIG)
             name = WRITEBACK_DIR if branch == STATUS_BRANCH else (
                 f"{WRITEBACK_DIR}-{hashlib.sha256(branch.encode()).hexdigest()[:12]}")
             writer = StatusWriter(
@@ -195,6 +207,8 @@ class WriteBack:
                 preview_round = preview_pull_requests(
                     self.source, self.forge, client, inventory=inventory, cache=self.cache,
                     node_selector=self.settings.node_selector,
+                    forks=self.settings.previews_from_forks,
+                    policy=self.settings.passthrough,
                 )
             except Exception as err:
                 log.exception("write-back: the previews failed")
@@ -207,6 +221,10 @@ class WriteBack:
     def close(self) -> None:
         if self.forge is not None and self._owns_forge:
             self.forge.close()
+
+
+def _branch(ref: str) -> str:
+    return ref.removeprefix("refs/heads/")
 
 
 def _load_policy(path: Path) -> StatusPolicy:

@@ -119,7 +119,7 @@ def _keep(ui: Narrator, lab: DemoLab) -> None:
                "origin/syncer/status --oneline")
     ui.command(f"syncer history --repo {lab.remote.as_uri()}")
     if controller is not None:
-        ui.command(f"curl -s {controller.url}/metrics | grep ^syncer_")
+        ui.command(f"curl -s {controller.probe_url}/metrics | grep ^syncer_")
         ui.say(f"controller log: {controller.log}")
     if lab.hosts:
         host = lab.hosts[0]

@@ -4,9 +4,10 @@
 hosts on 127.0.1.1-3, port 22). The demo copies it and changes only what must differ
 here, with ruamel.yaml's round trip so every comment of the example survives:
 
-- each component's ``url`` becomes a ``file://`` payload the demo generated for that
-  version, in the layout of the upstream artifact the example names (the Kubernetes node
-  tarball with its ``path``, containerd's tarball with ``bin/``, see
+- each component's ``url`` becomes the URL of a payload the demo generated for that
+  version and serves on the loopback interface (:mod:`syncer_lab.payloadserver`), in the
+  layout of the upstream artifact the example names (the Kubernetes node tarball with
+  its ``path``, containerd's tarball with ``bin/``, see
   :func:`syncer_lab.nodelab.payload_files`; binaries are small text files that state
   their version, which is what the simulated kubelet reads) — and its ``sha256`` the
   payload's real digest;
@@ -33,6 +34,7 @@ from ruamel.yaml import YAML
 import syncer
 from syncer.problems import UserError
 from syncer_lab.nodelab import NODE_TARBALL, payload_files
+from syncer_lab.payloadserver import PayloadServer
 
 FLEET_FILE = "fleet.yaml"
 HOSTS_FILE = "hosts/lab.yaml"
@@ -109,8 +111,10 @@ class Payload:
     path: str | None  # the member of a tarball, for a file component
 
 
-def write_payloads(directory: Path, release: Release) -> dict[str, Payload]:
-    """Generate every component payload of ``release``; name -> its file URL and digest."""
+def write_payloads(server: PayloadServer, release: Release) -> dict[str, Payload]:
+    """Generate every component payload of ``release`` into the server's directory;
+    name -> its URL and digest."""
+    directory = server.directory
     out = {}
     for name, version in release.components.items():
         data, member = payload_files(name, version)
@@ -118,7 +122,7 @@ def write_payloads(directory: Path, release: Release) -> dict[str, Payload]:
                                              else "payload.exe")
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_bytes(data)
-        out[name] = Payload(file.as_uri(), hashlib.sha256(data).hexdigest(), member)
+        out[name] = Payload(server.url_of(file), hashlib.sha256(data).hexdigest(), member)
     return out
 
 

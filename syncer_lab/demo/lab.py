@@ -52,6 +52,7 @@ from syncer_lab.demo import fleet
 from syncer_lab.demo.ui import Narrator
 from syncer_lab.forge import ForgeSimulator
 from syncer_lab.gitrepos import WorkRepo, make_bare
+from syncer_lab.payloadserver import PayloadServer
 from syncer_lab.syncerproc import SyncerProcess
 from syncer_lab.winhost import HostLab, SimHost
 from syncer_lab.winhost.kubelet import Kubelets
@@ -91,6 +92,7 @@ class DemoLab:
         self.key_file = self.root / "ssh" / "id_ed25519"
         self.release = fleet.example_release()
         self.payloads: dict[str, dict[str, fleet.Payload]] = {}
+        self.payload_server: PayloadServer | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> DemoLab:
@@ -186,8 +188,11 @@ class DemoLab:
                 f"port {lab.port}")
 
     def payloads_for(self, release: fleet.Release) -> dict[str, fleet.Payload]:
+        if self.payload_server is None:
+            self.payload_server = PayloadServer(self.root / "payloads")
+            self.stack.callback(self.payload_server.stop)
         if release.version not in self.payloads:
-            self.payloads[release.version] = fleet.write_payloads(self.root / "payloads",
+            self.payloads[release.version] = fleet.write_payloads(self.payload_server,
                                                                   release)
         return self.payloads[release.version]
 
@@ -233,6 +238,7 @@ class DemoLab:
             "--workdir", str(self.root / "controller"),
             "--interval", self.options.interval,
             "--shutdown-grace", "30s",  # on Ctrl-C, the host step in progress may finish
+            "--payload-allow-networks", "127.0.0.0/8",  # the payloads are served locally
             "--webhook-secret-file", str(secrets / "webhook-secret"),
             "--forge", self.options.forge, "--forge-url", self.forge.api_url,
             "--forge-repo", REPOSITORY, "--forge-token-file", str(secrets / "forge-token"),
@@ -247,7 +253,8 @@ class DemoLab:
             if time.monotonic() > deadline:
                 raise DemoFailed("syncer run did not answer /healthz within 60s")
             time.sleep(0.2)
-        return f"syncer run (pid {proc.pid}) serving webhooks and /metrics at {proc.url}"
+        return (f"syncer run (pid {proc.pid}) serving webhooks at {proc.url}, /metrics at "
+                f"{proc.probe_url}")
 
     # --- helpers for the story ------------------------------------------------------------------
     def applied_revision(self) -> str:

@@ -262,6 +262,6 @@ class Story:
                 label = ",".join(f'{k}="{v}"' for k, v in labels)
                 lines.append(f"{name}{{{label}}} {value:g}" if label else f"{name} {value:g}")
         ui = self.ui
-        ui.command(f"curl -s {controller.url}/metrics | grep -E "
+        ui.command(f"curl -s {controller.probe_url}/metrics | grep -E "
                    "'^syncer_(hosts|rollout|last_applied|reconciles|webhooks|ssh)'")
         ui.block("\n".join(lines))

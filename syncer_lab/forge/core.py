@@ -47,6 +47,7 @@ class SimPullRequest:
     author: str
     state: str = "open"  # open | closed | merged
     created_at: str = "2024-01-01T00:00:00Z"
+    fork: bool = False  # the head branch is in the author's fork of the repository
 
 
 @dataclass
@@ -324,6 +325,7 @@ class ForgeSimulator:
         title: str | None = None,
         author: str = "alice",
         state: str = "open",
+        fork: bool = False,
     ) -> SimPullRequest:
         with self.lock:
             pr = SimPullRequest(
@@ -335,6 +337,7 @@ class ForgeSimulator:
                 author,
                 state,
                 self.stamp(),
+                fork,
             )
             self.pull_requests[number] = pr
             self.commits.add(head_sha)

@@ -184,6 +184,11 @@ class GitHubDialect(Dialect):
     def _repo_json(self) -> dict[str, Any]:
         return {"full_name": self.sim.repository, "html_url": self.sim.web_url, "private": True}
 
+    def _fork_json(self, owner: str) -> dict[str, Any]:
+        name = self.sim.repository.split("/")[-1]
+        return {"full_name": f"{owner}/{name}", "html_url": f"https://github.example/{owner}/"
+                f"{name}", "private": False, "fork": True}
+
     def _comment_json(self, c: SimComment) -> dict[str, Any]:
         base = f"{self.sim.api_url}/repos/{self.sim.repository}"
         return {
@@ -245,7 +250,8 @@ class GitHubDialect(Dialect):
                     "ref": p.head_ref,
                     "sha": p.head_sha,
                     "label": f"{p.author}:{p.head_ref}",
-                    "repo": self._repo_json(),
+                    # A fork's head repo is the author's copy (GitHub's pulls API).
+                    "repo": self._fork_json(p.author) if p.fork else self._repo_json(),
                 },
                 "base": {
                     "ref": p.base,

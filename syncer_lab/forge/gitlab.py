@@ -220,7 +220,8 @@ class GitLabDialect(Dialect):
                 "source_branch": p.head_ref,
                 "sha": p.head_sha,
                 "author": {"username": p.author, "name": p.author},
-                "source_project_id": self.sim.project_id,
+                # A fork's merge request comes from the fork's project (GitLab's MR API).
+                "source_project_id": self.sim.project_id + 1000 if p.fork else self.sim.project_id,
                 "target_project_id": self.sim.project_id,
                 "web_url": f"{self.sim.web_url}/-/merge_requests/{p.number}",
                 "draft": False,

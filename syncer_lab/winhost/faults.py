@@ -12,7 +12,17 @@ it) does, so the node stage meets the same errors it will meet in a lab:
   have been written (the partial file stays on the drive, as on Windows).
 - ``fail_nth_command(n, exit_code, stderr)``: the n-th command from now (counting those
   that match ``pattern``) is not run and answers with that exit code and text.
+- ``answer(pattern, stdout)``: the next matching command is not run and prints
+  ``stdout`` with exit code 0 (a host whose PowerShell profile or a broken module prints
+  something else than the command's output).
 - ``slow_command(pattern, seconds)``: matching commands start only after ``seconds``.
+- ``trickle_output(pattern, interval)``: a matching command prints one byte every
+  ``interval`` seconds and never ends (a process stuck writing progress; the review's
+  slow-drip server): no read ever times out, only a total deadline ends it.
+- ``flood_output(pattern, nbytes)``: a matching command prints ``nbytes`` of output
+  before it exits (a runaway process logging to stdout).
+- ``silent_sftp()``: the ``sftp`` subsystem is accepted and then never answers (a hung
+  ``sftp-server.exe``).
 - ``rotate_host_key()``: a new host key (a client pinning the old one must refuse).
 - ``fill_disk(free_bytes=0)``: writes fail with ERROR_DISK_FULL (112) / SFTP failure.
 - ``fail_service_start(name, code)``: ``sc.exe start`` fails with ``code`` (e.g. 1053).
@@ -36,11 +46,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class CommandFault:
-    kind: str  # "fail", "slow", "drop"
+    kind: str  # "fail", "slow", "drop", "trickle", "flood"
     pattern: re.Pattern[str] | None
     countdown: int = 1  # the command this many matching commands from now (fail, drop)
     times: int | None = 1  # how often it fires; None: every time (slow)
     exit_code: int = 1
+    stdout: str = ""
     stderr: str = ""
     seconds: float = 0.0
     after_bytes: int = 0
@@ -64,6 +75,7 @@ class Faults:
         self._uploads: list[UploadFault] = []
         self.refusing = False
         self.hanging = False
+        self.sftp_silent = False
 
     # --- connections ---------------------------------------------------------------------
     def refuse_connections(self) -> None:
@@ -104,10 +116,28 @@ class Faults:
             self._commands.append(CommandFault("fail", compiled, countdown=n,
                                                exit_code=exit_code, stderr=text))
 
+    def answer(self, pattern: str, stdout: str, times: int | None = 1) -> None:
+        with self._lock:
+            self._commands.append(CommandFault("fail", re.compile(pattern), exit_code=0,
+                                               stdout=stdout, times=times))
+
     def slow_command(self, pattern: str, seconds: float, times: int | None = None) -> None:
         with self._lock:
             self._commands.append(CommandFault("slow", re.compile(pattern), seconds=seconds,
                                                times=times, countdown=1))
+
+    def trickle_output(self, pattern: str, interval: float = 1.0, times: int | None = 1) -> None:
+        with self._lock:
+            self._commands.append(CommandFault("trickle", re.compile(pattern), seconds=interval,
+                                               times=times))
+
+    def flood_output(self, pattern: str, nbytes: int, times: int | None = 1) -> None:
+        with self._lock:
+            self._commands.append(CommandFault("flood", re.compile(pattern), after_bytes=nbytes,
+                                               times=times))
+
+    def silent_sftp(self) -> None:
+        self.sftp_silent = True
 
     def take_command_faults(self, texts: list[str]) -> list[CommandFault]:
         """The faults that fire for a command described by ``texts`` (consumes them)."""

@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from syncer_lab.winhost import ssh
-from syncer_lab.winhost.faults import Faults
+from syncer_lab.winhost.faults import CommandFault, Faults
 from syncer_lab.winhost.filesystem import Drive
 from syncer_lab.winhost.hns import HostNetworking
 from syncer_lab.winhost.service_manager import ServiceControlManager
@@ -384,9 +384,19 @@ class SimHost:
     def _exec(self, conn: Connection, channel: paramiko.Channel, record: ReceivedCommand,
               replied: Callable[[], bool] | None) -> None:
         try:
-            outcome, drop = self._answer(record)
+            outcome, drop, stream = self._answer(record)
             if replied is not None:
                 replied()  # never answer before the exec request's own reply went out
+            if stream is not None and stream.kind == "trickle":
+                while not conn.dropped and not channel.closed and self.sleep(stream.seconds):
+                    channel.sendall(b".")
+                return
+            if stream is not None:  # flood: the output first, then the real answer
+                block = b"x" * 65536
+                for _ in range(0, stream.after_bytes, len(block)):
+                    if conn.dropped or channel.closed:
+                        return
+                    channel.sendall(block)
             record.exit_code = outcome.exit_code
             record.stdout, record.stderr = outcome.stdout, outcome.stderr
             if drop is not None:  # fault: part of the output, then the connection is cut
@@ -414,10 +424,12 @@ class SimHost:
             with self._lock:
                 self._threads.discard(threading.current_thread())
 
-    def _answer(self, record: ReceivedCommand) -> tuple[Outcome, int | None]:
-        """The host's answer, and the byte count after which to cut (drop fault)."""
+    def _answer(self, record: ReceivedCommand
+                ) -> tuple[Outcome, int | None, CommandFault | None]:
+        """The host's answer, the byte count after which to cut (drop fault), and a fault
+        that shapes the output stream (trickle, flood)."""
         if self.command_latency and not self.sleep(self.command_latency):
-            return Outcome(None), None
+            return Outcome(None), None, None
         executed, match = self.interpreter.understand(record.command)
         record.executed = executed
         if executed.outcome.unexpected:
@@ -426,17 +438,18 @@ class SimHost:
         texts = [executed.summary, executed.script or record.command]
         drop: int | None = None
         for fault in self.faults.take_command_faults(texts):
+            record.fault = fault.kind
             if fault.kind == "fail":
-                record.fault = "fail"
-                return Outcome(fault.exit_code, "", fault.stderr), None
-            if fault.kind == "slow":
-                record.fault = "slow"
-                if not self.sleep(fault.seconds):
-                    return Outcome(None), None
+                return Outcome(fault.exit_code, fault.stdout, fault.stderr), None, None
+            if fault.kind == "slow" and not self.sleep(fault.seconds):
+                return Outcome(None), None, None
             if fault.kind == "drop":
-                record.fault = "drop"
                 drop = fault.after_bytes
-        return self.interpreter.run(executed, match), drop
+            if fault.kind == "trickle":
+                return Outcome(None), None, fault
+            if fault.kind == "flood":
+                return self.interpreter.run(executed, match), None, fault
+        return self.interpreter.run(executed, match), drop, None
 
     # --- reboots -------------------------------------------------------------------------
     def request_reboot(self) -> None:

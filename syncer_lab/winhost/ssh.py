@@ -116,6 +116,11 @@ class SSHServer(paramiko.ServerInterface):
             return OPEN_SUCCEEDED
         return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
+    def check_channel_subsystem_request(self, channel: paramiko.Channel, name: str) -> bool:
+        if name == "sftp" and self.host.faults.sftp_silent:
+            return True  # accepted, and nothing ever answers (faults.silent_sftp)
+        return bool(super().check_channel_subsystem_request(channel, name))
+
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
         text = command.decode("utf-8", errors="replace")
         transport = channel.get_transport()

@@ -13,6 +13,7 @@ from syncer.cluster.client import KubeClient, Resource
 from syncer.cluster.inventory import InventoryStore
 from syncer.cluster.plan import Action, compute_plan
 from syncer.fleet import load_fleet, render
+from syncer.fleet.admission import DEFAULT_KINDS, PassThroughPolicy
 from syncer.reconcile import ReconcileOptions
 
 CM = Resource("", "v1", "ConfigMap", "configmaps", True)
@@ -302,12 +303,18 @@ def test_crd_and_its_objects_in_one_revision(
               "metadata": {"name": "w1", "namespace": fleet.namespace}, "spec": {"size": 3}}
     fleet.write("crd.yaml", json.dumps(crd))
     fleet.write("widget.yaml", json.dumps(widget))
-    result = sync(fleet.root)
+    refused = sync(fleet.root)  # CRDs are not in the default pass-through allow-list
+    assert not refused.ok and refused.applied is None
+    assert "kind CustomResourceDefinition.apiextensions.k8s.io may not pass through" in \
+        refused.errors[0]
+    allowed = PassThroughPolicy(DEFAULT_KINDS | {
+        "CustomResourceDefinition.apiextensions.k8s.io", f"Widget.{group}"})
+    result = sync(fleet.root, passthrough=allowed)  # the operator allows them
     assert result.ok, [r.error for r in result.applied.failed] if result.applied else result.errors
     assert result.applied.count(Outcome.CREATED) == 3
     live = kc.get(kc.resource(f"{group}/v1", "Widget"), fleet.namespace, "w1")
     assert live is not None and live["spec"] == {"size": 3}
-    assert sync(fleet.root).applied.count(Outcome.UNCHANGED) == 3
+    assert sync(fleet.root, passthrough=allowed).applied.count(Outcome.UNCHANGED) == 3
 
 
 def test_one_bad_object_does_not_stop_the_others(
@@ -360,3 +367,29 @@ def test_dry_run_writes_nothing(
     assert {m for m, _ in recorder.writes()} == {"PATCH"}  # server-side dry runs only
     assert _cm(kc, fleet.namespace, "app") is None
     assert not _inventory(kc, options).exists
+
+
+def test_a_preview_plan_reads_nothing_syncer_does_not_own(
+    fleet: FleetDir, sync: Any, kc: KubeClient, recorder: Recorder, options: ReconcileOptions,
+) -> None:
+    """A pull request that names someone else's object (here a ConfigMap holding a
+    password, once even with syncer's labels copied onto it) learns nothing about it:
+    the preview's plan never fetches it and shows it as new to syncer."""
+    _write_app(fleet)
+    assert sync(fleet.root).ok
+    body = {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "db", "namespace": fleet.namespace},
+            "data": {"password": "S3cr3t-Pr0d"}}
+    kc.request("POST", f"/api/v1/namespaces/{fleet.namespace}/configmaps", body=body)
+    fleet.write("db.yaml", fleet.configmap("db", {"password": "x"}))
+    model = load_fleet(fleet.root)
+    recorder.clear()
+    preview = compute_plan(render(model), model.fleet, kc, _inventory(kc, options),
+                           owned_only=True)
+    [entry] = [e for e in preview.entries if e.ref.name == "db"]
+    assert (entry.action, entry.live, entry.reason) == (
+        Action.CREATE, None, "new to syncer: created, or adopted if it exists")
+    assert not any(path.split("?")[0].endswith("/configmaps/db") for _, path in recorder.calls)
+    operator = compute_plan(render(model), model.fleet, kc, _inventory(kc, options))
+    [adopt] = [e for e in operator.entries if e.ref.name == "db"]  # syncer plan: adopts it
+    assert adopt.action is Action.UPDATE and adopt.live is not None

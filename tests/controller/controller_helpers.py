@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, every: float =
 def github_headers(body: bytes, secret: bytes, event: str = "push") -> dict[str, str]:
     sig = hmac.new(secret, body, hashlib.sha256).hexdigest()
     return {"X-GitHub-Event": event, "X-Hub-Signature-256": f"sha256={sig}",
-            "X-GitHub-Delivery": "test", "Content-Type": "application/json"}
+            "X-GitHub-Delivery": str(uuid.uuid4()),  # a new GUID per delivery, as GitHub's
+            "Content-Type": "application/json"}
 
 
 class SyncerRun(SyncerProcess):

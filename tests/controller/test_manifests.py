@@ -162,9 +162,11 @@ def test_the_node_stage_runs_as_the_service_account(
         ("PUT", f"/apis/coordination.k8s.io/v1/namespaces/{SA_NAMESPACE}/leases/other", {
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": "other"}}),
+        ("DELETE", "/api/v1/namespaces/kube-system/pods/etcd-0", None),
+        ("GET", "/api/v1/nodes?watch=true&timeoutSeconds=1", None),
     ],
     ids=["secrets-kube-system", "other-wmco-secret", "delete-namespace", "bind-cluster-admin",
-         "create-deployment", "foreign-lease"],
+         "create-deployment", "foreign-lease", "delete-a-pod", "watch-nodes"],
 )
 def test_requests_outside_the_role_are_denied(
     installed: Path, method: str, path: str, body: dict[str, Any] | None

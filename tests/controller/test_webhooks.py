@@ -254,3 +254,91 @@ def test_http_methods_and_probes(server: tuple[str, list[HookEvent], Metrics]) -
     ready = requests.get(f"{url}/readyz", timeout=5)
     assert (ready.status_code, ready.text) == (503, "not ok: shutting down\n")
     assert requests.get(f"{url}/nope", timeout=5).status_code == 404
+
+
+# --- two ports, bounded bodies, one secret, no replays -------------------------------------
+@pytest.fixture
+def split() -> Iterator[tuple[str, str, list[HookEvent]]]:
+    """The controller's layout: webhooks on one server, probes and metrics on another."""
+    seen: list[HookEvent] = []
+    metrics = Metrics()
+
+    def app(hooks: bool, secret: bytes) -> App:
+        def on_webhook(event: HookEvent) -> str:
+            seen.append(event)
+            return "queued"
+        return App(metrics=metrics, healthy=lambda: (True, "leader"), ready=lambda: (True, ""),
+                   on_webhook=on_webhook, webhook_secret=lambda: secret, branch="main",
+                   max_body=8192, hooks=hooks, probes=not hooks)
+
+    # The secret as a Secret created --from-file reads it: with the file's newline.
+    hooks = HTTPServer(app(True, SECRET + b"\n"), "127.0.0.1", 0, max_body=8192,
+                       connection_limit=4)
+    probes = HTTPServer(app(False, SECRET), "127.0.0.1", 0, max_body=1024, threads=2)
+    hooks.start()
+    probes.start()
+    try:
+        yield f"http://127.0.0.1:{hooks.port}", f"http://127.0.0.1:{probes.port}", seen
+    finally:
+        hooks.stop()
+        probes.stop()
+
+
+def test_idle_connections_to_the_webhook_port_do_not_starve_the_probes(
+        split: tuple[str, str, list[HookEvent]]) -> None:
+    import socket
+
+    hooks, probes, _ = split
+    port = int(hooks.rsplit(":", 1)[1])
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+    try:
+        for sock in held:
+            sock.sendall(b"POST /hooks/github HTTP/1.1\r\nHost: x\r\n")  # never finished
+        health = requests.get(f"{probes}/healthz", timeout=3)
+        assert (health.status_code, health.text) == (200, "ok: leader\n")
+        assert "syncer_webhooks_total" in requests.get(f"{probes}/metrics", timeout=3).text
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_each_port_serves_only_its_own_paths(split: tuple[str, str, list[HookEvent]]) -> None:
+    hooks, probes, _ = split
+    assert requests.get(f"{hooks}/healthz", timeout=5).status_code == 404
+    assert requests.get(f"{hooks}/metrics", timeout=5).status_code == 404
+    body = body_of(PUSH_MAIN)
+    assert requests.post(f"{probes}/hooks/github", data=body, headers=github("push", body),
+                         timeout=5).status_code == 404
+
+
+def test_an_oversized_body_is_refused_before_it_is_sent(
+        split: tuple[str, str, list[HookEvent]]) -> None:
+    """Only the headers go out; the answer comes without the server waiting for 10 MB."""
+    import socket
+
+    hooks, _, seen = split
+    port = int(hooks.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"POST /hooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                     b"\r\nContent-Length: 10485760\r\n\r\n")
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+    chunked = requests.post(f"{hooks}/hooks/github", timeout=5,
+                            data=iter([b"{" + b" " * 4096] * 4 + [b"}"]),
+                            headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413
+    assert seen == []
+
+
+def test_a_secret_file_ending_in_a_newline_works_and_replays_are_ignored(
+        split: tuple[str, str, list[HookEvent]]) -> None:
+    hooks, _, seen = split
+    body = body_of(PUSH_MAIN)
+    first = requests.post(f"{hooks}/hooks/github", data=body, headers=github("push", body),
+                          timeout=5)
+    assert first.status_code == 202, first.text
+    again = requests.post(f"{hooks}/hooks/github", data=body, headers=github("push", body),
+                          timeout=5)
+    assert (again.status_code, again.json()["reason"]) == (
+        200, "delivery d-1 was already handled")
+    assert len(seen) == 1

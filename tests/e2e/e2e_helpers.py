@@ -36,6 +36,7 @@ from syncer.nodes.windows.keys import parse_private_key
 from syncer_lab.demo import fleet
 from syncer_lab.gitrepos import WorkRepo, make_bare
 from syncer_lab.kube import ControlPlane
+from syncer_lab.payloadserver import PayloadServer
 from syncer_lab.syncerproc import SyncerProcess
 from syncer_lab.winhost import HostLab, SimHost
 from syncer_lab.winhost.kubelet import Kubelets
@@ -104,6 +105,7 @@ class World:
                                               "metadata": {"name": namespace}})
         self.webhook_secret = self.root / "webhook-secret"
         self.webhook_secret.write_bytes(WEBHOOK_SECRET)
+        self.payload_server = PayloadServer(self.root / "payloads")
 
     def _post(self, collection: str, body: dict[str, Any]) -> None:
         try:
@@ -154,7 +156,7 @@ class World:
 
     # --- Git ------------------------------------------------------------------------------
     def files(self, release: fleet.Release) -> dict[str, str]:
-        payloads = fleet.write_payloads(self.root / "payloads", release)
+        payloads = fleet.write_payloads(self.payload_server, release)
         text = fleet.fleet_yaml(release, payloads, self.lab.port)
         text = text.replace("maxUnavailable: 1", f"maxUnavailable: {self.max_unavailable}")
         return {fleet.FLEET_FILE: text,
@@ -188,7 +190,8 @@ class World:
             "--repo", self.remote.as_uri(), "--kubeconfig", str(self.control_plane.kubeconfig),
             "--namespace", names.SYSTEM_NAMESPACE, "--workdir", str(self.root / name),
             "--interval", "10m", "--control-poll-interval", "300ms",
-            "--webhook-secret-file", str(self.webhook_secret), *FAST_ELECTION, *extra,
+            "--webhook-secret-file", str(self.webhook_secret), *FAST_ELECTION,
+            "--payload-allow-networks", "127.0.0.0/8", *extra,
         ]
         proc = SyncerProcess(name, args, self.root / f"{name}.log")
         self.replicas.append(proc)
@@ -216,6 +219,7 @@ class World:
             proc.stop(timeout=30)
         if hasattr(self, "lab"):
             self.lab.stop()
+        self.payload_server.stop()
         self.api.api_client.close()
 
     def logs(self) -> str:

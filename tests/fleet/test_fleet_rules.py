@@ -882,7 +882,9 @@ CASES = [
                 )
             }
         ),
-        None,
+        # The name is fine; the kind is not in the default pass-through allow-list.
+        Expect("r.yaml", "apiVersion",
+               "kind ClusterRole.rbac.authorization.k8s.io may not pass through"),
     ),
     case(
         "raw-label-invalid",
@@ -934,7 +936,7 @@ CASES = [
     case(
         "raw-custom-tag",
         with_fleet({"r.yaml": raw("ConfigMap", "a", "apps", body="data:\n  x: !vault secret\n")}),
-        Expect("r.yaml", "apiVersion", "custom YAML tag !vault is not supported"),
+        Expect("r.yaml", "x: !vault", "custom YAML tag !vault is not supported"),
     ),
     case(
         "raw-list",
@@ -963,7 +965,7 @@ CASES = [
     ),
     case("raw-windows-machineset-valid", with_fleet({"r.yaml": raw_machine_set()}), None),
     case(
-        "raw-linux-machineset-not-checked",
+        "raw-linux-machineset-refused",
         with_fleet(
             {
                 "r.yaml": raw_machine_set(user_data="worker-user-data").replace(
@@ -971,7 +973,7 @@ CASES = [
                 )
             }
         ),
-        None,
+        Expect("r.yaml", "apiVersion", "only Windows MachineSets"),
     ),
     case(
         "raw-runtimeclass-without-handler",

@@ -17,6 +17,7 @@ from syncer.nodes.csr import (
     SERVING_SIGNER,
     NameMatcher,
     approve_byoh_csrs,
+    bootstrapper_user,
     evaluate,
 )
 from syncer_lab.kube import ControlPlane
@@ -194,3 +195,23 @@ def test_evaluate_ignores_other_signers_and_decided_csrs() -> None:
     assert not evaluate(
         fresh, NameMatcher(["10.0.0.1"], {"10.0.0.1": "ab"}, reverse=ptr({})), {}
     ).approved
+
+
+def test_client_csrs_only_from_syncers_bootstrap_identity() -> None:
+    """Anyone allowed to create CSRs (another host's still-valid bootstrap token, a user)
+    could race a joining host for its node name; only syncer's bootstrapper is heard."""
+    pem = base64.b64encode(csr_pem("system:node:a")).decode()
+    matcher = NameMatcher(["10.0.0.1"], {"10.0.0.1": "a"}, reverse=ptr({}))
+    bootstrapper = bootstrapper_user("openshift-windows-machine-config-operator")
+    groups = ["system:serviceaccounts", "system:authenticated"]
+
+    def csr(username: str) -> dict[str, object]:
+        return {"metadata": {"name": "c"}, "spec": {
+            "signerName": CLIENT_SIGNER, "request": pem, "usages": CLIENT,
+            "username": username, "groups": groups}}
+
+    assert evaluate(csr(bootstrapper), matcher, {}, bootstrapper=bootstrapper).approved
+    other = evaluate(csr("system:serviceaccount:default:builder"), matcher, {},
+                     bootstrapper=bootstrapper)
+    assert not other.approved
+    assert "not syncer's node bootstrapper" in other.reason

@@ -148,6 +148,10 @@ def _hang(host: SimHost, _: NodeLab) -> None:
     host.faults.slow_command(r"^sc stop kubelet$", 30.0, times=1)
 
 
+def _trickle(host: SimHost, _: NodeLab) -> None:
+    host.faults.trickle_output(r"^sc stop kubelet$", 0.2, times=1)
+
+
 def _drop_upload(host: SimHost, _: NodeLab) -> None:
     host.faults.drop_after(4, during="upload", pattern="staging")
 
@@ -168,6 +172,8 @@ HOST_FAULTS = [
     HostFault("SSH refused", _refuse, "blocked (unreachable)", ("upgraded", "upgraded"),
               touched=False),
     HostFault("SSH hanging mid-command", _hang, "halted at stop-services", None,
+              command_timeout=3.0),
+    HostFault("SSH trickling mid-command", _trickle, "halted at stop-services", None,
               command_timeout=3.0),
     HostFault("upload dropped mid-file", _drop_upload, "upgraded", ("upgraded", "upgraded")),
     HostFault("disk full", _disk_full, "halted at transfer", ("upgraded", "not upgraded"),

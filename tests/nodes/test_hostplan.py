@@ -166,6 +166,9 @@ def test_unreachable_and_host_key_block() -> None:
 def test_labels_and_service_arguments() -> None:
     assert check_labels({"example.com/role": "canary"}) == []
     assert check_labels({"a": "x y"}) and check_labels({"bad key!": "x"})
+    # "$" matches before a final newline; a label must not end in one either.
+    assert check_labels({"example.com/role": "canary\n"})
+    assert check_labels({"team\n": "a"})
     spec = service_spec("kubelet", HostIdentity("10.0.0.5", "win-a", {
         "example.com/role": "canary", "node-role.kubernetes.io/infra": ""}), SETTINGS)
     assert spec is not None

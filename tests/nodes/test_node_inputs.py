@@ -181,7 +181,8 @@ def test_removed_byoh_and_machine_nodes(api: KubeClient, namespace: str, scope: 
     create_node(api, foreign, ip=unique_ip(), labels={"syncer-test": scope})  # never configured
 
     inputs = read_node_inputs(
-        api, namespace, machine_namespace=namespace, node_selector=scope_selector(scope)
+        api, namespace, machine_namespace=namespace, node_selector=scope_selector(scope),
+        configured={kept: kept_node, gone_ip: gone_node, machine_ip: machine_node},
     )
 
     removed = {r.node_name: r for r in inputs.removed}
@@ -191,6 +192,31 @@ def test_removed_byoh_and_machine_nodes(api: KubeClient, namespace: str, scope: 
     assert "no longer listed" in removed[gone_node].reason
     assert removed[machine_node].kind == HostKind.MACHINE
     assert "no Windows Machine" in removed[machine_node].reason
+
+
+def test_what_a_node_writes_on_itself_decides_nothing(
+    api: KubeClient, namespace: str, scope: str
+) -> None:
+    """A kubelet can write every annotation and status address of its own Node. One that
+    claims a host syncer configured (its address marker, WMCO's version and username)
+    neither takes that host over nor gets it deconfigured; a Node syncer configured that
+    now reports another address is removed at the address syncer recorded."""
+    victim_ip, gone_ip, elsewhere = unique_ip(), unique_ip(), unique_ip()
+    create_configmap(api, namespace, names.BYOH_CONFIGMAP, {victim_ip: "username=a"})
+    labels = {"syncer-test": scope, names.LABEL_BYOH: "true"}
+    victim, impostor, gone = unique("victim"), unique("linux-worker"), unique("gone")
+    create_node(api, victim, ip=victim_ip, labels=labels,
+                annotations={names.ANNOTATION_ADDRESS: victim_ip, names.ANNOTATION_VERSION: "v6"})
+    claim = {names.ANNOTATION_ADDRESS: victim_ip, names.ANNOTATION_VERSION: "v6",
+             names.ANNOTATION_USERNAME: "Administrator"}
+    create_node(api, impostor, ip=victim_ip, labels=labels, annotations=claim)
+    create_node(api, gone, ip=elsewhere, labels=labels,
+                annotations={names.ANNOTATION_ADDRESS: elsewhere, names.ANNOTATION_VERSION: "v6"})
+    inputs = read_node_inputs(api, namespace, machine_namespace=namespace,
+                              node_selector=scope_selector(scope),
+                              configured={victim_ip: victim, gone_ip: gone})
+    assert [(h.address, h.node_name) for h in inputs.hosts] == [(victim_ip, victim)]
+    assert [(r.node_name, r.address) for r in inputs.removed] == [(gone, gone_ip)]
 
 
 def test_dns_failure_blocks_the_round_and_removes_nothing(
@@ -223,16 +249,17 @@ def test_dns_failure_blocks_the_round_and_removes_nothing(
 def test_deleting_windows_instances_removes_every_byoh_node(
     api: KubeClient, namespace: str, scope: str
 ) -> None:
-    node = unique("orphan")
+    node, ip = unique("orphan"), unique_ip()
     create_node(
         api,
         node,
-        ip=unique_ip(),
+        ip=ip,
         labels={"syncer-test": scope, names.LABEL_BYOH: "true"},
         annotations={names.ANNOTATION_VERSION: "v6"},
     )
     inputs = read_node_inputs(
-        api, namespace, machine_namespace=namespace, node_selector=scope_selector(scope)
+        api, namespace, machine_namespace=namespace, node_selector=scope_selector(scope),
+        configured={ip: node},
     )
     assert [r.node_name for r in inputs.removed] == [node]
     assert any("not found" in str(p) for p in inputs.problems)  # no cloud-private-key
@@ -252,12 +279,14 @@ def test_removed_hosts_user_names_are_decrypted_as_wmco_wrote_them(
     create_secret(api, namespace, names.PRIVATE_KEY_SECRET, {names.PRIVATE_KEY_SECRET_KEY: key})
     labels = {"syncer-test": scope, names.LABEL_BYOH: "true"}
     sealed, garbled = unique("sealed"), unique("garbled")
+    configured = {}
     for name, value in ((sealed, wmco_encrypt("Administrator", key)),
                         (garbled, "wx4ECQMI<wmcoMarker>=AAAA")):
-        create_node(api, name, ip=unique_ip(), labels=labels, annotations={
+        configured[unique_ip()] = name
+        create_node(api, name, ip=list(configured)[-1], labels=labels, annotations={
             names.ANNOTATION_VERSION: "10.19.0", names.ANNOTATION_USERNAME: value})
     inputs = read_node_inputs(api, namespace, machine_namespace=namespace,
-                              node_selector=scope_selector(scope))
+                              node_selector=scope_selector(scope), configured=configured)
     removed = {r.node_name: r for r in inputs.removed}
     assert removed[sealed].username == "Administrator"
     assert removed[garbled].username is None

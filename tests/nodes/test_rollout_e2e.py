@@ -191,7 +191,7 @@ def test_bad_payload_checksum_touches_no_host(node_lab: NodeLab) -> None:
     result = node_lab.run()
     assert not result.ok
     assert result.halted is not None
-    assert "payload containerd: sha256 mismatch: expected" in result.halted
+    assert "payload containerd: sha256 mismatch: the bytes at file:" in result.halted
     for host in node_lab.hosts:
         assert [e.split(" ")[0] for e in entries(host)[before[host.name]:]] == [
             "inventory", "node-facts"]
@@ -201,7 +201,7 @@ def test_bad_payload_checksum_touches_no_host(node_lab: NodeLab) -> None:
     node_lab.set_fleet("1.1.0", kubelet="v1.31.0", corrupt="kubelet")
     result = node_lab.run()
     assert result.blocked is not None
-    assert "payload kubelet: sha256 mismatch: expected" in result.blocked
+    assert "payload kubelet: sha256 mismatch: the bytes at file:" in result.blocked
     for host in node_lab.hosts:
         assert entries(host)[before[host.name]:] == []
         node = node_lab.node_of(host)

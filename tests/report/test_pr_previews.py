@@ -142,7 +142,7 @@ def test_broken_pull_request_then_fixed_edits_the_same_comment(
     assert f"create <code>ConfigMap {namespace}/new</code>" in body
     assert f"update <code>ConfigMap {namespace}/app</code>" in body
     assert f"prune <code>ConfigMap {namespace}/extra</code>" in body
-    assert '~ /data/value: "1" -> "2"' in body
+    assert '~ /data/value: (live value) -> "2"' in body  # never what the cluster holds
     assert "### Hosts to upgrade (2)" in body
     assert f"- `10.1.0.1`/`{node}`: 1.0.0 → 1.1.0" in body
     assert "- `10.1.0.2`: _not configured_ → 1.1.0" in body
@@ -282,3 +282,24 @@ def test_a_status_only_write_back_leaves_pull_requests_alone(
         assert full.previews is not None and comment_writes(sim) == ["POST"]
     finally:
         writeback.close()
+
+
+def test_a_pull_request_from_a_fork_gets_no_preview_unless_enabled(
+    sim: ForgeSimulator, client: RestForge, repo: FleetRepo, source: GitSource,
+    kc: KubeClient, namespace: str, tmp_path: Path,
+) -> None:
+    """Whoever forks a public repository reads the preview of their pull request; a fork
+    is previewed only when the operator says so (--previews-from-forks)."""
+    ref = PR_REFS[sim.flavour].format(8)
+    head = repo.push_pull_request(ref, "From a fork", repo.files(value="2"))
+    sim.add_pull_request(8, head, fork=True)
+    cache = PreviewCache.load(tmp_path / "previews.json")
+    off = previews(source, client, kc, namespace, cache)
+    assert [p.action for p in off.previews] == [
+        "skipped (from a fork; see --previews-from-forks)"]
+    assert writes(sim) == [] and sim.comments_on(8) == []
+    on = preview_pull_requests(source, client, kc, inventory=InventoryStore(kc, namespace),
+                               cache=cache, node_selector=f"syncer-test={namespace}",
+                               forks=True)
+    assert [p.action for p in on.previews] == ["published"]
+    assert len(sim.comments_on(8)) == 1

@@ -265,3 +265,26 @@ def test_history_shows_how_long_until_all_hosts_reached_a_revision(
     assert lines[1].split()[:1] + lines[1].split()[7:] == [later[:7], "Applied", "in", "progress"]
     assert lines[2].split()[:1] + lines[2].split()[5:] == [
         sha[:7], "2026-05-04", "10:00:00Z", "Applied", "4m12s"]
+
+
+def test_the_tracked_branch_is_never_the_status_branch(
+    repo: FleetRepo, control_plane: ControlPlane, namespace: str, tmp_path: Path,
+) -> None:
+    """Status commits on the branch syncer follows would each be a new revision to
+    reconcile, whose status commit is the next: refused from the flag at start, and from
+    the Fleet's spec.status.branch at the revision that sets it, without a commit."""
+    url, work = f"file://{repo.bare}", tmp_path / "work"
+    repo.push_main("Initial fleet")
+    flag = sync(control_plane, namespace, url, work, "--status-branch", "refs/heads/main")
+    assert flag.exit_code == 1
+    assert "status branch 'refs/heads/main' is the branch syncer follows" in flag.output
+
+    files = repo.files()
+    files["fleet/fleet.yaml"] += "  status:\n    branch: main\n"
+    head = repo.commit("Status on main", files)
+    repo.author.push("main")
+    done = sync(control_plane, namespace, url, work)
+    assert "status branch 'main' is the branch syncer follows" in done.output, done.output
+    assert git(repo.bare, "rev-parse", "main").strip() == head  # nothing pushed onto main
+    again = sync(control_plane, namespace, url, work)
+    assert git(repo.bare, "rev-parse", "main").strip() == head, again.output

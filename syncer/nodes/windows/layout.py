@@ -130,9 +130,9 @@ def check_labels(labels: Mapping[str, str]) -> list[str]:
     """Why each label is not a valid Kubernetes label (empty when all are)."""
     problems = []
     for key, value in sorted(labels.items()):
-        if len(key) > 316 or not _LABEL_KEY.match(key):
+        if len(key) > 316 or not _LABEL_KEY.fullmatch(key):
             problems.append(f"label key {key!r} is not a valid Kubernetes label key")
-        elif not isinstance(value, str) or not _LABEL_VALUE.match(value):
+        elif not isinstance(value, str) or not _LABEL_VALUE.fullmatch(value):
             problems.append(f"label {key}: value {value!r} is not a valid Kubernetes label value")
     return problems
 

@@ -511,6 +511,8 @@ def _json_doc(entry: str, result: CommandResult) -> dict[str, Any]:
         doc = json.loads(result.stdout)
     except json.JSONDecodeError as err:
         raise ValueError(f"{entry} is not JSON: {err}: {result.stdout[:200]!r}") from err
+    except RecursionError:
+        raise ValueError(f"{entry} is nested too deeply to be the inventory") from None
     typed: dict[str, Any] = _typed(doc, dict, "the document")
     return typed
 
@@ -543,12 +545,27 @@ def parse_node_facts(result: CommandResult) -> NodeFacts:
             node_ip=str(doc["nodeIP"]) if doc.get("nodeIP") else None,
             containers=bool(doc.get("containers", True)),
             network=hns,
-            domain=str(doc.get("domain") or ""),
+            domain=_host_name(str(doc.get("domain") or ""), "domain", dotted=True),
             managed=tuple(str(n) for n in _typed(managed, list, "managed")),
-            cloud_hostname=str(doc["cloudHostname"]) if doc.get("cloudHostname") else None,
+            cloud_hostname=_host_name(str(doc["cloudHostname"]), "cloudHostname", dotted=True)
+            if doc.get("cloudHostname") else None,
         )
     except (KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"node-facts is malformed: {type(err).__name__}: {err}") from None
+
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _host_name(value: str, what: str, *, dotted: bool = False) -> str:
+    """A name the host reports about itself, used in its Node name and its own service
+    arguments: DNS labels only (a space would add an argument to the ImagePath)."""
+    labels = value.split(".") if dotted else [value]
+    if value and (len(value) > 253 or not all(_HOST_LABEL.fullmatch(p) for p in labels)):
+        raise ValueError(f"the host reports {what} {value[:80]!r}, which is not a DNS name")
+    if not value and not dotted:
+        raise ValueError(f"the host reports an empty {what}")
+    return value
 
 
 def _inventory_of(doc: dict[str, Any]) -> Inventory:
@@ -570,7 +587,7 @@ def _inventory_of(doc: dict[str, Any]) -> Inventory:
     for path, digest in _typed(doc.get("files") or {}, dict, "files").items():
         files[path] = _typed(digest, str, f"hash of {path}").lower() if digest else None
     return Inventory(
-        hostname=_typed(doc["hostname"], str, "hostname"),
+        hostname=_host_name(_typed(doc["hostname"], str, "hostname"), "hostname"),
         os_build=OsBuild.parse(_typed(doc["osBuild"], str, "osBuild")),
         free_bytes=int(_typed(doc["freeBytes"], int, "freeBytes")),
         files=files,

@@ -220,7 +220,9 @@ class RepoForge(RestForge):
     def _pull_request(self, item: dict[str, Any]) -> PullRequest:
         number = int(item["number"])
         sha = str(item["head"]["sha"])
-        repo_url = ((item.get("base") or {}).get("repo") or {}).get("html_url")
+        base_repo = (item.get("base") or {}).get("repo") or {}
+        head_repo = (item.get("head") or {}).get("repo") or {}
+        repo_url = base_repo.get("html_url")
         return PullRequest(
             number=number,
             title=str(item.get("title", "")),
@@ -231,6 +233,7 @@ class RepoForge(RestForge):
             url=str(item.get("html_url", "")),
             fetch_ref=f"refs/pull/{number}/head",
             files_url=f"{repo_url}/{self.tree_path}/{sha}/" if repo_url else None,
+            fork=not head_repo or head_repo.get("full_name") != base_repo.get("full_name"),
         )
 
     def _comments_query(self) -> dict[str, str | int]:

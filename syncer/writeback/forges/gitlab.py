@@ -129,6 +129,7 @@ class GitLabForge(RestForge):
             url=web_url,
             fetch_ref=f"refs/merge-requests/{iid}/head",
             files_url=f"{project_url}/-/blob/{sha}/" if project_url else None,
+            fork=item.get("source_project_id") != item.get("target_project_id"),
         )
 
     def _notes_path(self, pr: PullRequest) -> str:

@@ -48,6 +48,8 @@ class PullRequest:
     fetch_ref: str
     #: Web URL of the repository tree at ``head_sha``, ending in ``/`` (``None`` if unknown).
     files_url: str | None = None
+    #: The head branch lives in another repository (a fork, or one since deleted).
+    fork: bool = False
 
     def file_url(self, path: str, line: int | None = None) -> str | None:
         """Link to ``path`` (repository-relative) at the head commit, at ``line`` if given."""

@@ -6,9 +6,12 @@ cluster and fills a :class:`~syncer.writeback.previews.comment.Preview`:
 - **validation** — :func:`syncer.fleet.check_fleet`: every error and warning with its
   ``file:line`` (relative to the fleet directory; the comment links them to the file at
   the head). An invalid revision gets no plan, exactly as the reconcile would not apply it.
-- **objects** — :func:`syncer.cluster.plan.compute_plan` against the live objects and the
-  inventory: create / update (the readable patch lines of ``syncer plan``) / prune /
-  unchanged. Secret values are never shown. A prune the guard would refuse is reported
+- **objects** — :func:`syncer.cluster.plan.compute_plan` against the inventory and the
+  objects syncer applied itself (``owned_only``: nothing outside syncer's inventory is
+  read): create / update (the patch lines of ``syncer plan``, with the values the change
+  writes and never the live ones) / prune / unchanged. Whoever opened the pull request
+  reads the preview, so it shows nothing of the cluster that Git did not put there;
+  Secret values are never shown. A prune the guard would refuse is reported
   as an error at the ``Fleet`` document, since merging would not be applied either.
 - **hosts** — :func:`host_upgrades`: the PR's Fleet version and components against the
   cluster's Windows Node records (WMCO's ``version`` annotation and syncer's component
@@ -37,6 +40,8 @@ from syncer.cluster.plan import Action as PlanAction
 from syncer.cluster.plan import Plan, PlanEntry, compute_plan
 from syncer.cluster.prune import Confirmation
 from syncer.fleet import FleetModel, check_fleet, render, to_yaml
+from syncer.fleet.admission import DEFAULT as DEFAULT_PASSTHROUGH
+from syncer.fleet.admission import PassThroughPolicy
 from syncer.nodes.annotations import NodeRecord
 from syncer.problems import Problem
 from syncer.reconcile import source_lookup
@@ -60,13 +65,15 @@ def evaluate(
     inventory: InventoryStore | None = None,
     nodes: Sequence[NodeRecord] | None = None,
     live_error: str | None = None,
+    policy: PassThroughPolicy = DEFAULT_PASSTHROUGH,
 ) -> Preview:
-    """The preview of the fleet at ``path`` (see the module docstring).
+    """The preview of the fleet at ``path`` (see the module docstring); ``policy`` is the
+    operator's pass-through policy, as the reconcile would apply it.
 
     ``nodes`` are the cluster's Windows Nodes (read once per round by the caller);
     ``live_error`` says why the cluster could not be read, which skips the plan.
     """
-    model, problems = check_fleet(path)
+    model, problems = check_fleet(path, policy=policy)
     base = Preview(head_sha, evaluated_at, problems=problems, fleet_path=fleet_path)
     if model is None or any(p.is_error for p in problems):
         return base
@@ -94,6 +101,7 @@ def plan_against(model: FleetModel, client: KubeClient, inventory: InventoryStor
         source_of=source_lookup(model),
         revision=revision,
         confirm=Confirmation(False, current.confirm_prune),
+        owned_only=True,
     )
 
 
@@ -169,7 +177,7 @@ def _differs(node: NodeRecord, model: FleetModel) -> bool:
 def _diff_text(entry: PlanEntry, action: Action) -> str:
     lines: list[str] = []
     if action is Action.UPDATE:
-        lines = patch_lines(entry)
+        lines = patch_lines(entry, live_values=False)
     elif action is Action.CREATE and entry.desired is not None:
         lines = ["+ " + line for line in to_yaml([_redacted(entry.desired)]).splitlines()
                  if line != "---"]

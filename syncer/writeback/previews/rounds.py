@@ -41,6 +41,8 @@ from typing import Any
 
 from syncer.cluster.client import ApiError, KubeClient
 from syncer.cluster.inventory import InventoryStore
+from syncer.fleet.admission import DEFAULT as DEFAULT_PASSTHROUGH
+from syncer.fleet.admission import PassThroughPolicy
 from syncer.nodes.annotations import WINDOWS_NODES, NodeRecord, list_windows_nodes
 from syncer.problems import Problem
 from syncer.source import GitSource, Reason, SourceError
@@ -69,7 +71,7 @@ class PullRequestPreview:
 
     number: int
     head_sha: str
-    action: str  # "published" | "unchanged" | "failed"
+    action: str  # "published" | "unchanged" | "failed" | "skipped (...)"
     state: CommitState | None = None  # the status set (published) or last set (unchanged)
     comment: str | None = None  # created | updated | unchanged (published only)
     errors: tuple[str, ...] = ()
@@ -217,8 +219,11 @@ def preview_pull_requests(
     node_selector: str = WINDOWS_NODES,
     context: str = PREVIEW_CONTEXT,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    forks: bool = False,
+    policy: PassThroughPolicy = DEFAULT_PASSTHROUGH,
 ) -> PreviewRound:
-    """Preview every open pull request against the tracked branch (module docstring)."""
+    """Preview every open pull request against the tracked branch (module docstring);
+    those from forks only with ``forks`` (``--previews-from-forks``)."""
     cache = cache if cache is not None else PreviewCache()
     branch = source.config.ref
     listing = attempt(f"{forge.provider}: listing open pull requests against {branch}",
@@ -229,8 +234,12 @@ def preview_pull_requests(
     live = read_live(client, inventory, node_selector) if prs else LiveState("")
     results = []
     for pr in prs:
+        if pr.fork and not forks:
+            results.append(PullRequestPreview(pr.number, pr.head_sha, "skipped (from a fork; "
+                                              "see --previews-from-forks)"))
+            continue
         results.append(_preview_one(source, forge, client, pr, live, cache, inventory,
-                                    context, clock))
+                                    context, clock, policy))
     cache.retain({pr.number for pr in prs})
     cache.save()
     return PreviewRound(tuple(results))
@@ -246,6 +255,7 @@ def _preview_one(
     inventory: InventoryStore | None,
     context: str,
     clock: Callable[[], datetime],
+    policy: PassThroughPolicy,
 ) -> PullRequestPreview:
     entry = cache.get(pr.number)
     if entry is not None and entry.head == pr.head_sha and entry.live == live.key:
@@ -273,7 +283,7 @@ def _preview_one(
     else:
         preview = evaluate(
             path, client, head_sha=pr.head_sha, evaluated_at=clock(), fleet_path=fleet_path,
-            inventory=inventory, nodes=live.nodes, live_error=live.error,
+            inventory=inventory, nodes=live.nodes, live_error=live.error, policy=policy,
         )
     digest = preview_digest(preview, pr)
     state = status_state(preview)
