@@ -9,9 +9,19 @@ count how often the remote was contacted. ``known_hosts`` holds the real host ke
 
 :class:`HttpsGitServer` is a threaded Python HTTPS server with a certificate issued by a
 throw-away CA (``ca_file``), running ``git http-backend`` as CGI for every request that
-carries the token (``Authorization: Bearer <token>`` or Basic with the token as password;
-anything else gets 401). It records each request (method, path, protocol-v2 command, the
-``have`` lines of a fetch), so tests can prove that an unchanged poll did not fetch and
+carries the token the way the forge it plays (``forge``) accepts it for Git over HTTPS;
+anything else gets 401 with the forge's Basic challenge:
+
+- ``github``: Basic with the token as password and any user name (GitHub docs, "Cloning
+  with HTTPS URLs" and GitHub App installation tokens as ``x-access-token``); a Bearer
+  header is refused (users who tried report git's ``could not read Username``);
+- ``gitlab``: Basic with the token as password and a non-blank user name (GitLab docs:
+  personal, project and group access tokens; ``oauth2`` for OAuth tokens);
+- ``gitea``: Basic with the token as password (any user name), or ``Authorization:
+  token <t>`` (Gitea's API auth, which its Git endpoint shares).
+
+It records each request (method, path, protocol-v2 command, the ``have`` lines of a
+fetch), so tests can prove that an unchanged poll did not fetch and
 that a fetch was incremental. It can be stopped and restarted on the same port to play a
 remote that is down for a while.
 """
@@ -253,15 +263,15 @@ class _GitHandler(BaseHTTPRequestHandler):
 
     def _authorized(self) -> bool:
         header = self.headers.get("Authorization", "")
-        token = self.server.owner.token
-        if header == f"Bearer {token}":
+        token, forge = self.server.owner.token, self.server.owner.forge
+        if forge == "gitea" and header == f"token {token}":
             return True
         if header.startswith("Basic "):
             try:
-                _, _, password = base64.b64decode(header[6:]).decode().partition(":")
+                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
             except ValueError:
                 return False
-            return password == token
+            return password == token and (forge != "gitlab" or bool(user.strip()))
         return False
 
     def _read_body(self) -> bytes:
@@ -378,10 +388,11 @@ class _Server(ThreadingHTTPServer):
 class HttpsGitServer:
     """HTTPS smart-HTTP git server for the repositories under ``root``, token required."""
 
-    def __init__(self, base: Path, token: str, host: str = "127.0.0.1"):
+    def __init__(self, base: Path, token: str, host: str = "127.0.0.1", forge: str = "github"):
         self.base = base
         self.root = base / "repos"
         self.token = token
+        self.forge = forge
         self.host = host
         self.port = 0
         self.requests: list[HttpRequest] = []

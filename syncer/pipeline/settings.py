@@ -82,8 +82,8 @@ class SourceSettings:
     git_known_hosts_file: Path | None = None
     git_token_file: Path | None = None
     git_token_env: str | None = None
-    git_token_scheme: str = "bearer"
-    git_token_username: str = "x-access-token"
+    git_token_scheme: str = "basic"
+    git_token_username: str = ""
     git_ca_file: Path | None = None
     verify: str | None = None
     allowed_signers: Path | None = None
@@ -150,9 +150,10 @@ SOURCE = (
     Setting("git_token_env", "Token for https:// Git remotes, from this environment "
             "variable.", aliases=("--token-env",), metavar="VAR"),
     Setting("git_token_scheme", "How the token is sent: basic (as the password of "
-            "--git-token-username) or bearer.", Kind.CHOICE, choices=("bearer", "basic")),
+            "--git-token-username, what GitHub, GitLab and Gitea document) or bearer.",
+            Kind.CHOICE, choices=("basic", "bearer")),
     Setting("git_token_username", "User name sent with the token under the basic scheme "
-            "(GitHub: x-access-token, GitLab: oauth2)."),
+            "(default: oauth2 on a GitLab host, x-access-token elsewhere)."),
     Setting("git_ca_file", "CA bundle that signs the https:// Git server's certificate.",
             Kind.PATH, aliases=("--ca-file",)),
     Setting("verify", "Apply only signed commits: head (the tracked commit), tag, or "

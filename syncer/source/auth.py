@@ -113,7 +113,7 @@ def auth_header(remote: RemoteConfig, token: str) -> str:
     if remote.token_scheme == "basic":
         import base64
 
-        raw = f"{remote.token_username}:{token}".encode()
+        raw = f"{remote.username_for_token}:{token}".encode()
         return "Authorization: Basic " + base64.b64encode(raw).decode("ascii")
     return f"Authorization: Bearer {token}"
 

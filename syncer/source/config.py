@@ -56,16 +56,28 @@ class RemoteConfig:
     known_hosts_file: Path | None = None
     token_file: Path | None = None
     token_env: str | None = None
-    # "bearer" sends ``Authorization: Bearer <token>``; "basic" sends the token as the
-    # password of ``token_username`` (GitHub: x-access-token, GitLab: oauth2).
-    token_scheme: Literal["bearer", "basic"] = "bearer"
-    token_username: str = "x-access-token"
+    # "basic" (the default) sends the token as the password of a user name, as GitHub,
+    # GitLab and Gitea document for Git over HTTPS; "bearer" sends ``Authorization:
+    # Bearer <token>``, which GitHub's Git endpoint refuses. The user name is
+    # ``token_username``, or by host: ``oauth2`` on GitLab (required for OAuth tokens,
+    # accepted for access tokens), ``x-access-token`` elsewhere (required for GitHub App
+    # installation tokens; GitHub and Gitea accept any name with a personal token).
+    token_scheme: Literal["basic", "bearer"] = "basic"
+    token_username: str = ""
     ca_file: Path | None = None
     timeout: float = 60.0
 
     @property
     def scheme(self) -> Scheme:
         return url_scheme(self.url)
+
+    @property
+    def username_for_token(self) -> str:
+        """The user name sent with the token under the basic scheme (see above)."""
+        if self.token_username:
+            return self.token_username
+        host = (urlsplit(self.url).hostname or "").lower()
+        return "oauth2" if "gitlab" in host else "x-access-token"
 
     def check(self) -> None:
         """Raise one :class:`SourceError` naming every configuration problem."""
@@ -145,8 +157,8 @@ class SourceConfig:
     known_hosts_file: Path | None = None
     token_file: Path | None = None
     token_env: str | None = None
-    token_scheme: Literal["bearer", "basic"] = "bearer"
-    token_username: str = "x-access-token"
+    token_scheme: Literal["basic", "bearer"] = "basic"
+    token_username: str = ""  # "" = by host (RemoteConfig.username_for_token)
     ca_file: Path | None = None
     verify: VerifyConfig | None = None
     # None: full history of the tracked ref (incremental fetches, ancestry available);

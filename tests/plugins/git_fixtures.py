@@ -77,7 +77,7 @@ def https_remote(https_git_server: HttpsGitServer, tmp_path: Path) -> tuple[str,
 
     Returns (https URL, author). The server's request log is cleared.
     """
-    bare, repo = _served_repo(https_git_server.root, tmp_path, "https-author")
+    bare, repo = served_repo(https_git_server.root, tmp_path, "https-author")
     https_git_server.take_requests()
     return https_git_server.url(bare), repo
 
@@ -85,11 +85,11 @@ def https_remote(https_git_server: HttpsGitServer, tmp_path: Path) -> tuple[str,
 @pytest.fixture
 def ssh_remote(ssh_git_server: SshGitServer, tmp_path: Path) -> tuple[str, WorkRepo]:
     """A repository served over ssh:// by sshd, and its author (pushing directly)."""
-    bare, repo = _served_repo(ssh_git_server.root, tmp_path, "ssh-author")
+    bare, repo = served_repo(ssh_git_server.root, tmp_path, "ssh-author")
     return ssh_git_server.url(bare), repo
 
 
-def _served_repo(root: Path, tmp_path: Path, author: str) -> tuple[Path, WorkRepo]:
+def served_repo(root: Path, tmp_path: Path, author: str) -> tuple[Path, WorkRepo]:
     """A bare repository under a server's ``root``, named after the test, with one fleet
     commit on main pushed by ``author`` (a clone in ``tmp_path``, over ``file://``)."""
     bare = make_bare(root / f"{tmp_path.name}.git")

@@ -22,7 +22,8 @@ def test_https_token_goes_into_git_config_environment_scoped_to_the_origin(
 ) -> None:
     token = tmp_path / "token"
     token.write_text("tok-123\n")
-    env = git_env(RemoteConfig("https://git.example.com:8443/org/fleet.git", token_file=token))
+    env = git_env(RemoteConfig("https://git.example.com:8443/org/fleet.git", token_file=token,
+                               token_scheme="bearer"))
     pairs = _config_pairs(dict(env.env))
     assert pairs["http.https://git.example.com:8443/.extraHeader"] == (
         "Authorization: Bearer tok-123"

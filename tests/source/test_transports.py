@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from pathlib import Path
 
 import pytest
-from plugins.git_fixtures import HTTPS_TOKEN
+from plugins.git_fixtures import HTTPS_TOKEN, served_repo
 
-from syncer.source import GitSource, Reason, SourceConfig, SourceError
+from syncer.source import GitSource, Reason, RemoteConfig, SourceConfig, SourceError
 from syncer_lab.gitrepos import SshKey, WorkRepo
 from syncer_lab.gitserver import HttpsGitServer, SshGitServer
 
@@ -97,11 +98,35 @@ def test_https_token_from_file_and_from_env(https_remote: tuple[str, WorkRepo],
     monkeypatch.setenv("FLEET_TOKEN", HTTPS_TOKEN)
     rev = _https(url, https_git_server, tmp_path / "b", token_env="FLEET_TOKEN").poll()
     assert rev is not None and rev.sha == author.head()
-    rev = _https(url, https_git_server, tmp_path / "c", token_env="FLEET_TOKEN",
-                 token_scheme="basic", token_username="oauth2").poll()
-    assert rev is not None
-    auth = {r.authorization.split()[0] for r in https_git_server.take_requests()}
-    assert auth == {"Bearer", "Basic"}
+    auth = {r.authorization for r in https_git_server.take_requests() if r.authorization}
+    # Basic with the token as password, as GitHub documents for Git over HTTPS; the
+    # user name GitHub App installation tokens need.
+    assert auth == {"Basic " + base64.b64encode(f"x-access-token:{HTTPS_TOKEN}".encode())
+                    .decode()}
+
+
+def test_github_refuses_a_bearer_token_for_git(https_remote: tuple[str, WorkRepo],
+                                              https_git_server: HttpsGitServer,
+                                              tmp_path: Path) -> None:
+    """Why the default is basic: the token as a Bearer header is refused by GitHub's Git
+    endpoint (the simulated server plays GitHub)."""
+    url, _ = https_remote
+    token = tmp_path / "token"
+    token.write_text(HTTPS_TOKEN)
+    with pytest.raises(SourceError) as err:
+        _https(url, https_git_server, tmp_path / "a", token_file=token,
+               token_scheme="bearer").poll()
+    assert err.value.reason is Reason.AUTH
+    assert HTTPS_TOKEN not in err.value.message
+
+
+def test_each_forge_gets_the_user_name_it_documents() -> None:
+    assert RemoteConfig("https://github.com/acme/fleet.git").username_for_token == \
+        "x-access-token"
+    assert RemoteConfig("https://gitlab.example.com/g/fleet.git").username_for_token == \
+        "oauth2"
+    assert RemoteConfig("https://git.example.com/acme/fleet.git", token_username="bot"
+                        ).username_for_token == "bot"
 
 
 def test_https_wrong_or_missing_token_is_refused_without_leaking_it(
@@ -178,3 +203,22 @@ def test_a_rotated_token_file_is_picked_up_without_a_restart(
         src.poll()
     token.write_text(HTTPS_TOKEN + "\n")  # the Secret was updated
     assert src.poll() is not None
+
+
+@pytest.mark.parametrize("forge", ["gitlab", "gitea"])
+def test_gitlab_and_gitea_accept_the_default(forge: str, https_git_server: HttpsGitServer,
+                                             tmp_path: Path) -> None:
+    """GitLab wants a non-blank user name with the token (oauth2 for OAuth tokens, which
+    is what a gitlab host gets by default); Gitea takes any. Basic works on both."""
+    server = HttpsGitServer(tmp_path / forge, HTTPS_TOKEN, forge=forge)
+    server.ca = https_git_server.ca
+    with server:
+        bare, author = served_repo(server.root, tmp_path, "author")
+        token = tmp_path / "token"
+        token.write_text(HTTPS_TOKEN)
+        rev = _https(server.url(bare), server, tmp_path / "w", token_file=token).poll()
+        assert rev is not None and rev.sha == author.head()
+        with pytest.raises(SourceError) as err:
+            _https(server.url(bare), server, tmp_path / "b", token_file=token,
+                   token_scheme="bearer").poll()
+        assert err.value.reason is Reason.AUTH
