@@ -34,11 +34,12 @@ from typing import Any
 import pytest
 
 from syncer import names
+from syncer.nodes.slots import RolloutLock
 from syncer.nodes.stage import NodeStageResult, run_node_stage
 from syncer.nodes.status import Phase, read_status
 from syncer.writeback.status.build import host_of
 from syncer_lab.kube import ControlPlane
-from syncer_lab.nodelab import SSH, NodeLab, entries, max_overlap
+from syncer_lab.nodelab import SSH, NodeLab, entries, max_overlap, scope_selector
 from syncer_lab.winhost import SimHost
 
 pytestmark = pytest.mark.timeout(300)
@@ -309,17 +310,25 @@ def test_the_controller_stopped_at_each_step(node_lab: NodeLab, control_plane: C
     if sig is signal.SIGTERM and critical:
         # A terminated controller never leaves a host with its services stopped.
         assert victim.scm.state("kubelet").name == "RUNNING"  # type: ignore[union-attr]
-    # Terminated as its last step began, the victim finished that step before the exit.
-    finished = sig is signal.SIGTERM and step == UPGRADE_STEPS[-1]
-    if finished:
-        assert host_state(node_lab, victim) == "upgraded"
+    # What the stop left: the victim still holding its rollout slot (interrupted, to be
+    # resumed first), done and released (the stop landed after the release), or not yet
+    # started (a terminated controller gives back a slot it has not used).
+    holding = victim.address in {h.address for h in RolloutLock(
+        node_lab.api, node_lab.namespace, node_selector=scope_selector(node_lab.scope)
+    ).holders()}
+    finished = not holding and host_state(node_lab, victim) == "upgraded"
+    if sig is signal.SIGTERM and step == UPGRADE_STEPS[-1]:
+        assert finished  # terminated as its last step began: that step finished
+    if sig is signal.SIGKILL and UPGRADE_STEPS.index("lock") < UPGRADE_STEPS.index(step) < \
+            UPGRADE_STEPS.index("release"):
+        assert holding  # killed with a slot: nothing is given back
     order: list[str] = []
     resumed = run_node_stage(node_lab.api, node_lab.options(),  # a new controller
                              on_step=lambda address, _: order.append(address))
     assert resumed.ok, (resumed.summary(), resumed.rows)
     if finished:
-        assert victim.address not in order
-    else:
+        assert victim.address not in order  # never configured twice
+    elif holding:
         assert order and order[0] == victim.address  # the interrupted host first
     done = Round(resumed, since, [victim, other])
     assert [host_state(node_lab, h) for h in done.hosts] == ["upgraded", "upgraded"]
@@ -332,7 +341,9 @@ def test_the_controller_stopped_at_each_step(node_lab: NodeLab, control_plane: C
     sent = victim.uploads[uploads_before:]
     assert len(sent) - len(set(sent)) <= (step == "transfer"), sent
     if finished:
-        outcome = "the step finished before the exit; next controller did the other host"
+        outcome = "the victim finished before the exit; next controller did the other host"
+    elif not holding:
+        outcome = "the unused slot was given back; next controller did both hosts"
     elif sig is signal.SIGTERM and critical:
         outcome = "services ran on at exit; next controller resumed the host first"
     else:
