@@ -82,6 +82,7 @@ from syncer.nodes.userdata import Action as UserDataAction
 from syncer.nodes.userdata import ensure_user_data
 from syncer.nodes.windows.keys import PrivateKey, PrivateKeyError, parse_private_key
 from syncer.nodes.windows.vocabulary import Shell
+from syncer.nodes.wmco import wmco_state
 from syncer.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,14 @@ def _round(
     desired = inputs.desired
     if desired is None:
         result.blocked = f"no ConfigMap {opts.namespace}/{names.FLEET_CONFIGMAP}"
+        return result
+    wmco = wmco_state(api, opts.namespace)
+    if wmco.active:  # WMCO manages the nodes: touch nothing (syncer.nodes.wmco)
+        result.blocked = (f"{wmco.reason}: syncer configures no host while WMCO manages "
+                          "the Windows nodes (docs/wmco-migration.md)")
+        result.rows = _rows_without_probe(inputs, desired.version, "WMCOActive",
+                                          result.blocked)
+        _report(api, opts, result, previous)
         return result
     if inputs.private_key is not None:
         _maintain_user_data(api, opts, desired, inputs.private_key, result)
