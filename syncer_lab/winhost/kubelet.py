@@ -716,6 +716,21 @@ class Kubelets:
             self._lifecycle_taints(kubelet.node_name, ready)
 
     def _lifecycle_taints(self, node_name: str, ready: bool | None) -> None:
+        """The node lifecycle controller's taints. Like it (nodelifecycle's
+        SwapNodeControllerTaint, under clientretry.RetryOnConflict), a conflict with
+        another writer of the Node is retried on the fresh object, never given up on."""
+        from kubernetes.client.exceptions import ApiException
+
+        for attempt in range(10):
+            try:
+                self._swap_taints(node_name, ready)
+                return
+            except ApiException as err:
+                if err.status != 409 or attempt == 9:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+
+    def _swap_taints(self, node_name: str, ready: bool | None) -> None:
         from kubernetes import client
 
         core = client.CoreV1Api(self.lifecycle_api)
