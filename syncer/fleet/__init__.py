@@ -14,11 +14,12 @@ Public API (other stages build on it)::
     objects = render(model)           # deterministic list of plain dicts
     model.source_of("MachineSet", "openshift-machine-api", "win")  # -> (file, line)
 
-Modules, one job each: ``loading`` (files and YAML with positions), ``fields`` (typed
+Modules, one job each: ``loading`` (files and YAML with positions, bounded), ``fields`` (typed
 field access with problems), ``formats`` (scalar syntax checks), ``model`` (dataclasses),
 ``platforms`` (per-platform MachineSet facts), ``kinds`` (the compact kinds),
-``passthrough`` (other objects), ``dispatch`` (documents -> readers by kind),
-``validation`` (rules across documents), ``rendering``
+``passthrough`` (other objects), ``admission`` (what the operator lets pass through),
+``dispatch`` (documents -> readers by kind), ``validation`` (rules across documents),
+``rendering``
 (model -> objects), ``output`` (YAML / JSON text), ``api`` (the entry points).
 """
 

@@ -371,8 +371,8 @@ def _round(
 
 
 def _still_configured(recorded: dict[str, str], inputs: NodeInputs) -> dict[str, str]:
-    """Syncer's record, with the Nodes it now maps hosts to, minus entries whose Node is
-    gone and whose address is no host any more."""
+    """Syncer's record without the entries whose Node is gone, plus the Nodes it now maps
+    hosts to."""
     configured = {a: n for a, n in recorded.items() if n in inputs.nodes}
     for host in inputs.hosts:
         if host.node_name:
