@@ -10,11 +10,13 @@ Only what the harness needs is here; it is not a general-purpose CA.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -57,6 +59,32 @@ def public_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 def cert_pem(cert: x509.Certificate) -> bytes:
     """The certificate as PEM."""
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def csr_object(name: str, common_name: str, organization: str, signer: str,
+               usages: Sequence[str], *, sans: Sequence[x509.GeneralName] = (),
+               expiration_seconds: int | None = None
+               ) -> tuple[ec.EllipticCurvePrivateKey, Any]:
+    """A fresh key and the ``certificates.k8s.io/v1`` CertificateSigningRequest ``name``
+    asking for a certificate of it, as the kubelet's and hybrid-overlay's certificate
+    managers send one (subject ``O=<organization>, CN=<common_name>``). The object is its
+    JSON form, which the kubernetes client accepts where its stubs name a model class."""
+    key = new_key()
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        _name(common_name, [organization]))
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)),
+                                        critical=False)
+    request = builder.sign(key, hashes.SHA256())
+    spec: dict[str, Any] = {
+        "request": base64.b64encode(request.public_bytes(serialization.Encoding.PEM)).decode(),
+        "signerName": signer,
+        "usages": list(usages),
+    }
+    if expiration_seconds is not None:
+        spec["expirationSeconds"] = expiration_seconds
+    return key, {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+                 "metadata": {"name": name}, "spec": spec}
 
 
 def _name(common_name: str, organizations: Iterable[str] = ()) -> x509.Name:

@@ -54,22 +54,20 @@ K = "C:\\k"
 
 def wmco_encrypt(plaintext: str, private_key: bytes) -> str:
     """The username annotation as WMCO's Go code writes it (openshift-check)."""
-    with tempfile.NamedTemporaryFile() as key:
-        key.write(private_key)
-        key.flush()
-        done = subprocess.run(
-            [str(kube_binaries().bin_dir / "openshift-check"), "wmco-encrypt", key.name],
-            input=plaintext.encode(), capture_output=True, check=True, timeout=30)
-    return done.stdout.decode()
+    return _openshift_check("wmco-encrypt", plaintext, private_key)
 
 
 def wmco_decrypt(value: str, private_key: bytes) -> str:
+    return _openshift_check("wmco-decrypt", value, private_key)
+
+
+def _openshift_check(command: str, text: str, private_key: bytes) -> str:
     with tempfile.NamedTemporaryFile() as key:
         key.write(private_key)
         key.flush()
         done = subprocess.run(
-            [str(kube_binaries().bin_dir / "openshift-check"), "wmco-decrypt", key.name],
-            input=value.encode(), capture_output=True, check=True, timeout=30)
+            [str(kube_binaries().bin_dir / "openshift-check"), command, key.name],
+            input=text.encode(), capture_output=True, check=True, timeout=30)
     return done.stdout.decode()
 
 

@@ -61,11 +61,10 @@ from io import StringIO
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from ruamel.yaml import YAML
 
+from syncer_lab.pki import csr_object
 from syncer_lab.winhost.nodecheck import Verdict
 from syncer_lab.winhost.service_manager import Service, State
 from syncer_lab.winhost.win32 import Win32Error
@@ -351,27 +350,9 @@ class Kubelets:
         host, args = kubelet.host, kubelet.args
         assert args.bootstrap_kubeconfig is not None
         boot = self._load_kubeconfig(host, args.bootstrap_kubeconfig)
-        key = ec.generate_private_key(ec.SECP256R1())
-        csr = (
-            x509.CertificateSigningRequestBuilder()
-            .subject_name(x509.Name([
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
-                x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{kubelet.node_name}"),
-            ]))
-            .sign(key, hashes.SHA256())
-        )
         name = f"node-csr-{secrets.token_hex(8)}"
-        body: Any = {
-            "apiVersion": "certificates.k8s.io/v1",
-            "kind": "CertificateSigningRequest",
-            "metadata": {"name": name},
-            "spec": {
-                "request": base64.b64encode(
-                    csr.public_bytes(serialization.Encoding.PEM)).decode(),
-                "signerName": CLIENT_SIGNER,
-                "usages": ["digital signature", "client auth"],
-            },
-        }
+        key, body = csr_object(name, f"system:node:{kubelet.node_name}", "system:nodes",
+                               CLIENT_SIGNER, ["digital signature", "client auth"])
         with self._client_from(boot) as api:
             certs = client.CertificatesV1Api(api)
             certs.create_certificate_signing_request(body)
@@ -606,28 +587,12 @@ class Kubelets:
         system:node:<name>, O system:nodes, the node's addresses as SANs)."""
         from kubernetes import client
 
-        key = ec.generate_private_key(ec.SECP256R1())
         ip = kubelet.args.node_ip or kubelet.host.address
-        csr = (
-            x509.CertificateSigningRequestBuilder()
-            .subject_name(x509.Name([
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
-                x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{kubelet.node_name}"),
-            ]))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName(kubelet.node_name), x509.IPAddress(ipaddress.ip_address(ip))]),
-                critical=False)
-            .sign(key, hashes.SHA256())
-        )
         name = f"csr-{secrets.token_hex(5)}"
-        body: Any = {
-            "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
-            "metadata": {"name": name},
-            "spec": {"request": base64.b64encode(
-                csr.public_bytes(serialization.Encoding.PEM)).decode(),
-                "signerName": SERVING_SIGNER,
-                "usages": ["digital signature", "server auth"]},
-        }
+        _, body = csr_object(
+            name, f"system:node:{kubelet.node_name}", "system:nodes", SERVING_SIGNER,
+            ["digital signature", "server auth"],
+            sans=[x509.DNSName(kubelet.node_name), x509.IPAddress(ipaddress.ip_address(ip))])
         client.CertificatesV1Api(kubelet.api).create_certificate_signing_request(body)
         kubelet.serving_csr = name
 

@@ -39,11 +39,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from ruamel.yaml import YAML
 
+from syncer_lab.pki import csr_object
 from syncer_lab.winhost import hns
 from syncer_lab.winhost.service_manager import State
 
@@ -211,24 +211,10 @@ class HybridOverlays:
                              pem_path: str) -> None:
         from kubernetes import client
 
-        key = ec.generate_private_key(ec.SECP256R1())
-        request = (
-            x509.CertificateSigningRequestBuilder()
-            .subject_name(x509.Name([
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:ovn-nodes"),
-                x509.NameAttribute(NameOID.COMMON_NAME, f"system:ovn-node:{flags['node']}"),
-            ]))
-            .sign(key, hashes.SHA256())
-        )
         name = f"csr-{secrets.token_hex(5)}"
-        body: Any = {
-            "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
-            "metadata": {"name": name},
-            "spec": {"request": base64.b64encode(
-                request.public_bytes(serialization.Encoding.PEM)).decode(),
-                "signerName": CLIENT_SIGNER, "usages": ["digital signature", "client auth"],
-                "expirationSeconds": _duration(flags.get("cert-duration", ""))},
-        }
+        key, body = csr_object(name, f"system:ovn-node:{flags['node']}", "system:ovn-nodes",
+                               CLIENT_SIGNER, ["digital signature", "client auth"],
+                               expiration_seconds=_duration(flags.get("cert-duration", "")))
         with self._client(boot) as api:
             certs = client.CertificatesV1Api(api)
             certs.create_certificate_signing_request(body)
