@@ -102,16 +102,7 @@ def test_push_and_webhook_apply_the_new_revision_at_once(
 ) -> None:
     k = KubeClient(kube)
     wmco = names.WMCO_NAMESPACE
-    try:
-        k.request("POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace",
-                                                      "metadata": {"name": wmco}})
-    except ApiError as err:
-        assert err.conflict
-    remote = make_bare(tmp_path / "fleet.git")
-    author = WorkRepo(tmp_path / "author", f"file://{remote}")
-    shutil.copytree(EXAMPLES / "byoh", author.path / "fleet")
-    author.commit("Fleet lab")
-    author.push("main")
+    remote, author = fleet_remote(tmp_path, kube)
     first = author.head()
     hook = SecretVolume(tmp_path / "webhook")
     hook.write({"secret": SECRET.decode()})

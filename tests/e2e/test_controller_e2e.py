@@ -34,6 +34,7 @@ from syncer_lab import webhooks
 from syncer_lab.demo import fleet
 from syncer_lab.demo.observe import most_out_at_once, outages
 from syncer_lab.kube import ControlPlane
+from syncer_lab.syncerproc import SyncerProcess
 from syncer_lab.winhost import SimHost
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -78,20 +79,28 @@ def push_hook(world: World, target_url: str, before: str, after: str) -> None:
     assert answer.status_code == 202, answer.text
 
 
-def test_webhook_failover_key_rotation_and_metrics(world: World) -> None:
-    key_one = new_key()
-    world.set_private_key(key_one)
-    # Upgrades take a few seconds each (services linger), so a kill lands mid-upgrade.
-    world.start_hosts(HOSTS, public_line(key_one), process_linger_seconds=1.5)
+def _two_replicas_and_joined_hosts(world: World
+                                   ) -> tuple[str, SyncerProcess, SyncerProcess]:
+    """A new SSH key, the hosts, the fleet seeded, replica-a leading and replica-b
+    following, every host at the first release. (seeded revision, a, b)"""
+    key = new_key()
+    world.set_private_key(key)
+    # Upgrades take a few seconds each (services linger), so a stop lands mid-upgrade.
+    world.start_hosts(HOSTS, public_line(key), process_linger_seconds=1.5)
     first = world.seed()
     a = world.start_replica("replica-a")
     assert wait_for(a.is_leader, timeout=30), a.tail()
     b = world.start_replica("replica-b")
-
-    # --- the hosts join (configured 2 at a time), every Node Ready at 1.0.0 --------------
     v1 = world.release
     assert wait_for(lambda: world.all_at(v1.version, v1.components["kubelet"]),
                     timeout=180, every=0.5), world.logs()
+    return first, a, b
+
+
+def test_webhook_failover_key_rotation_and_metrics(world: World) -> None:
+    # --- the hosts join (configured 2 at a time), every Node Ready at 1.0.0 --------------
+    first, a, b = _two_replicas_and_joined_hosts(world)
+    v1 = world.release
     assert world.applied_revision() == first
     assert not b.is_leader()
 
@@ -234,16 +243,8 @@ def test_terminated_leader_finishes_its_step_hands_over_and_git_down_changes_not
     Lease, exits 0; the other replica takes over at once and finishes, never more than
     maxUnavailable out by the hosts' own records. Then the Git remote goes away: nothing
     is applied, and a host changed by hand is still put back from what was applied."""
-    key = new_key()
-    world.set_private_key(key)
-    world.start_hosts(HOSTS, public_line(key), process_linger_seconds=1.5)
-    first = world.seed()
-    a = world.start_replica("replica-a")
-    assert wait_for(a.is_leader, timeout=30), a.tail()
-    b = world.start_replica("replica-b")
+    first, a, b = _two_replicas_and_joined_hosts(world)
     v1 = world.release
-    assert wait_for(lambda: world.all_at(v1.version, v1.components["kubelet"]),
-                    timeout=180, every=0.5), world.logs()
 
     v2 = fleet.bump(v1)
     since = time.time()
