@@ -92,9 +92,16 @@ def ssh_server(host_key: paramiko.PKey, client_key: paramiko.PKey) -> Iterator[i
         yield port
     finally:
         stop.set()
+        # close() alone leaves a thread blocked in accept() holding the port open for the
+        # rest of the session (Linux keeps the socket listening for the blocked call):
+        # shutdown() wakes it, and the thread must be gone before the next test.
+        with suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)
         listener.close()
+        thread.join(10)
         for t in transports:
             t.close()
+        assert not thread.is_alive(), "the test SSH server's accept thread did not stop"
 
 
 def _connect(port: int, policy: PinningPolicy, client_key: paramiko.PKey) -> None:
