@@ -19,7 +19,7 @@ ANNOTATION_PRUNE = "syncer.io/prune"
 PRUNE_DISABLED = "disabled"
 
 # ConfigMap (in the fleet namespace) that carries what the node stage needs from the Fleet:
-# version, components, rollout and node policy, BYOH extras. Layout: README, "Fleet ConfigMap".
+# version, components, rollout and node policy, BYOH extras. Layout: docs/fleet-repository.md.
 FLEET_CONFIGMAP = "syncer-fleet"
 
 # --- the controller (syncer run; its namespace is SYSTEM_NAMESPACE below) ---------------
@@ -31,6 +31,15 @@ CONTROL_CONFIGMAP = "syncer-control"
 CONTROL_SUSPEND_KEY = "suspend"
 ANNOTATION_RECONCILE_REQUESTED_AT = "syncer.io/reconcile-requested-at"
 ANNOTATION_RECONCILE_HANDLED_AT = "syncer.io/last-handled-reconcile-at"
+
+# The WindowsFleet resource (manifests/crd/): one fleet's Git source for `syncer run` and
+# its status (kstatus conditions, revisions, hosts). "Reconcile now" is an annotation on
+# it, spelled as Flux's reconcile.fluxcd.io/requestedAt.
+FLEET_RESOURCE_GROUP = "syncer.io"
+FLEET_RESOURCE_VERSION = "v1alpha1"
+FLEET_RESOURCE_KIND = "WindowsFleet"
+FLEET_RESOURCE_PLURAL = "windowsfleets"
+ANNOTATION_REQUESTED_AT = "reconcile.syncer.io/requestedAt"
 
 # --- apply engine (syncer/cluster/) -----------------------------------------------------
 # The controller's own namespace, and the ConfigMap there that records what syncer applied

@@ -27,15 +27,16 @@ from types import FrameType
 from syncer.controller import credentials as cred
 from syncer.controller import logs
 from syncer.controller.config import ControllerConfig, default_identity
-from syncer.controller.control import Control
+from syncer.controller.control import Control, ControlSource
 from syncer.controller.credentials import CredentialFiles
 from syncer.controller.events import EventRecorder
+from syncer.controller.fleetobject import FleetObject
 from syncer.controller.leader import AlwaysLeader, LeaderElector, LeaseSettings
 from syncer.controller.loop import WEBHOOK, Loop, Trigger
 from syncer.controller.metrics import Metrics
 from syncer.controller.server import App, CachedCheck, HTTPServer
 from syncer.controller.webhooks import HookEvent
-from syncer.controller.wiring import ReconcilerContext, builtin
+from syncer.controller.wiring import ReconcilerContext, builtin, following
 from syncer.durations import format_duration
 
 log = logging.getLogger("syncer.controller")
@@ -55,15 +56,26 @@ def run_controller(config: ControllerConfig, stop: threading.Event | None = None
     files = CredentialFiles.from_config(config, runtime_dir=config.workdir / ".credentials")
     files.start()
     metrics = Metrics()
-    events = EventRecorder(client, config.namespace, identity)
-    control = Control(client, config.namespace)
-    reconcile = builtin(ReconcilerContext(config, client, files, identity))
+    context = ReconcilerContext(config, client, files, identity)
+    fleet: FleetObject | None = None
+    control: ControlSource
+    if config.fleet_object:
+        fleet = FleetObject(client, config.namespace, config.fleet_object)
+        events = EventRecorder(client, config.namespace, identity,
+                               regarding=lambda: fleet.reference)
+        control = fleet
+        reconcile = following(fleet, context, lambda seconds: setattr(loop, "interval", seconds))
+    else:
+        events = EventRecorder(client, config.namespace, identity)
+        control = Control(client, config.namespace)
+        reconcile = builtin(context)
 
     loop = Loop(
         reconcile,
         metrics=metrics,
         events=events,
         control=control,
+        observer=fleet,
         interval=config.interval,
         jitter=config.jitter,
         control_poll_interval=config.control_poll_interval,

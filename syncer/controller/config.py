@@ -85,6 +85,8 @@ class ControllerConfig:
     # What the fleet may pass through (syncer.fleet.admission); empty kinds: the defaults.
     passthrough_kinds: str = ""
     passthrough_denied_namespaces: str = ",".join(DEFAULT_DENIED_NAMESPACES)
+    # A WindowsFleet to follow: its spec overrides the source flags, its status is written.
+    fleet_object: str | None = None
     # Cluster access.
     kubeconfig: Path | None = None
     context: str | None = None
@@ -143,8 +145,9 @@ class ControllerConfig:
                 found.append(Problem(where, 0, message))
 
         source, writeback = self.source, self.writeback
-        if not source.repo:
-            bad("repo", "the Git repository URL is required (--repo or SYNCER_REPO)")
+        if not source.repo and not self.fleet_object:
+            bad("repo", "the Git repository URL is required (--repo or SYNCER_REPO, or "
+                        "spec.url of the WindowsFleet --fleet-object names)")
         if not source.ref:
             bad("ref", "must not be empty")
         if self.interval <= 0:
@@ -268,6 +271,10 @@ OPTIONS: list[_Opt] = [
          "default: what Windows workloads need.", str),
     _Opt("passthrough_denied_namespaces",
          "Namespaces (shell patterns, comma-separated) the fleet may not write.", str),
+    _Opt("fleet_object",
+         "Follow this WindowsFleet (in --namespace): its spec overrides --repo, --ref, "
+         "--path, --interval; suspend and reconcile-now are read from it; its status and "
+         "Events are written.", str),
     _Opt("kubeconfig", "kubeconfig file; default: in-cluster, else $KUBECONFIG.", _PATH),
     _Opt("context", "kubeconfig context.", str),
     _Opt("namespace", "Namespace of the controller (Lease, syncer-control, Events).", str),

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from syncer import names
 from syncer.cluster.client import MERGE_PATCH, ApiError, KubeClient
@@ -70,6 +70,20 @@ def parse_state(configmap: JSON | None) -> ControlState:
     )
 
 
+class ControlSource(Protocol):
+    """Where the loop reads suspend and "reconcile now" from: the ``syncer-control``
+    ConfigMap, or a WindowsFleet (:mod:`syncer.controller.fleetobject`)."""
+
+    @property
+    def title(self) -> str: ...
+
+    def read(self) -> ControlState: ...
+
+    def request_reconcile(self, stamp: str | None = None) -> str: ...
+
+    def mark_handled(self, stamp: str) -> None: ...
+
+
 class Control:
     """Reads and writes the control ConfigMap of one controller namespace."""
 
@@ -83,6 +97,10 @@ class Control:
     @property
     def path(self) -> str:
         return f"/api/v1/namespaces/{self.namespace}/configmaps/{self.name}"
+
+    @property
+    def title(self) -> str:
+        return f"the {self.name} ConfigMap"
 
     def read(self) -> ControlState:
         try:

@@ -72,13 +72,14 @@ class EventRecorder:
         client: KubeClient | None,
         namespace: str,
         instance: str,
-        regarding: JSON | None = None,
+        regarding: JSON | Callable[[], JSON] | None = None,
         dedupe_window: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.namespace = namespace
         self.instance = instance[:128]
+        # A callable is asked at each Event (an object's uid is known once it was read).
         self.regarding = regarding or default_regarding(namespace)
         self.dedupe_window = dedupe_window
         self._clock = clock
@@ -94,7 +95,8 @@ class EventRecorder:
         action: str = "Reconcile",
     ) -> JSON | None:
         """Record one Event; returns the created Event, or None (deduplicated / failed)."""
-        target = regarding or self.regarding
+        default = self.regarding
+        target = regarding or (default() if callable(default) else default)
         note = " ".join(note.split())[:1024]
         key = (target.get("namespace", ""), target.get("kind", ""), target.get("name", ""),
                reason, note)

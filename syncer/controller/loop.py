@@ -19,9 +19,9 @@ When a reconcile runs:
   new leader resumes a rollout in progress);
 - every ``interval`` ± ``jitter`` (default 1 m ± 10 %, so replicas of many installations
   do not poll a forge in lockstep), counted from the end of the previous run;
-- at once on a webhook trigger (:meth:`Loop.trigger`), or when the ``syncer-control``
-  ConfigMap carries a new ``reconcile-requested-at`` (polled every
-  ``control_poll_interval`` by the leader);
+- at once on a webhook trigger (:meth:`Loop.trigger`), or when the control object (the
+  ``syncer-control`` ConfigMap, or the WindowsFleet that ``--fleet-object`` names) carries
+  a new "reconcile now" stamp (polled every ``control_poll_interval`` by the leader);
 - never while suspended (``data.suspend: "true"``): triggers are counted as ``skipped``,
   a reconcile-now request stays pending until resume.
 
@@ -41,10 +41,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from syncer.cluster.client import ApiError
 from syncer.controller import events as ev
-from syncer.controller.control import Control, ControlState
+from syncer.controller.control import ControlSource, ControlState
 from syncer.controller.events import EventRecorder
 from syncer.controller.metrics import Metrics
 from syncer.controller.webhooks import HookEvent
@@ -140,6 +141,16 @@ class ReconcileRequest:
 
 
 @dataclass(frozen=True)
+class HostEntry:
+    """One host as the WindowsFleet's ``status.hostTable`` shows it."""
+
+    name: str
+    phase: str
+    version: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class ReconcileOutcome:
     result: str = SUCCESS
     revision: str | None = None  # the revision now applied (None: unchanged / unknown)
@@ -150,6 +161,20 @@ class ReconcileOutcome:
     retry_after: float | None = None  # run again sooner than the interval
     ref: str | None = None  # branch of the revision, for the "Applied revision" message
     reported: bool = False  # the reconcile already recorded a Warning Event for the failure
+    # Why the fleet is not Ready (Flux-style reason; None when it is), and whether only a
+    # person can change that (a refused revision, WMCO managing the nodes): kstatus Stalled.
+    reason: str | None = None
+    stalled: bool = False
+    attempted: str | None = None  # the revision this reconcile tried
+    table: tuple[HostEntry, ...] = ()
+
+
+class Observer(Protocol):
+    """Told when a reconcile starts and how it ended (the WindowsFleet's status)."""
+
+    def reconciling(self, message: str) -> None: ...
+
+    def finished(self, outcome: ReconcileOutcome) -> None: ...
 
 
 Reconciler = Callable[[ReconcileRequest, threading.Event], ReconcileOutcome]
@@ -171,7 +196,8 @@ class Loop:
         *,
         metrics: Metrics,
         events: EventRecorder | None = None,
-        control: Control | None = None,
+        control: ControlSource | None = None,
+        observer: Observer | None = None,
         interval: float = 60.0,
         jitter: float = 0.1,
         control_poll_interval: float = 5.0,
@@ -185,6 +211,7 @@ class Loop:
         self.metrics = metrics
         self.events = events
         self.control = control
+        self.observer = observer
         self.interval = interval
         self.jitter = jitter
         self.control_poll_interval = control_poll_interval
@@ -343,7 +370,8 @@ class Loop:
             state = self.control.read()
         except ApiError as err:
             if not self._control_error_logged:
-                log.warning("reading syncer-control failed", extra={"error": str(err)})
+                log.warning("reading the control object failed",
+                            extra={"object": self.control.title, "error": str(err)})
                 self._control_error_logged = True
             with self._cond:
                 self._next_control = self._clock() + self.control_poll_interval
@@ -354,7 +382,7 @@ class Loop:
             self.metrics.suspended.set(1 if state.suspended else 0)
             self.status.suspended = state.suspended
             if state.suspended:
-                note = "reconciles suspended by the syncer-control ConfigMap"
+                note = f"reconciles suspended by {self.control.title}"
                 if state.invalid_suspend is not None:
                     note += f" (suspend: {state.invalid_suspend!r} is not true/false)"
                 log.info("suspended", extra={"value": state.invalid_suspend or "true"})
@@ -383,6 +411,8 @@ class Loop:
         self.status.running_since = start
         self.status.last_beat = start
         log.info("reconcile started", extra={"triggers": reasons})
+        if self.observer is not None:
+            self.observer.reconciling(f"reconciling ({reasons})")
         try:
             outcome = self._reconcile(request, park)
         except UserError as err:
@@ -394,6 +424,8 @@ class Loop:
         self.status.running_since = None
         self.status.last_result = outcome.result
         self._record(outcome, duration, reasons)
+        if self.observer is not None and outcome.result != PARKED:
+            self.observer.finished(outcome)
         stamps = [t.stamp for t in triggers if t.reason == REQUESTED and t.stamp]
         if stamps and outcome.result != PARKED and self.control is not None:
             try:

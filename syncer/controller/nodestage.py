@@ -36,7 +36,7 @@ from syncer.controller import credentials as cred
 from syncer.controller import events as ev
 from syncer.controller.config import ControllerConfig
 from syncer.controller.credentials import CredentialFiles
-from syncer.controller.loop import Progress
+from syncer.controller.loop import HostEntry, Progress
 from syncer.nodes.downloads import FetchPolicy, parse_networks
 from syncer.nodes.progress import LogProgress
 from syncer.nodes.ssh import SSH_ERRORS
@@ -44,6 +44,9 @@ from syncer.nodes.stage import NodeStageOptions, NodeStageResult
 from syncer.nodes.status import Phase, Tally
 
 PAYLOAD_CACHE = "payloads"  # below --workdir
+# The reason of a round that did nothing (no key, no fleet ConfigMap, DNS) unless the
+# stage names a more precise one (WMCOActive).
+NODE_STAGE_BLOCKED = "NodeStageBlocked"
 
 # Live phases of hosts in a rollout besides the step a running host is in.
 WAITING = Phase.WAITING.value
@@ -155,6 +158,8 @@ class RoundOutcome:
     rollout: tuple[int, int]  # (done, total) over all hosts
     interrupted: bool  # the park token stopped the rollout; hosts keep their slots
     failed: str | None  # why the round did not bring every host along (halted/blocked)
+    blocked_reason: str | None = None  # why the whole round did nothing (CamelCase)
+    table: tuple[HostEntry, ...] = ()
 
 
 def round_outcome(result: NodeStageResult, progress: Progress) -> RoundOutcome:
@@ -173,4 +178,7 @@ def round_outcome(result: NodeStageResult, progress: Progress) -> RoundOutcome:
             ev.ROLLOUT_FINISHED,
             f"rollout finished: {done}/{len(hosts)} host(s) at version {version}",
         )
-    return RoundOutcome(counts, (done, len(hosts)), interrupted, failed)
+    table = tuple(HostEntry(r.node or r.address, r.label, r.current or "",
+                            r.last_error or r.detail or "") for r in hosts)
+    blocked = result.blocked_reason or (NODE_STAGE_BLOCKED if result.blocked else None)
+    return RoundOutcome(counts, (done, len(hosts)), interrupted, failed, blocked, table)

@@ -26,17 +26,19 @@ and ssh refuses such keys).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from syncer.cluster.client import KubeClient
+from syncer.cluster.client import ApiError, KubeClient
 from syncer.controller import credentials as cred
 from syncer.controller import events as ev
 from syncer.controller.config import ControllerConfig
 from syncer.controller.credentials import CredentialFiles
+from syncer.controller.fleetobject import FleetObject, FleetSpec, SpecError, parse_spec
 from syncer.controller.loop import (
     FAILED,
     PARKED,
@@ -45,12 +47,20 @@ from syncer.controller.loop import (
     Reconciler,
     ReconcileRequest,
 )
+from syncer.nodes.stage import WMCO_ACTIVE
 from syncer.pipeline.run import Pipeline, Target
 from syncer.reconcile import ReconcileOptions, ReconcileResult, Stage
 from syncer.writeback.step import WriteBackOutcome
 
+log = logging.getLogger(__name__)
+
 # Revisions refused for what they are, and the Event that says so.
 _REFUSED = {Stage.VALIDATE: ev.VALIDATION_FAILED, Stage.GUARD: ev.PRUNE_REFUSED}
+# Other failures, by the reason a WindowsFleet's Ready condition gives (Flux's words).
+_FAILED_AT = {Stage.SOURCE: "GitOperationFailed"}
+# The revision is applied but some hosts are not at its version yet (waiting for a slot,
+# unreachable, failed): not Ready, and the next round carries on.
+HOSTS_NOT_READY = "HostsNotReady"
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,42 @@ def builtin(ctx: ReconcilerContext) -> Reconciler:
     return reconcile
 
 
+def with_spec(config: ControllerConfig, spec: FleetSpec) -> ControllerConfig:
+    """``config`` with what a WindowsFleet's spec sets."""
+    source = replace(config.source, repo=spec.url or config.source.repo,
+                     ref=spec.branch or config.source.ref,
+                     path=config.source.path if spec.path is None else spec.path)
+    interval = spec.interval or config.interval
+    return replace(config, source=source, interval=interval)
+
+
+def following(fleet: FleetObject, ctx: ReconcilerContext,
+              on_interval: Callable[[float], None]) -> Reconciler:
+    """A reconciler that reads the WindowsFleet before each reconcile and, when its spec
+    changed, rebuilds :func:`builtin` from it (between reconciles: never mid-host)."""
+    built: list[tuple[FleetSpec, Reconciler]] = []
+
+    def reconcile(request: ReconcileRequest, park: threading.Event) -> ReconcileOutcome:
+        try:
+            spec = parse_spec(fleet.get())
+        except SpecError as err:
+            return ReconcileOutcome(FAILED, message=f"{fleet.title}: {err}",
+                                    reason="InvalidSpec", stalled=True)
+        except ApiError as err:
+            if not built or err.not_found:
+                return ReconcileOutcome(FAILED, message=f"{fleet.title}: {err}")
+            spec = built[-1][0]  # the API server is down: go on with what we had
+            log.warning("reading the WindowsFleet failed; using its last spec",
+                        extra={"error": str(err)})
+        if not built or built[-1][0] != spec:
+            config = with_spec(ctx.config, spec)
+            built[:] = [(spec, builtin(replace(ctx, config=config)))]
+            on_interval(config.interval)
+        return built[-1][1](request, park)
+
+    return reconcile
+
+
 def report_writeback(after: WriteBackOutcome, request: ReconcileRequest) -> None:
     """Count what the write-back could not do (it logged the details already)."""
     status = after.status
@@ -136,15 +182,33 @@ def outcome_of(result: ReconcileResult, request: ReconcileRequest, ref: str) -> 
     # The revision is applied once its objects are: a halted or blocked node round does
     # not undo that (it has its own Event, RolloutHalted, and the hosts gauge).
     applied = result.applied is None or not result.applied.failed
+    attempted = result.revision or None
+    table = nodes.table if nodes is not None else ()
     if result.stage is Stage.DONE and not result.errors and applied:
-        return ReconcileOutcome(SUCCESS, revision=result.revision or None, objects=objects,
-                                message=summary, hosts=hosts, rollout=rollout, ref=ref)
+        not_ready: str | None = None
+        if nodes is not None:
+            done, total = nodes.rollout
+            if nodes.blocked_reason:
+                not_ready = nodes.blocked_reason
+            elif nodes.failed:
+                not_ready = ev.ROLLOUT_HALTED
+            elif done < total:
+                not_ready = HOSTS_NOT_READY
+            if nodes.failed and nodes.failed not in summary:
+                summary = f"{summary}; {nodes.failed}"
+        return ReconcileOutcome(SUCCESS, revision=attempted, objects=objects,
+                                message=summary, hosts=hosts, rollout=rollout, ref=ref,
+                                reason=not_ready, stalled=not_ready == WMCO_ACTIVE,
+                                attempted=attempted, table=table)
     message = "; ".join(result.errors) or summary
     short = message[:1000]
     if result.stage is Stage.SOURCE:
         progress.git_error()
-    reason = _REFUSED.get(result.stage)
-    if reason is not None:
-        progress.event(reason, f"revision {result.revision}: {short}", ev.WARNING)
+    refused = _REFUSED.get(result.stage)
+    if refused is not None:
+        progress.event(refused, f"revision {result.revision}: {short}", ev.WARNING)
     return ReconcileOutcome(FAILED, message=message, objects=objects, hosts=hosts,
-                            rollout=rollout, ref=ref, reported=reason is not None)
+                            rollout=rollout, ref=ref, reported=refused is not None,
+                            reason=refused or _FAILED_AT.get(result.stage, ev.RECONCILE_FAILED),
+                            stalled=result.stage.rejects_revision, attempted=attempted,
+                            table=table)

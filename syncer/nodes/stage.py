@@ -87,6 +87,8 @@ from syncer.problems import Problem
 
 log = logging.getLogger(__name__)
 
+WMCO_ACTIVE = "WMCOActive"  # the blocked round's reason while WMCO manages the nodes
+
 
 @dataclass(frozen=True)
 class NodeStageOptions:
@@ -123,6 +125,7 @@ class NodeStageResult:
     removals: list[RemovalOutcome] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     blocked: str | None = None  # the whole round did nothing, and why
+    blocked_reason: str | None = None  # CamelCase kind of ``blocked`` (e.g. WMCOActive)
     halted: str | None = None
     paused: bool = False
     ssh_errors: int = 0
@@ -215,7 +218,8 @@ def _round(
     if wmco.active:  # WMCO manages the nodes: touch nothing (syncer.nodes.wmco)
         result.blocked = (f"{wmco.reason}: syncer configures no host while WMCO manages "
                           "the Windows nodes (docs/wmco-migration.md)")
-        result.rows = _rows_without_probe(inputs, desired.version, "WMCOActive",
+        result.blocked_reason = WMCO_ACTIVE
+        result.rows = _rows_without_probe(inputs, desired.version, WMCO_ACTIVE,
                                           result.blocked)
         _report(api, opts, result, previous)
         return result

@@ -50,6 +50,11 @@ def example_dir() -> Path:
     return path
 
 
+def crd_file() -> Path:
+    """The WindowsFleet CRD of the source tree (``manifests/crd``)."""
+    return example_dir().parents[1] / "manifests" / "crd" / "windowsfleets.yaml"
+
+
 @dataclass(frozen=True)
 class Release:
     """A fleet version and the version of each component."""

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -61,6 +62,7 @@ REPOSITORY = "acme/windows-fleet"  # the repository's name on the simulated forg
 WEBHOOK_SECRET = b"demo-webhook-secret"
 HOST_PREFIX = "WIN-LAB-"
 CONTROLLER = "syncer-demo"
+FLEET_OBJECT = "fleet"  # the WindowsFleet syncer run follows (in syncer-system)
 
 
 @dataclass(frozen=True)
@@ -231,12 +233,12 @@ class DemoLab:
         secrets.mkdir(mode=0o700)
         (secrets / "webhook-secret").write_bytes(WEBHOOK_SECRET)
         (secrets / "forge-token").write_text(self.forge.token)
+        self._create_windowsfleet()
         args = [
-            "--repo", self.remote.as_uri(), "--ref", "main",
+            "--fleet-object", FLEET_OBJECT,
             "--kubeconfig", str(self.control_plane.kubeconfig),
             "--namespace", names.SYSTEM_NAMESPACE,
             "--workdir", str(self.root / "controller"),
-            "--interval", self.options.interval,
             "--shutdown-grace", "30s",  # on Ctrl-C, the host step in progress may finish
             "--payload-allow-networks", "127.0.0.0/8",  # the payloads are served locally
             "--webhook-secret-file", str(secrets / "webhook-secret"),
@@ -255,6 +257,28 @@ class DemoLab:
             time.sleep(0.2)
         return (f"syncer run (pid {proc.pid}) serving webhooks at {proc.url}, /metrics at "
                 f"{proc.probe_url}")
+
+    def _create_windowsfleet(self) -> None:
+        """The CRD and the WindowsFleet ``syncer run`` follows, as an installation has."""
+        assert self.control_plane is not None
+        cp = self.control_plane
+        cp.kubectl("apply", "--server-side", "-f", str(fleet.crd_file()))
+        cp.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                   f"crd/{names.FLEET_RESOURCE_PLURAL}.{names.FLEET_RESOURCE_GROUP}")
+        cp.kubectl("create", "namespace", names.SYSTEM_NAMESPACE, check=False)
+        cp.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": f"{names.FLEET_RESOURCE_GROUP}/{names.FLEET_RESOURCE_VERSION}",
+            "kind": names.FLEET_RESOURCE_KIND,
+            "metadata": {"name": FLEET_OBJECT, "namespace": names.SYSTEM_NAMESPACE},
+            "spec": {"url": self.remote.as_uri(), "ref": {"branch": "main"},
+                     "interval": self.options.interval}}))
+
+    def kubectl_get_fleet(self) -> str:
+        """``kubectl get windowsfleet``, as an operator would look."""
+        assert self.control_plane is not None
+        result = self.control_plane.kubectl(
+            "get", "-n", names.SYSTEM_NAMESPACE, names.FLEET_RESOURCE_PLURAL)
+        return str(result.stdout)
 
     # --- helpers for the story ------------------------------------------------------------------
     def applied_revision(self) -> str:

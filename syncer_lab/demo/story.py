@@ -250,6 +250,15 @@ class Story:
         ui.block(history.stdout)
         self._metrics()
 
+        def fleet_table() -> str | None:
+            table = lab.kubectl_get_fleet()
+            return table if f" {self.merge_sha} " in table and f" {n}/{n} " in table else None
+
+        table = wait(f"WindowsFleet status at {short} with {n}/{n} hosts", fleet_table,
+                     timeout=60)
+        ui.command(f"kubectl get {names.FLEET_RESOURCE_PLURAL} -n {names.SYSTEM_NAMESPACE}")
+        ui.block(table or "")
+
     def _metrics(self) -> None:
         controller = self.lab.controller
         assert controller is not None

@@ -101,7 +101,8 @@ def test_every_problem_reported_at_once(captured: list[ControllerConfig]) -> Non
                   "--webhook-secret-file", "/no/such/file"])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert "--repo: the Git repository URL is required (--repo or SYNCER_REPO)" in lines
+    assert ("--repo: the Git repository URL is required (--repo or SYNCER_REPO, or spec.url "
+            "of the WindowsFleet --fleet-object names)") in lines
     assert "--renew-deadline: must be longer than --retry-period" in lines
     assert any(line.startswith("--listen: not a listen address") for line in lines)
     assert "--webhook-secret-file: no such file: /no/such/file" in lines

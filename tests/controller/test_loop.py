@@ -26,6 +26,8 @@ from syncer.controller.metrics import Metrics
 
 
 class FakeControl:
+    title = "the fake control"
+
     def __init__(self) -> None:
         self.state = ControlState()
         self.handled: list[str] = []

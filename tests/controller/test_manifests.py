@@ -7,6 +7,7 @@ syncer-control, inventory); then requests outside the role, which the API server
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +55,8 @@ def test_kustomization_builds_what_the_issue_lists(control_plane: ControlPlane) 
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
     assert {("Namespace", "syncer-system"), ("ServiceAccount", "syncer"),
             ("ClusterRole", "syncer"), ("Deployment", "syncer"), ("Service", "syncer"),
-            ("ConfigMap", "syncer-control")} <= kinds
+            ("ConfigMap", "syncer-control"),
+            ("CustomResourceDefinition", "windowsfleets.syncer.io")} <= kinds
     # No credentials are installed (see secrets.example.yaml); the one Secret is the node
     # bootstrapper's token, which the cluster fills in.
     assert [(d["metadata"]["name"], d["type"]) for d in docs if d["kind"] == "Secret"] == [
@@ -94,16 +96,40 @@ def test_syncer_run_as_the_service_account(
     control_plane: ControlPlane, installed: Path, tmp_path: Path, kube: Any,
     syncer_run: Callable[..., SyncerRun]
 ) -> None:
+    """As the shipped Deployment runs it: following a WindowsFleet (spec read, status
+    and Events written, reconcile-now relayed), with the syncer-control ConfigMap flags
+    path too."""
     remote = make_bare(tmp_path / "fleet.git")
     author = WorkRepo(tmp_path / "author", f"file://{remote}")
     shutil.copytree(EXAMPLE, author.path / "fleet")
     author.commit("Fleet lab")
     author.push("main")
-    args = ["--kubeconfig", str(installed), "--namespace", SA_NAMESPACE,
-            "--repo", f"file://{remote}", "--path", "fleet", "--workdir", str(tmp_path / "w"),
-            "--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "200ms",
-            "--control-poll-interval", "300ms", "--log-format", "json"]
-    proc = syncer_run("syncer-sa", args)
+    fleet = {"apiVersion": "syncer.io/v1alpha1", "kind": "WindowsFleet",
+             "metadata": {"name": "fleet", "namespace": SA_NAMESPACE},
+             "spec": {"url": f"file://{remote}", "path": "fleet", "interval": "10m"}}
+    control_plane.kubectl("apply", "-f", "-", input=json.dumps(fleet))
+    common = ["--kubeconfig", str(installed), "--namespace", SA_NAMESPACE,
+              "--workdir", str(tmp_path / "w"), "--lease-duration", "3s",
+              "--renew-deadline", "2s", "--retry-period", "200ms",
+              "--control-poll-interval", "300ms", "--log-format", "json"]
+    proc = syncer_run("syncer-sa", [*common, "--fleet-object", "fleet"])
+    assert wait_for(lambda: proc.revision() == author.head(), timeout=60)
+    control_plane.kubectl("annotate", "-n", SA_NAMESPACE, "--overwrite", "windowsfleet/fleet",
+                          f"{names.ANNOTATION_REQUESTED_AT}=again")
+    waited = control_plane.kubectl(
+        "wait", "-n", SA_NAMESPACE, "--timeout=60s", "windowsfleet/fleet",
+        "--for=jsonpath={.status.lastHandledReconcileAt}=again", check=False)
+    assert waited.returncode == 0, waited.stderr
+    status = json.loads(control_plane.kubectl("get", "-n", SA_NAMESPACE, "windowsfleet/fleet",
+                                              "-o", "json").stdout)["status"]
+    assert status["lastAppliedRevision"] == author.head() and status["conditions"]
+    assert proc.terminate() == 0
+    out = proc.output()
+    assert "forbidden" not in out.lower(), out
+
+    # The flags alone, with the syncer-control ConfigMap.
+    proc = syncer_run("syncer-sa-flags", [*common, "--repo", f"file://{remote}", "--path",
+                                          "fleet"])
     assert wait_for(lambda: proc.revision() == author.head(), timeout=60)
     k = KubeClient(kube)
     k.request("PATCH", f"/api/v1/namespaces/{SA_NAMESPACE}/configmaps/{names.CONTROL_CONFIGMAP}",
@@ -164,9 +190,13 @@ def test_the_node_stage_runs_as_the_service_account(
             "metadata": {"name": "other"}}),
         ("DELETE", "/api/v1/namespaces/kube-system/pods/etcd-0", None),
         ("GET", "/api/v1/nodes?watch=true&timeoutSeconds=1", None),
+        ("GET", "/apis/syncer.io/v1alpha1/namespaces/default/windowsfleets/fleet", None),
+        ("DELETE", f"/apis/syncer.io/v1alpha1/namespaces/{SA_NAMESPACE}/windowsfleets/fleet",
+         None),
     ],
     ids=["secrets-kube-system", "other-wmco-secret", "delete-namespace", "bind-cluster-admin",
-         "create-deployment", "foreign-lease", "delete-a-pod", "watch-nodes"],
+         "create-deployment", "foreign-lease", "delete-a-pod", "watch-nodes",
+         "fleet-elsewhere", "delete-the-fleet"],
 )
 def test_requests_outside_the_role_are_denied(
     installed: Path, method: str, path: str, body: dict[str, Any] | None
