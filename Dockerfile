@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# syncer controller image: `docker build -t syncer .` (README: "Container image").
+# syncer controller image: `docker build -t syncer .` (docs/running-in-the-cluster.md, "Container image").
 #
 # Two stages: the first downloads the locked runtime dependencies (requirements/runtime.txt,
 # every file checked against its sha256) and builds syncer's own wheel with the locked build

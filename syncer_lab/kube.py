@@ -16,7 +16,7 @@ server, run the way controller-runtime's envtest runs it:
   and Machine CRDs (``crds/``), waits until they are Established, and creates the
   ``openshift-machine-api`` namespace, so rendered MachineSets apply for real.
 
-There is **no kube-controller-manager**. What that means (see README, "Development and
+There is **no kube-controller-manager**. What that means (see docs/development.md, "Development and
 tests"): deleted namespaces stay ``Terminating`` forever, CSRs are never signed, no
 ``default`` ServiceAccount appears in new namespaces, ServiceAccount token Secrets are
 not filled, PodDisruptionBudget status is never computed, garbage collection of

@@ -3,8 +3,7 @@
 A fleet repository holds YAML documents: one ``Fleet``, any number of
 ``WindowsMachineSet``, ``BYOHHosts`` and ``WindowsRuntimeClass`` documents (the compact
 kinds, ``apiVersion: syncer.io/v1alpha1``), and any other Kubernetes objects, which pass
-through. The contract is documented field by field in the README ("The fleet
-repository").
+through. The contract is documented field by field in docs/fleet-repository.md.
 
 Public API (other stages build on it)::
 

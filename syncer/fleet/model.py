@@ -2,7 +2,7 @@
 
 Loading produces these dataclasses; rendering and the later stages read them. Field
 names are Python's snake_case of the contract's camelCase fields; defaults are the
-contract's defaults (README, "The fleet repository"). Every object remembers where it
+contract's defaults (docs/fleet-repository.md). Every object remembers where it
 came from (:class:`Source`) so plans, statuses and PR comments can point at the line a
 user should edit.
 

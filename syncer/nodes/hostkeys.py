@@ -26,8 +26,8 @@ of ``ssh-keyscan``, is compared with the key of the same type.
 A mismatch raises :class:`HostKeyMismatch` (a ``paramiko.SSHException``) whose message
 names both SHA256 fingerprints and what to delete to re-trust the host. The host stays
 stopped until an operator acts; nothing is overwritten automatically. Operator
-procedure (README, "Host keys"): verify the new key out of band, then either update
-``hostKey`` in Git, or delete the pin — remove both annotations from the Node
+procedure (docs/node-configuration.md, "Host keys"): verify the new key out of band, then
+either update ``hostKey`` in Git, or delete the pin — remove both annotations from the Node
 (``kubectl annotate node N <prefix>ssh-host-key- <prefix>ssh-host-key-type-``)
 or ``kubectl -n NS patch configmap windows-ssh-host-keys --type=json -p
 '[{"op":"remove","path":"/data/ADDRESS"}]'`` — and the next round re-pins on first use.

@@ -1,4 +1,4 @@
-"""The README documents the contract the code implements (every field, every default)."""
+"""The documentation holds the contract the code implements (every field, every default)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from syncer.components import CATALOGUE
 from syncer.fleet.model import Platform
 from syncer.fleet.platforms import PLATFORMS
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+CONTRACT = DOCS / "fleet-repository.md"
+COMMANDS = DOCS / "commands.md"
 
 
 def contract() -> str:
-    text = README.read_text()
+    text = CONTRACT.read_text()
     match = re.search(r"<!-- section:contract -->(.*)<!-- /section:contract -->", text, re.S)
-    assert match, "README has no contract section"
+    assert match, f"{CONTRACT} has no contract section"
     return match.group(1)
 
 
@@ -84,6 +86,6 @@ def test_contract_names_every_component() -> None:
 
 
 def test_commands_are_documented() -> None:
-    text = README.read_text()
+    text = COMMANDS.read_text()
     assert "`syncer validate [PATH] [--strict]`" in text
     assert "`syncer render [PATH] [-o yaml|json]`" in text

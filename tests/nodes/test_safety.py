@@ -1,6 +1,6 @@
 """The node stage's safety promises, through the real node stage and real SSH handshakes.
 
-Host keys (README "Host keys"): a pin from Git for every key type, ``hostKeyPolicy:
+Host keys (docs/node-configuration.md): a pin from Git for every key type, ``hostKeyPolicy:
 pinned`` refusing a host without one, a pin that does not match, a pin that cannot be read
 (refused, never re-trusted), a first-use key that changes within one session. A shutdown
 asked for while a host's services are stopped waits until they run again. Hosts whose
