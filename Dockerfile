@@ -26,12 +26,15 @@ LABEL org.opencontainers.image.title="syncer" \
       org.opencontainers.image.description="GitOps for the Windows nodes of Kubernetes/OpenShift clusters" \
       org.opencontainers.image.licenses="Apache-2.0"
 # git (GitPython runs it), openssh-client (ssh:// remotes; ssh-keygen verifies SSH commit
-# signatures) and gpg (GPG commit signatures, `syncer run --verify`).
+# signatures), gpg (GPG commit signatures, `syncer run --verify`) and nss_wrapper (a passwd
+# entry for the arbitrary UID of OpenShift's restricted-v2, which ssh needs:
+# syncer/controller/runtimeuser.py).
 # Debian's versions of git and ssh track the base image's security updates; pinning exact
 # package versions would break the build at every point release (hadolint DL3008).
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git openssh-client gpg ca-certificates \
+       libnss-wrapper \
     && rm -rf /var/lib/apt/lists/*
 # The wheelhouse holds exactly the locked files; --require-hashes checks each one again.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \

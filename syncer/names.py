@@ -32,7 +32,7 @@ CONTROL_SUSPEND_KEY = "suspend"
 ANNOTATION_RECONCILE_REQUESTED_AT = "syncer.io/reconcile-requested-at"
 ANNOTATION_RECONCILE_HANDLED_AT = "syncer.io/last-handled-reconcile-at"
 
-# The WindowsFleet resource (manifests/crd/): one fleet's Git source for `syncer run` and
+# The WindowsFleet resource (manifests/base/crd/): one fleet's Git source for `syncer run` and
 # its status (kstatus conditions, revisions, hosts). "Reconcile now" is an annotation on
 # it, spelled as Flux's reconcile.fluxcd.io/requestedAt.
 FLEET_RESOURCE_GROUP = "syncer.io"

@@ -59,6 +59,27 @@ def crd_paths() -> list[Path]:
     return [api_dir() / name for name in CRD_FILES]
 
 
+# What the OpenShift overlay (manifests/openshift) creates besides core kinds, checked by a
+# server-side dry run against the upstream CRDs: Route from openshift/api, ServiceMonitor
+# from prometheus-operator (the release its monitoring/v1 API the cluster monitoring
+# stack of OpenShift 4.20 serves; its module carries the generated CRDs under example/).
+ROUTE_CRD = "route/v1/zz_generated.crd-manifests/routes.crd.yaml"
+PROMETHEUS_OPERATOR = "github.com/prometheus-operator/prometheus-operator@v0.94.0"
+SERVICEMONITOR_CRD = "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+
+
+def overlay_crd_paths() -> list[Path]:
+    """The upstream CRDs of the OpenShift overlay's Route and ServiceMonitor."""
+    done = subprocess.run(["go", "mod", "download", "-json", PROMETHEUS_OPERATOR],
+                          capture_output=True, text=True, timeout=600, check=False)
+    try:
+        module = Path(json.loads(done.stdout)["Dir"])
+    except (ValueError, KeyError):
+        raise RuntimeError(f"go mod download {PROMETHEUS_OPERATOR} failed: "
+                           f"{done.stdout.strip()} {done.stderr.strip()}") from None
+    return [api_dir() / ROUTE_CRD, module / SERVICEMONITOR_CRD]
+
+
 def strict_decode(objects: list[dict[str, object]]) -> list[str | None]:
     """Decode each object strictly into openshift/api's Go types: None when it decodes,
     else the error (an unknown field, a wrong type, a missing providerSpec kind)."""

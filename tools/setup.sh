@@ -11,7 +11,7 @@ esac
 
 # System packages (Debian). Only installed when missing, so reruns are instant.
 need=()
-for pkg in git openssh-client openssh-server gnupg; do
+for pkg in git openssh-client openssh-server gnupg libnss-wrapper; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

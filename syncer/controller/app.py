@@ -25,7 +25,7 @@ import threading
 from types import FrameType
 
 from syncer.controller import credentials as cred
-from syncer.controller import logs
+from syncer.controller import logs, runtimeuser
 from syncer.controller.config import ControllerConfig, default_identity
 from syncer.controller.control import Control, ControlSource
 from syncer.controller.credentials import CredentialFiles
@@ -53,6 +53,9 @@ def run_controller(config: ControllerConfig, stop: threading.Event | None = None
 
     client = connect(str(config.kubeconfig) if config.kubeconfig else None, config.context)
     config.workdir.mkdir(parents=True, exist_ok=True)
+    passwd = runtimeuser.provide(config.workdir / ".passwd")
+    if passwd is not None:
+        log.info(passwd)
     files = CredentialFiles.from_config(config, runtime_dir=config.workdir / ".credentials")
     files.start()
     metrics = Metrics()

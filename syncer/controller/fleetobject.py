@@ -1,7 +1,7 @@
 """The WindowsFleet resource: one fleet's source for ``syncer run``, and its status.
 
 ``syncer run --fleet-object NAME`` follows ``windowsfleets.syncer.io/NAME`` in its
-namespace (the CRD is ``manifests/crd/windowsfleets.yaml``) instead of taking the source
+namespace (the CRD is ``manifests/base/crd/windowsfleets.yaml``) instead of taking the source
 from flags alone:
 
 - **spec** (``url``, ``ref.branch``, ``path``, ``interval``, ``suspend``) overrides the

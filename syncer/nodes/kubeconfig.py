@@ -32,7 +32,7 @@ every host's bootstrap kubeconfig.
 ``apiServerInternalURI`` or the Fleet's ``apiServer``): never the controller's own.
 
 The ServiceAccount, its binding and its token Secret come with the controller's
-manifests (``manifests/node-bootstrapper.yaml``), so the controller itself only reads the
+manifests (``manifests/base/node-bootstrapper.yaml``), so the controller itself only reads the
 Secret. Run with more rights (``syncer sync --once`` as an administrator), syncer creates
 them when missing (:func:`rbac_objects`).
 """

@@ -51,8 +51,8 @@ def example_dir() -> Path:
 
 
 def crd_file() -> Path:
-    """The WindowsFleet CRD of the source tree (``manifests/crd``)."""
-    return example_dir().parents[1] / "manifests" / "crd" / "windowsfleets.yaml"
+    """The WindowsFleet CRD of the source tree (``manifests/base/crd``)."""
+    return example_dir().parents[1] / "manifests" / "base" / "crd" / "windowsfleets.yaml"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""manifests/: the kustomization builds and applies, and its RBAC is enough and not more.
+"""manifests/base: the kustomization builds and applies, and its RBAC is enough and not more.
 
 The RBAC proof runs the real thing as the `syncer` ServiceAccount (a bound token, not
 admin): a full reconcile of the example fleet, and `syncer run` itself (Lease, Events,
@@ -29,7 +29,7 @@ from syncer_lab.winhost import HostLab
 from syncer_lab.winhost.kubelet import Kubelets
 
 ROOT = Path(__file__).resolve().parents[2]
-MANIFESTS = ROOT / "manifests"
+MANIFESTS = ROOT / "manifests" / "base"
 EXAMPLE = ROOT / "examples" / "byoh"
 SA_NAMESPACE, SA_NAME = names.SYSTEM_NAMESPACE, "syncer"
 
@@ -41,7 +41,7 @@ def built(control_plane: ControlPlane) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def installed(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`kubectl apply -k manifests/` on the test control plane (WMCO's namespace exists on
+    """`kubectl apply -k manifests/base` on the test control plane (WMCO's namespace exists on
     OpenShift; here it is created first). Returns a kubeconfig for the ServiceAccount."""
     control_plane.kubectl("create", "namespace", names.WMCO_NAMESPACE, check=False)
     result = control_plane.kubectl("apply", "-k", str(MANIFESTS), check=False)

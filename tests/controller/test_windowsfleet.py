@@ -18,7 +18,7 @@ from syncer.cluster.client import KubeClient
 from syncer_lab.kube import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD = ROOT / "manifests" / "crd" / "windowsfleets.yaml"
+CRD = ROOT / "manifests" / "base" / "crd" / "windowsfleets.yaml"
 
 
 @pytest.fixture(scope="module")
