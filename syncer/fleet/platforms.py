@@ -133,7 +133,8 @@ def _aws(infra: str, windows_server: str, f: dict[str, Any]) -> dict[str, Any]:
         "securityGroups": [{"filters": [{"name": "tag:Name", "values": [f"{infra}-worker-sg"]}]}],
         "subnet": {"filters": [{"name": "tag:Name", "values": [f"{infra}-private-{zone}"]}]},
         "tags": [{"name": f"kubernetes.io/cluster/{infra}", "value": "owned"}],
-        "userDataSecret": _user_data(namespaced=True),
+        # AWSMachineProviderConfig.userDataSecret is a LocalObjectReference (name only).
+        "userDataSecret": _user_data(namespaced=False),
     }
 
 

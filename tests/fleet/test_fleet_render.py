@@ -105,7 +105,7 @@ def test_aws_provider_spec(tmp_path: Path) -> None:
         "securityGroups": [{"filters": [{"name": "tag:Name", "values": ["prod-x7k2p-worker-sg"]}]}],
         "subnet": {"filters": [{"name": "tag:Name", "values": ["prod-x7k2p-private-us-east-1a"]}]},
         "tags": [{"name": "kubernetes.io/cluster/prod-x7k2p", "value": "owned"}],
-        "userDataSecret": {"name": "windows-user-data", "namespace": "openshift-machine-api"},
+        "userDataSecret": {"name": "windows-user-data"},  # a LocalObjectReference on AWS
     }
 
 
