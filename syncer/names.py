@@ -24,6 +24,8 @@ FLEET_CONFIGMAP = "syncer-fleet"
 
 # --- the controller (syncer run; its namespace is SYSTEM_NAMESPACE below) ---------------
 LEADER_LEASE = "syncer-leader"
+# On the leader Lease: the version of the replica that holds it (`syncer version`).
+ANNOTATION_CONTROLLER_VERSION = "syncer.io/controller-version"
 # ConfigMap in the controller namespace an operator (or `syncer suspend/resume/reconcile`)
 # edits: data.suspend "true" stops reconciles; the annotation below asks for one now
 # (Flux: reconcile.fluxcd.io/requestedAt); the controller answers in the handled-at one.

@@ -11,7 +11,6 @@ line and exit 1, never a traceback.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import click
 
 from syncer.cli.main import check_fleet_at
-from syncer.cli.options import cluster_options
+from syncer.cli.options import cluster_options, emit, output_option
 from syncer.cluster.apply import Outcome
 from syncer.cluster.client import ApiError, cluster_configured, connect
 from syncer.cluster.display import plan_table
@@ -44,8 +43,7 @@ SYNC_KNOWN = frozenset(s.field for s in settings.SETTINGS)
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @cluster_options
 @click.option("--exit-code", is_flag=True, help=f"exit {EXIT_CHANGES} when there are changes")
-@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+@output_option("table")
 def plan_command(
     path: Path, kubeconfig: str | None, context: str | None, inventory_namespace: str,
     inventory_name: str, confirm_prune: bool, exit_code: bool, output: str,
@@ -73,8 +71,8 @@ def plan_command(
             raise UserError(str(err)) from None
         finally:
             client.close()
-    if output == "json":
-        click.echo(json.dumps(plan.to_json(), indent=2))
+    if output != "table":
+        emit(plan.to_json(), output)
     else:
         click.echo(plan_table(plan))
     if exit_code and plan.has_changes:
@@ -93,8 +91,7 @@ def plan_command(
 @click.option("--dry-run", is_flag=True, help="server-side dry run: nothing is written")
 @click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 64),
               help="concurrent API requests")
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@output_option("text")
 @click.option("--nodes/--no-nodes", default=True, show_default=True,
               help="after a successful apply, bring the Windows hosts to the committed "
                    "version over SSH (the node stage)")
@@ -153,11 +150,11 @@ def sync_command(
         client.close()
         pipeline.close()
     result, after = run.result, run.last_writeback
-    if output == "json":
+    if output != "text":
         doc = result.to_json()
         if after is not None:
             doc["writeBack"] = after.to_json()
-        click.echo(json.dumps(doc, indent=2))
+        emit(doc, output)
     else:
         _print_result(result)
         for line in after.lines() if after is not None else []:

@@ -43,9 +43,10 @@ def _cluster_options(func: Any) -> Any:
         show_default=True, help="Namespace of the controller.",
     )(func)
     func = click.option("--context", default=None, help="kubeconfig context.")(func)
+    # $KUBECONFIG (several paths, merged as kubectl does) is read by connect(), not here.
     func = click.option(
         "--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None,
-        envvar="KUBECONFIG", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config).",
+        help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config).",
     )(func)
     return func
 

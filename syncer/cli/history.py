@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from syncer.cli.options import emit, output_option
 from syncer.names import NOTES_REF
 from syncer.problems import UserError
 
@@ -24,8 +25,8 @@ from syncer.problems import UserError
 )
 @click.option("--branch", default="main", show_default=True, help="The tracked branch.")
 @click.option(
-    "-n",
-    "limit",
+    "--limit",
+    "-l",
     default=20,
     show_default=True,
     type=click.IntRange(min=1),
@@ -51,6 +52,7 @@ from syncer.problems import UserError
     help="File holding the HTTPS token.",
 )
 @click.option("--token-env", metavar="VAR", help="Environment variable holding the token.")
+@output_option("table")
 @click.option(
     "--ca-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -67,6 +69,7 @@ def history_command(
     token_file: Path | None,
     token_env: str | None,
     ca_file: Path | None,
+    output: str,
 ) -> None:
     """Print the audit trail: each applied commit, its author, when syncer applied it,
     the outcome, and how long until all hosts reached it (from the git notes)."""
@@ -90,6 +93,9 @@ def history_command(
         )
     except SourceError as err:
         raise UserError(str(err)) from None
+    if output != "table":
+        emit({"commits": [row.to_json() for row in rows]}, output)
+        return
     if not rows:
         click.echo(f"no commit on {branch} has a syncer note ({notes_ref})", err=True)
         return

@@ -36,6 +36,8 @@ _LAZY_COMMANDS = {
     "suspend": "syncer.cli.controller:suspend",
     "resume": "syncer.cli.controller:resume",
     "reconcile": "syncer.cli.controller:reconcile",
+    "version": "syncer.cli.about:version_command",
+    "completion": "syncer.cli.about:completion_command",
     "demo": "syncer_lab.demo.command:demo_command",
 }
 

@@ -3,11 +3,14 @@
 The Git source and write-back options are one table bound to ``run`` and ``sync --once``
 alike (:mod:`syncer.pipeline.settings`); here is the group of the commands that apply to a
 cluster from a workstation (``plan``, ``sync --once``): kubeconfig, context, where the
-inventory lives, and the prune confirmation.
+inventory lives (``-n``, as namespace means everywhere), and the prune confirmation; and
+``-o`` of every read command: its human format, ``yaml`` or ``json`` of the same document.
 """
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -21,8 +24,8 @@ _CLUSTER = [
     click.option("--kubeconfig", metavar="FILE",
                  help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)"),
     click.option("--context", help="kubeconfig context (default: the current one)"),
-    click.option("--inventory-namespace", default=SYSTEM_NAMESPACE, show_default=True,
-                 help="namespace of the inventory ConfigMap"),
+    click.option("--inventory-namespace", "-n", default=SYSTEM_NAMESPACE, show_default=True,
+                 help="namespace of the inventory ConfigMap (the controller's)"),
     click.option("--inventory-name", default=INVENTORY_CONFIGMAP, show_default=True,
                  help="name of the inventory ConfigMap"),
     click.option("--confirm-prune", is_flag=True,
@@ -35,3 +38,24 @@ def cluster_options(fn: F) -> F:
     for option in reversed(_CLUSTER):
         fn = option(fn)
     return fn
+
+
+def output_option(human: str) -> Callable[[F], F]:
+    """``-o/--output``: ``human`` (the default), ``yaml`` or ``json``."""
+    return click.option("-o", "--output", type=click.Choice([human, "yaml", "json"]),
+                        default=human, show_default=True,
+                        help=f"{human}, or the same document as YAML or JSON")
+
+
+def emit(document: Any, output: str) -> None:
+    """Print ``document`` as JSON or YAML (``output`` is not the human format)."""
+    if output == "json":
+        click.echo(json.dumps(document, indent=2))
+        return
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    stream = io.StringIO()
+    yaml.dump(document, stream)
+    click.echo(stream.getvalue(), nl=False)

@@ -9,11 +9,10 @@ on the click group in :mod:`syncer.cli.main`.
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from syncer import names
+from syncer.cli.options import emit, output_option
 from syncer.cluster.client import ApiError, connect
 from syncer.problems import UserError
 
@@ -24,8 +23,7 @@ from syncer.problems import UserError
 @click.option("--context", help="kubeconfig context (default: the current one)")
 @click.option("-n", "--namespace", default=names.WMCO_NAMESPACE, show_default=True,
               help="the fleet (WMCO) namespace")
-@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+@output_option("table")
 def status_command(kubeconfig: str | None, context: str | None, namespace: str,
                    output: str) -> None:
     """Show every Windows host: address, node, current -> desired version, phase, since
@@ -39,9 +37,8 @@ def status_command(kubeconfig: str | None, context: str | None, namespace: str,
         raise UserError(f"cannot read the node status: {err}") from None
     finally:
         client.close()
-    if output == "json":
-        click.echo(json.dumps({"hosts": [r.to_json() for r in rows], "rollout": rollout},
-                              indent=2))
+    if output != "table":
+        emit({"hosts": [r.to_json() for r in rows], "rollout": rollout}, output)
         return
     if not rows:
         click.echo(f"no Windows hosts reported in namespace {namespace} yet "

@@ -38,10 +38,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from syncer import __version__, names
 from syncer.cluster.client import ApiError, KubeClient
 from syncer.cluster.objects import JSON, micro_time
 
 log = logging.getLogger(__name__)
+# Who holds the Lease runs this version (`syncer version` reads it).
+_ANNOTATIONS = {names.ANNOTATION_CONTROLLER_VERSION: __version__}
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,8 @@ class LeaderElector:
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
-                "metadata": {"name": s.name, "namespace": s.namespace},
+                "metadata": {"name": s.name, "namespace": s.namespace,
+                             "annotations": _ANNOTATIONS},
                 "spec": {**self._record(now_iso, None), "leaseTransitions": 0},
             }
             try:
@@ -202,6 +206,7 @@ class LeaderElector:
                 "name": s.name,
                 "namespace": s.namespace,
                 "resourceVersion": (lease.get("metadata") or {}).get("resourceVersion"),
+                "annotations": _ANNOTATIONS,
             },
             "spec": self._record(now_iso, lease),
         }

@@ -241,9 +241,10 @@ class Story:
         if note:
             ui.command(f"git notes --ref=syncer show {short}")
             ui.block("\n".join(note.splitlines()[:12]) + "\n…", dim=True)
-        ui.command(f"syncer history --repo {lab.remote.as_uri()} -n 3")
+        ui.command(f"syncer history --repo {lab.remote.as_uri()} --limit 3")
         history = subprocess.run(
-            [sys.executable, "-m", "syncer", "history", "--repo", lab.remote.as_uri(), "-n", "3"],
+            [sys.executable, "-m", "syncer", "history", "--repo", lab.remote.as_uri(),
+             "--limit", "3"],
             capture_output=True, text=True, timeout=60, check=False)
         if history.returncode != 0:
             raise DemoFailed(f"syncer history failed: {history.stderr.strip()}")

@@ -5,6 +5,7 @@ annotate)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -137,8 +138,21 @@ def test_syncer_run_follows_the_object_and_reports_through_kubectl(
     assert "fleet.yaml" in stalled["message"]
     assert condition(obj, "Ready")["lastTransitionTime"] >= ready["lastTransitionTime"]
 
-    # A spec edit (another branch) is used from the next reconcile on; observedGeneration
-    # follows. Hosts nobody answers on: the revision applies, the fleet is not Ready.
+    # Suspended: a request stays pending, nothing is applied, the Event says why.
+    cp.kubectl("patch", "-n", namespace, "windowsfleet/windows", "--type=merge",
+               "-p", '{"spec": {"suspend": true}}')
+    assert wait_for(lambda: "Suspended" in cp.kubectl(
+        "describe", "-n", namespace, "windowsfleet", "windows").stdout, timeout=15)
+    cp.kubectl("annotate", "-n", namespace, "--overwrite", "windowsfleet/windows",
+               f"{names.ANNOTATION_REQUESTED_AT}=while-suspended")
+    time.sleep(2)  # a few control polls (300 ms each)
+    status = get(cp, namespace, "windows")["status"]
+    assert status["lastHandledReconcileAt"] == "first"
+    assert status["lastAttemptedRevision"] == broken
+
+    # A spec edit (resume, another branch) is used from the next reconcile on;
+    # observedGeneration follows. Hosts nobody answers on: the revision applies, the
+    # fleet is not Ready.
     author.commit("Fixed, with hosts", {
         "fleet/fleet.yaml": fleet,
         "fleet/hosts/lab.yaml": (ROOT / "examples/byoh/hosts/lab.yaml").read_text()
@@ -146,7 +160,7 @@ def test_syncer_run_follows_the_object_and_reports_through_kubectl(
     author.push("release")
     fixed = author.head()
     cp.kubectl("patch", "-n", namespace, "windowsfleet/windows", "--type=merge",
-               "-p", '{"spec": {"ref": {"branch": "release"}}}')
+               "-p", '{"spec": {"suspend": false, "ref": {"branch": "release"}}}')
     cp.kubectl("annotate", "-n", namespace, "--overwrite", "windowsfleet/windows",
                f"{names.ANNOTATION_REQUESTED_AT}=second")
 
@@ -157,7 +171,7 @@ def test_syncer_run_follows_the_object_and_reports_through_kubectl(
     obj = wait_for(settled, timeout=60)
     assert obj, proc.tail(60)
     status = obj["status"]
-    assert obj["metadata"]["generation"] == 2 and status["observedGeneration"] == 2
+    assert obj["metadata"]["generation"] == 3 and status["observedGeneration"] == 3
     assert status["lastAppliedRevision"] == fixed
     assert status["hosts"]["total"] == 3 and status["hosts"]["upToDate"] == 0
     assert status["hostsSummary"] == "0/3"

@@ -95,6 +95,9 @@ def test_demo_tells_the_whole_story_and_cleans_up(tmp_path: Path) -> None:
     assert "commit status syncer/preview on" in text
     assert "2/2 hosts at 1.1.0 (kubelet v1.34.5)" in text
     assert re.search(r"Applied [0-9a-f]{7}: \d+ objects, hosts 2/2 at 1\.1\.0", text)
+    # The WindowsFleet after the rollout: the merge applied, Ready, every host there.
+    assert re.search(r"kubectl get windowsfleets -n syncer-system\n.*NAME +REVISION +READY +HOSTS"
+                     r".*\n.*fleet +[0-9a-f]{40} +True +2/2 +Applied revision: main@sha1:", text)
     assert "Traceback" not in text
     demo.check_cleaned_up()
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from plugins.git_fixtures import HTTPS_TOKEN
 
@@ -56,7 +58,7 @@ def test_history_of_a_local_repository(author: WorkRepo, bare_remote: Path,
     assert lines[3].split()[-2:] == ["Applied", "4m12s"]
 
     all_rows = CliRunner().invoke(cli, ["history", "--repo", str(bare_remote), "--all",
-                                        "-n", "2"])
+                                        "--limit", "2"])
     assert all_rows.exit_code == 0
     assert [ln.split()[0] for ln in all_rows.output.splitlines()[1:]] == [
         shas[3][:7], shas[2][:7]
@@ -65,11 +67,21 @@ def test_history_of_a_local_repository(author: WorkRepo, bare_remote: Path,
     bob_line = next(ln for ln in with_bob.output.splitlines() if ln.startswith(shas[1][:7]))
     assert "Bob Builder" in bob_line and bob_line.split()[-2:] == ["—", "—"]
 
+    # The same rows for scripts: -o json / -o yaml.
+    as_json = CliRunner().invoke(cli, ["history", "--repo", str(bare_remote), "-o", "json"])
+    commits = json.loads(as_json.stdout)["commits"]
+    assert [c["commit"] for c in commits] == [shas[3], shas[2], shas[0]]
+    assert commits[2]["outcome"] == "Applied" and commits[2]["author"] == "Alice Admin"
+    assert commits[0]["allHostsReachedAt"] is None
+    as_yaml = CliRunner().invoke(cli, ["history", "--repo", str(bare_remote), "-o", "yaml"])
+    assert yaml.safe_load(as_yaml.stdout) == {"commits": commits}
+
 
 def test_history_from_a_url_fetches_branch_and_notes(author: WorkRepo, bare_remote: Path,
                                                      tmp_path: Path) -> None:
     shas = audited_repo(bare_remote, author, tmp_path / "wb")
-    result = CliRunner().invoke(cli, ["history", "--repo", f"file://{bare_remote}", "-n", "1"])
+    result = CliRunner().invoke(cli, ["history", "--repo", f"file://{bare_remote}",
+                                      "--limit", "1"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[1].startswith(shas[3][:7])
 

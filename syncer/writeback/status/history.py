@@ -43,6 +43,16 @@ class HistoryRow:
     controller: str
     all_hosts_reached_at: datetime | None
 
+    def to_json(self) -> dict[str, str | None]:
+        """The row for ``syncer history -o json|yaml`` (times in RFC 3339, UTC)."""
+        def stamp(value: datetime | None) -> str | None:
+            return value.isoformat() if value is not None else None
+
+        return {"commit": self.sha, "author": self.author,
+                "committedAt": stamp(self.committed_at), "appliedAt": stamp(self.applied_at),
+                "outcome": self.outcome, "controller": self.controller,
+                "allHostsReachedAt": stamp(self.all_hosts_reached_at)}
+
     @property
     def until_all_hosts(self) -> str:
         """How long from apply until every host ran it; "in progress"; or a dash."""
