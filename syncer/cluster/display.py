@@ -8,6 +8,13 @@ shown one line per operation, with the old value from the live object::
             + /metadata/labels/tier: "canary"
             - /metadata/annotations/old
 
+Nothing is cut: a text value of several lines (a script, a config file) changes as a
+unified diff under its path, and a change to the ``syncer-fleet`` ConfigMap — the node
+components every host runs — is also shown as a table of components::
+
+    COMPONENT   VERSION              PAYLOAD
+    kubelet     v1.34.4 -> v1.34.5   changed
+
 Values of Secrets (``/data``, ``/stringData``) are never printed: plans end up in CI logs
 and PR comments. ``-o json`` (:meth:`Plan.to_json`) gives the patches themselves, with the
 same redaction (:func:`syncer.cluster.diff.redact_patch`).
@@ -15,17 +22,18 @@ same redaction (:func:`syncer.cluster.diff.redact_patch`).
 
 from __future__ import annotations
 
+import difflib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from jsonpointer import JsonPointerException, resolve_pointer
 
+from syncer import names
 from syncer.cluster.apply import ApplyResult, Outcome
 from syncer.cluster.diff import REDACTED, is_sensitive
 from syncer.cluster.plan import Action, Plan, PlanEntry
-
-_VALUE_WIDTH = 70
-
+from syncer.desired import ComponentVersion, DesiredState
 
 LIVE_HIDDEN = "(live value)"
 
@@ -43,6 +51,9 @@ def patch_lines(entry: PlanEntry, *, live_values: bool = True) -> list[str]:
             lines.append(f"+ {path}: {_show(kind, path, op['value'])}")
         elif op["op"] == "remove":
             lines.append(f"- {path}")
+        elif op["op"] == "replace" and live_values and _texts(kind, path, before, op["value"]):
+            lines.append(f"~ {path}:")
+            lines += ["  " + line for line in text_diff(_lookup(before, path), op["value"])]
         elif op["op"] == "replace":
             lines.append(f"~ {path}: {old} -> {_show(kind, path, op['value'])}")
         else:  # move/copy/test: make_patch may emit move for renamed keys
@@ -50,6 +61,65 @@ def patch_lines(entry: PlanEntry, *, live_values: bool = True) -> list[str]:
     if not lines and entry.change is not None and entry.change.adopt:
         lines.append("(values match; syncer takes ownership of the fields)")
     return lines
+
+
+@dataclass(frozen=True)
+class ComponentChange:
+    """One node component whose version or payload (URL, digest, path) changes."""
+
+    name: str
+    old: str | None  # None: added
+    new: str | None  # None: removed
+    payload_changed: bool
+
+
+def component_changes(entry: PlanEntry) -> list[ComponentChange]:
+    """The components a change to the ``syncer-fleet`` ConfigMap changes (syncer's own
+    object, rendered from Git: its values are never secret), else []."""
+    if entry.ref.kind != "ConfigMap" or entry.ref.name != names.FLEET_CONFIGMAP:
+        return []
+    if entry.action not in (Action.CREATE, Action.UPDATE):
+        return []
+    before = _components(entry.change.before if entry.change is not None else None)
+    after = _components(entry.desired)
+    rows = []
+    for name in sorted(before.keys() | after.keys()):
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        payload = old is None or new is None or (old.url, old.sha256, old.path) != (
+            new.url, new.sha256, new.path)
+        rows.append(ComponentChange(name, old.version if old else None,
+                                    new.version if new else None, payload))
+    return rows
+
+
+def component_table(rows: list[ComponentChange]) -> list[str]:
+    table = [("COMPONENT", "VERSION", "PAYLOAD")]
+    for row in rows:
+        if row.old is None:
+            version = f"(new) {row.new}"
+        elif row.new is None:
+            version = f"{row.old} (removed)"
+        else:
+            version = row.old if row.old == row.new else f"{row.old} -> {row.new}"
+        table.append((row.name, version, "changed" if row.payload_changed else "same"))
+    widths = [max(len(r[i]) for r in table) for i in range(3)]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in table]
+
+
+def _components(obj: dict[str, Any] | None) -> dict[str, ComponentVersion]:
+    data = (obj or {}).get("data") or {}
+    if not isinstance(data, dict):
+        return {}
+    return dict(DesiredState.from_data(data, problems=[]).components)
+
+
+def text_diff(old: str, new: str) -> list[str]:
+    """A unified diff of two texts, without its file header lines."""
+    lines = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=2)
+    return [line for line in lines if not line.startswith(("---", "+++"))]
 
 
 def plan_table(plan: Plan, *, show_unchanged: bool = True) -> str:
@@ -63,6 +133,9 @@ def plan_table(plan: Plan, *, show_unchanged: bool = True) -> str:
         kind = f"{entry.ref.kind}.{entry.ref.group}" if entry.ref.group else entry.ref.kind
         rows.append((str(entry.action), kind, entry.ref.namespace or "-", entry.ref.name, source))
         extra = patch_lines(entry) if entry.action is Action.UPDATE else []
+        components = component_changes(entry)
+        if components:
+            extra += ["components:", *("  " + line for line in component_table(components))]
         if entry.reason and entry.action is Action.PRUNE_SKIPPED:
             extra.append(f"({entry.reason})")
         if entry.error:
@@ -124,8 +197,14 @@ def _lookup(doc: Any, path: str) -> Any:
         return None
 
 
+def _texts(kind: str, path: str, before: Any, new: Any) -> bool:
+    """Both values are text of several lines (and may be shown): diff them."""
+    old = _lookup(before, path)
+    return (isinstance(old, str) and isinstance(new, str) and ("\n" in old or "\n" in new)
+            and not is_sensitive(kind, path))
+
+
 def _show(kind: str, path: str, value: Any) -> str:
     if is_sensitive(kind, path):
         return REDACTED
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 3] + "..."
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

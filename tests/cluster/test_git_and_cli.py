@@ -206,3 +206,43 @@ def test_user_mistakes_are_one_line_without_traceback(
     assert invalid.output.splitlines()[-1].startswith(f"{fleet.root}/bad.yaml:")
 
     assert _run("sync", str(fleet.root)).exit_code == 2  # --once is required
+
+
+def test_plan_shows_component_changes_as_a_table_and_text_as_a_diff(
+    fleet: FleetDir, control_plane: ControlPlane, namespace: str
+) -> None:
+    """What a reviewer reads: which components change and whether their payload does,
+    and a changed script as a unified diff, with nothing cut."""
+    script = "\n".join(f"Write-Host step {i}" for i in range(1, 7)) + "\n"
+    fleet.write("app.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: script\n"
+                f"  namespace: {fleet.namespace}\ndata:\n  run.ps1: |\n"
+                + "".join(f"    {line}\n" for line in script.splitlines()))
+    args = [str(fleet.root), *_cluster_args(control_plane, namespace), "--no-nodes"]
+    assert _run("sync", "--once", *args).exit_code == 0
+    bumped = fleet.fleet_yaml().replace(
+        "version: v1.30.4\n      url: https://artifacts.example.com/kubelet.exe\n"
+        "      sha256: 1db5", "version: v1.30.5\n      url: https://artifacts.example.com/"
+        "kubelet-v1.30.5.exe\n      sha256: 2db5").replace(
+        "https://artifacts.example.com/cni-plugins.tar.gz",
+        "https://mirror.example.com/cni-plugins.tar.gz")
+    fleet.write("fleet.yaml", bumped)
+    fleet.write("app.yaml", (fleet.root / "app.yaml").read_text().replace(
+        "Write-Host step 4", "Write-Host step four"))
+    plan = _run("plan", *args[:-1])
+    assert plan.exit_code == 0, plan.output
+    lines = [line.strip() for line in plan.output.splitlines()]
+    table = lines[lines.index("components:") + 1:][:3]
+    assert [row.split() for row in table] == [
+        ["COMPONENT", "VERSION", "PAYLOAD"],
+        ["cni", "v1.5.1", "changed"],  # same version from another mirror
+        ["kubelet", "v1.30.4", "->", "v1.30.5", "changed"],
+    ]
+    assert "~ /data/run.ps1:" in lines
+    assert "-Write-Host step 4" in lines and "+Write-Host step four" in lines
+    # The components document (JSON text) changes as a diff too, nothing cut.
+    start = lines.index("~ /data/components.json:")
+    diff = lines[start + 1:start + 40]
+    assert any(line.startswith("+") and "kubelet-v1.30.5.exe" in line for line in diff)
+    assert not any(line.endswith("...") for line in lines)
+    as_yaml = _run("plan", *args[:-1], "-o", "yaml")
+    assert "op: replace" in as_yaml.stdout and "path: /data/components.json" in as_yaml.stdout

@@ -216,3 +216,22 @@ def test_marker_can_be_left_to_the_forge_client() -> None:
     assert render_comment(valid_preview(), marker="preview-prod").startswith(
         "<!-- syncer:preview-prod -->\n"
     )
+
+
+def test_component_changes_are_a_table() -> None:
+    from syncer.cluster.display import ComponentChange
+
+    preview = Preview(head_sha=HEAD, evaluated_at=WHEN, components=[
+        ComponentChange("cni", "v1.5.1", "v1.5.1", True),
+        ComponentChange("kubelet", "v1.34.4", "v1.34.5", True),
+        ComponentChange("csi-proxy", None, "v1.1.3", True),
+    ])
+    text = render_comment(preview)
+    start = text.index("### Components (3)")
+    assert text[start:].split("\n\n")[1].splitlines() == [
+        "| component | version | payload |",
+        "| --- | --- | --- |",
+        "| `cni` | v1.5.1 | changed |",
+        "| `kubelet` | v1.34.4 → v1.34.5 | changed |",
+        "| `csi-proxy` | _new_ → v1.1.3 | changed |",
+    ]

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from syncer.cluster.display import ComponentChange
 from syncer.problems import Problem
 from syncer.writeback.forges.base import STATUS_DESCRIPTION_MAX
 from syncer.writeback.forges.bodies import marker_comment
@@ -89,6 +90,8 @@ class Preview:
     problems: Sequence[Problem] = ()
     objects: Sequence[ObjectChange] = ()
     hosts: Sequence[HostUpgrade] = ()
+    #: Node components whose version or payload the revision changes.
+    components: Sequence[ComponentChange] = ()
     #: Directory of the fleet inside the repository; problem files are relative to it.
     fleet_path: str = ""
     #: Set when the plan could not be computed (cluster unreachable, …).
@@ -196,6 +199,21 @@ def _plan_lines(preview: Preview) -> list[str]:
     )
     if not changed and not preview.hosts:
         out += ["No changes: the cluster already matches this revision.", ""]
+    if preview.components:
+        out += [f"### Components ({len(preview.components)})", "",
+                "| component | version | payload |", "| --- | --- | --- |"]
+        for c in preview.components:
+            if c.old is None:
+                version = f"_new_ → {_text(c.new or '')}"
+            elif c.new is None:
+                version = f"{_text(c.old)} → _removed_"
+            elif c.old == c.new:
+                version = _text(c.old)
+            else:
+                version = f"{_text(c.old)} → {_text(c.new)}"
+            payload = "changed" if c.payload_changed else "same"
+            out.append(f"| {_code(c.name)} | {version} | {payload} |")
+        out.append("")
     for o in changed:
         summary = f"{o.action.value} <code>{html.escape(o.ident)}</code>"
         if o.api_version:

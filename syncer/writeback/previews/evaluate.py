@@ -34,7 +34,7 @@ from typing import Any
 
 from syncer.cluster.client import ApiError, KubeClient
 from syncer.cluster.diff import REDACTED
-from syncer.cluster.display import patch_lines
+from syncer.cluster.display import component_changes, patch_lines
 from syncer.cluster.inventory import InventoryStore
 from syncer.cluster.plan import Action as PlanAction
 from syncer.cluster.plan import Plan, PlanEntry, compute_plan
@@ -88,8 +88,9 @@ def evaluate(
         refused = Problem(fleet.file, fleet.line,
                           f"the prune guard would refuse to apply this revision: {plan.refusal}")
         problems = [*problems, refused]
+    components = [c for entry in plan.entries for c in component_changes(entry)]
     return replace(base, problems=problems, objects=object_changes(plan),
-                   hosts=host_upgrades(model, nodes or ()))
+                   hosts=host_upgrades(model, nodes or ()), components=components)
 
 
 def plan_against(model: FleetModel, client: KubeClient, inventory: InventoryStore,
