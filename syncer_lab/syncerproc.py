@@ -93,6 +93,20 @@ class SyncerProcess:
                 return revision
         return None
 
+    def usage(self) -> tuple[float, float]:
+        """(peak resident memory in MiB, CPU seconds used so far), from /proc: what sizes
+        the Deployment's resource requests."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return 0.0, 0.0
+        peak = next((int(line.split()[1]) for line in status.splitlines()
+                     if line.startswith("VmHWM:")), 0)
+        fields = stat.rpartition(")")[2].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime + stime
+        return peak / 1024, ticks / os.sysconf("SC_CLK_TCK")
+
     def is_leader(self) -> bool:
         return self.metric("syncer_leader") == 1.0
 

@@ -31,8 +31,9 @@ from syncer.controller.control import Control, ControlSource
 from syncer.controller.credentials import CredentialFiles
 from syncer.controller.events import EventRecorder
 from syncer.controller.fleetobject import FleetObject
+from syncer.controller.fleets import ALL, FleetLoops
 from syncer.controller.leader import AlwaysLeader, LeaderElector, LeaseSettings
-from syncer.controller.loop import WEBHOOK, Loop, Trigger
+from syncer.controller.loop import WEBHOOK, Loop, Observer, Reconciler, Trigger
 from syncer.controller.metrics import Metrics
 from syncer.controller.server import App, CachedCheck, HTTPServer
 from syncer.controller.webhooks import HookEvent
@@ -60,32 +61,39 @@ def run_controller(config: ControllerConfig, stop: threading.Event | None = None
     files.start()
     metrics = Metrics()
     context = ReconcilerContext(config, client, files, identity)
-    fleet: FleetObject | None = None
-    control: ControlSource
-    if config.fleet_object:
-        fleet = FleetObject(client, config.namespace, config.fleet_object)
-        events = EventRecorder(client, config.namespace, identity,
-                               regarding=lambda: fleet.reference)
-        control = fleet
-        reconcile = following(fleet, context, lambda seconds: setattr(loop, "interval", seconds))
-    else:
-        events = EventRecorder(client, config.namespace, identity)
-        control = Control(client, config.namespace)
-        reconcile = builtin(context)
 
-    loop = Loop(
-        reconcile,
-        metrics=metrics,
-        events=events,
-        control=control,
-        observer=fleet,
-        interval=config.interval,
-        jitter=config.jitter,
-        control_poll_interval=config.control_poll_interval,
-        stuck_timeout=config.stuck_timeout,
-        identity=identity,
-        ref=config.source.ref,
-    )
+    def make_loop(reconcile: Reconciler, *, events: EventRecorder, control: ControlSource,
+                  observer: Observer | None = None) -> Loop:
+        return Loop(
+            reconcile,
+            metrics=metrics,
+            events=events,
+            control=control,
+            observer=observer,
+            interval=config.interval,
+            jitter=config.jitter,
+            control_poll_interval=config.control_poll_interval,
+            stuck_timeout=config.stuck_timeout,
+            identity=identity,
+            ref=config.source.ref,
+        )
+
+    loop: Loop | FleetLoops
+    if config.fleet_object == ALL:
+        loop = FleetLoops(context, make_loop)
+    elif config.fleet_object:
+        fleet = FleetObject(client, config.namespace, config.fleet_object)
+        single: list[Loop] = []
+        loop = make_loop(
+            following(fleet, context, lambda seconds: setattr(single[0], "interval", seconds)),
+            events=EventRecorder(client, config.namespace, identity,
+                                 regarding=lambda: fleet.reference),
+            control=fleet, observer=fleet)
+        single.append(loop)
+    else:
+        loop = make_loop(builtin(context), events=EventRecorder(client, config.namespace,
+                                                                identity),
+                         control=Control(client, config.namespace))
 
     def started_leading() -> None:
         loop.leadership_changed(True)
@@ -136,7 +144,7 @@ def run_controller(config: ControllerConfig, stop: threading.Event | None = None
             limit = format_duration(config.stuck_timeout)
             return False, f"reconcile without progress for over {limit}"
         role = "leader" if elector.is_leader else "follower"
-        return True, role + (", suspended" if loop.status.suspended else "")
+        return True, role + (", suspended" if loop.suspended else "")
 
     def on_webhook(event: HookEvent) -> str:
         detail = f"{event.provider} {event.kind}"

@@ -33,6 +33,7 @@ from click.core import ParameterSource
 
 from syncer.durations import format_duration, parse_flag
 from syncer.fleet.admission import DEFAULT_DENIED_NAMESPACES, PassThroughPolicy
+from syncer.names import INVENTORY_CONFIGMAP
 from syncer.nodes.downloads import parse_networks
 from syncer.pipeline import settings
 from syncer.pipeline.settings import ENV_PREFIX, SourceSettings, WriteBackOptions
@@ -85,8 +86,11 @@ class ControllerConfig:
     # What the fleet may pass through (syncer.fleet.admission); empty kinds: the defaults.
     passthrough_kinds: str = ""
     passthrough_denied_namespaces: str = ",".join(DEFAULT_DENIED_NAMESPACES)
-    # A WindowsFleet to follow: its spec overrides the source flags, its status is written.
+    # A WindowsFleet to follow ("*": every one in the namespace, each with its own loop):
+    # its spec overrides the source flags, its status is written.
     fleet_object: str | None = None
+    # The inventory ConfigMap (in --namespace); one per fleet when following all of them.
+    inventory_name: str = INVENTORY_CONFIGMAP
     # Cluster access.
     kubeconfig: Path | None = None
     context: str | None = None
@@ -272,9 +276,9 @@ OPTIONS: list[_Opt] = [
     _Opt("passthrough_denied_namespaces",
          "Namespaces (shell patterns, comma-separated) the fleet may not write.", str),
     _Opt("fleet_object",
-         "Follow this WindowsFleet (in --namespace): its spec overrides --repo, --ref, "
-         "--path, --interval; suspend and reconcile-now are read from it; its status and "
-         "Events are written.", str),
+         "Follow this WindowsFleet (in --namespace), or '*' for every one, each with its "
+         "own loop: its spec overrides --repo, --ref, --path, --interval; suspend and "
+         "reconcile-now are read from it; its status and Events are written.", str),
     _Opt("kubeconfig", "kubeconfig file; default: in-cluster, else $KUBECONFIG.", _PATH),
     _Opt("context", "kubeconfig context.", str),
     _Opt("namespace", "Namespace of the controller (Lease, syncer-control, Events).", str),

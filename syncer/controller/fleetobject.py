@@ -45,6 +45,7 @@ from syncer.cluster.objects import JSON, micro_time
 from syncer.controller.control import ControlState
 from syncer.controller.loop import SUCCESS, ReconcileOutcome
 from syncer.durations import seconds
+from syncer.nodes.status import Phase
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,10 @@ PROGRESSING_WITH_RETRY = "ProgressingWithRetry"
 SUCCEEDED = "ReconciliationSucceeded"
 FAILED = "ReconciliationFailed"
 
-# Host phases (syncer.nodes.status.Phase values, as the hosts gauge labels them).
-_UP_TO_DATE = "up-to-date"
-_FAILED = frozenset({"failed", "rolled-back", "removal-failed"})
-_BLOCKED = "blocked"
+# Host phases as the hosts gauge labels them (HostStatus.label).
+_UP_TO_DATE = Phase.UP_TO_DATE.value
+_FAILED = frozenset({Phase.FAILED.value, Phase.ROLLED_BACK.value, Phase.REMOVAL_FAILED.value})
+_BLOCKED = Phase.BLOCKED.value
 
 
 @dataclass(frozen=True)

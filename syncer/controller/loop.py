@@ -279,6 +279,10 @@ class Loop:
     def _beat(self) -> None:
         self.status.last_beat = self._clock()
 
+    @property
+    def suspended(self) -> bool:
+        return self.status.suspended
+
     def stuck(self) -> bool:
         """True when a reconcile has run without any progress for ``stuck_timeout``."""
         if self._thread is not None and not self._thread.is_alive() and not self.finished.is_set():

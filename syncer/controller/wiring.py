@@ -92,11 +92,13 @@ def builtin(ctx: ReconcilerContext) -> Reconciler:
 
     config = ctx.config
     options = ReconcileOptions(inventory_namespace=config.namespace,
+                               inventory_name=config.inventory_name,
                                nodes=stage_options(config, ctx.credentials),
                                passthrough=config.passthrough)
     pipeline = Pipeline(
         config.source, config.writeback,
-        Target(config.workdir, inventory_namespace=config.namespace, instance=ctx.identity,
+        Target(config.workdir, inventory_namespace=config.namespace,
+               inventory_name=config.inventory_name, instance=ctx.identity,
                passthrough=config.passthrough),
         credentials=GitCredentials(ctx.credentials), live=True,
     )

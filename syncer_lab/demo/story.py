@@ -259,6 +259,10 @@ class Story:
                      timeout=60)
         ui.command(f"kubectl get {names.FLEET_RESOURCE_PLURAL} -n {names.SYSTEM_NAMESPACE}")
         ui.block(table or "")
+        assert lab.controller is not None
+        peak, cpu = lab.controller.usage()
+        ui.say(f"syncer run used {peak:.0f} MiB at most (VmHWM) and {cpu:.1f} s of CPU "
+                "for the whole story")
 
     def _metrics(self) -> None:
         controller = self.lab.controller

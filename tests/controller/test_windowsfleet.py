@@ -236,3 +236,51 @@ def test_a_missing_object_is_reported_and_picked_up_when_created(
                         check=False)
     assert waited.returncode == 0, waited.stderr + proc.tail(40)
     assert proc.terminate() == 0
+
+
+def test_every_windowsfleet_of_the_namespace_gets_its_own_loop(
+    control_plane: ControlPlane, crd: None, kube: Any, namespace: str, tmp_path: Path,
+    syncer_run: Callable[..., SyncerRun],
+) -> None:
+    """--fleet-object '*': objects are picked up when created, each reconciled on its own
+    (its own inventory, status and revision), and dropped when deleted."""
+    cp = control_plane
+    heads = {}
+    for name in ("east", "west"):
+        fleet_namespace = f"{namespace}-{name}"
+        cp.kubectl("create", "namespace", fleet_namespace)
+        remote, author = fleet_remote(tmp_path / name, kube)
+        (author.path / "fleet/hosts/lab.yaml").unlink()
+        fleet = (ROOT / "examples/byoh/fleet.yaml").read_text().replace(
+            "\nspec:\n", f"\nspec:\n  namespace: {fleet_namespace}\n", 1)
+        heads[name] = author.commit(f"Fleet {name}", {"fleet/fleet.yaml": fleet})
+        author.push("main")
+        (tmp_path / f"{name}.url").write_text(f"file://{remote}")
+    proc = syncer_run("replica-a", base_args(cp, namespace, tmp_path / "work",
+                                             "--fleet-object", "*"))
+    for name in ("east", "west"):  # the second one while the controller already runs
+        cp.kubectl("apply", "-f", "-", input=fleet_yaml(
+            name, namespace, url=(tmp_path / f"{name}.url").read_text(), path="fleet"))
+        waited = cp.kubectl("wait", "-n", namespace, "--timeout=60s", f"windowsfleet/{name}",
+                            f"--for=jsonpath={{.status.lastAppliedRevision}}={heads[name]}",
+                            check=False)
+        assert waited.returncode == 0, waited.stderr + proc.tail(30)
+        assert condition(get(cp, namespace, name), "Ready")["status"] == "True"
+    k = KubeClient(kube)
+    for name in ("east", "west"):
+        inventory = k.request("GET", f"/api/v1/namespaces/{namespace}/configmaps/"
+                                     f"{names.INVENTORY_CONFIGMAP}-{name}")
+        assert heads[name] in json.dumps(inventory)
+        # each fleet's objects are in its own namespace
+        k.request("GET", f"/api/v1/namespaces/{namespace}-{name}/configmaps/"
+                         f"{names.FLEET_CONFIGMAP}")
+
+    cp.kubectl("delete", "-n", namespace, "windowsfleet/west")
+    assert wait_for(lambda: "stopping its loop" in proc.output(), timeout=15), proc.tail(20)
+    cp.kubectl("annotate", "-n", namespace, "--overwrite", "windowsfleet/east",
+               f"{names.ANNOTATION_REQUESTED_AT}=after-delete")
+    waited = cp.kubectl("wait", "-n", namespace, "--timeout=60s", "windowsfleet/east",
+                        "--for=jsonpath={.status.lastHandledReconcileAt}=after-delete",
+                        check=False)
+    assert waited.returncode == 0, waited.stderr + proc.tail(30)
+    assert proc.terminate() == 0
