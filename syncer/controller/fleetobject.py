@@ -68,6 +68,16 @@ _BLOCKED = Phase.BLOCKED.value
 
 
 @dataclass(frozen=True)
+class ForgeSpec:
+    """``spec.forge``: where pull-request previews and commit statuses go."""
+
+    provider: str
+    url: str | None = None
+    repository: str | None = None
+    secret_ref: str | None = None
+
+
+@dataclass(frozen=True)
 class FleetSpec:
     """What a WindowsFleet asks for; ``None`` fields keep the flag's value."""
 
@@ -76,6 +86,10 @@ class FleetSpec:
     path: str | None = None
     interval: float | None = None
     suspend: bool = False
+    secret_ref: str | None = None  # Git credentials (syncer.controller.fleetsecrets)
+    verify_mode: str | None = None  # head | tag | tag-and-head
+    verify_secret_ref: str | None = None
+    forge: ForgeSpec | None = None
 
 
 class SpecError(ValueError):
@@ -96,13 +110,41 @@ def parse_spec(obj: JSON) -> FleetSpec:
     url = spec.get("url")
     if url is not None and not isinstance(url, str):
         raise SpecError("spec.url must be a string")
+    verify = _object(spec, "verify")
+    if verify and not (verify.get("mode") and _ref(verify)):
+        raise SpecError("spec.verify needs mode and secretRef.name")
+    forge = _object(spec, "forge")
     return FleetSpec(
         url=url or None,
         branch=str(ref["branch"]) if isinstance(ref, dict) and ref.get("branch") else None,
         path=str(spec["path"]) if spec.get("path") is not None else None,
         interval=interval,
         suspend=spec.get("suspend") is True,
+        secret_ref=_ref(spec),
+        verify_mode=str(verify["mode"]) if verify else None,
+        verify_secret_ref=_ref(verify) if verify else None,
+        forge=ForgeSpec(str(forge.get("provider") or "github"), _str(forge, "url"),
+                        _str(forge, "repository"), _ref(forge)) if forge else None,
     )
+
+
+def _object(doc: Mapping[str, object], key: str) -> dict[str, object]:
+    value = doc.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SpecError(f"spec.{key} must be an object")
+    return value
+
+
+def _ref(doc: Mapping[str, object]) -> str | None:
+    ref = doc.get("secretRef")
+    return str(ref["name"]) if isinstance(ref, dict) and ref.get("name") else None
+
+
+def _str(doc: Mapping[str, object], key: str) -> str | None:
+    value = doc.get(key)
+    return str(value) if value else None
 
 
 def _condition(type_: str, status: str, reason: str, message: str, generation: int,

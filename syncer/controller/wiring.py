@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from syncer.controller import events as ev
 from syncer.controller.config import ControllerConfig
 from syncer.controller.credentials import CredentialFiles
 from syncer.controller.fleetobject import FleetObject, FleetSpec, SpecError, parse_spec
+from syncer.controller.fleetsecrets import SecretError, materialize
 from syncer.controller.loop import (
     FAILED,
     PARKED,
@@ -115,36 +116,68 @@ def builtin(ctx: ReconcilerContext) -> Reconciler:
     return reconcile
 
 
-def with_spec(config: ControllerConfig, spec: FleetSpec) -> ControllerConfig:
-    """``config`` with what a WindowsFleet's spec sets."""
+def with_spec(config: ControllerConfig, spec: FleetSpec,
+              files: Mapping[str, Path] | None = None) -> ControllerConfig:
+    """``config`` with what a WindowsFleet's spec sets, and the files of the Secrets it
+    names (setting name -> path, from :func:`~.fleetsecrets.materialize`)."""
+    files = files or {}
     source = replace(config.source, repo=spec.url or config.source.repo,
                      ref=spec.branch or config.source.ref,
                      path=config.source.path if spec.path is None else spec.path)
+    if spec.secret_ref:  # the Secret's keys replace every Git credential flag
+        source = replace(source, git_ssh_key_file=files.get("git_ssh_key_file"),
+                         git_known_hosts_file=files.get("git_known_hosts_file"),
+                         git_token_file=files.get("git_token_file"), git_token_env=None,
+                         git_ca_file=files.get("git_ca_file"))
+    if spec.verify_mode:
+        source = replace(source, verify=spec.verify_mode,
+                         allowed_signers=files.get("allowed_signers"),
+                         gpg_keyring=files.get("gpg_keyring"))
+    writeback = config.writeback
+    if spec.forge is not None:
+        writeback = replace(writeback, forge=spec.forge.provider,
+                            forge_url=spec.forge.url or writeback.forge_url,
+                            forge_repo=spec.forge.repository or writeback.forge_repo,
+                            forge_token_file=files.get("forge_token_file",
+                                                       writeback.forge_token_file),
+                            forge_token_env=None if spec.forge.secret_ref
+                            else writeback.forge_token_env)
     interval = spec.interval or config.interval
-    return replace(config, source=source, interval=interval)
+    return replace(config, source=source, writeback=writeback, interval=interval)
 
 
 def following(fleet: FleetObject, ctx: ReconcilerContext,
               on_interval: Callable[[float], None]) -> Reconciler:
-    """A reconciler that reads the WindowsFleet before each reconcile and, when its spec
-    changed, rebuilds :func:`builtin` from it (between reconciles: never mid-host)."""
-    built: list[tuple[FleetSpec, Reconciler]] = []
+    """A reconciler that reads the WindowsFleet (and the Secrets it names) before each
+    reconcile and, when either changed, rebuilds :func:`builtin` from them (between
+    reconciles: never mid-host)."""
+    built: list[tuple[Hashable, Reconciler]] = []
+    secrets_dir = ctx.config.workdir / ".fleet-secrets"
 
     def reconcile(request: ReconcileRequest, park: threading.Event) -> ReconcileOutcome:
         try:
             spec = parse_spec(fleet.get())
+            found = materialize(ctx.client, fleet.namespace, spec, secrets_dir)
         except SpecError as err:
             return ReconcileOutcome(FAILED, message=f"{fleet.title}: {err}",
                                     reason="InvalidSpec", stalled=True)
+        except SecretError as err:
+            return ReconcileOutcome(FAILED, message=f"{fleet.title}: {err}",
+                                    reason="CredentialsNotFound")
         except ApiError as err:
             if not built or err.not_found:
                 return ReconcileOutcome(FAILED, message=f"{fleet.title}: {err}")
-            spec = built[-1][0]  # the API server is down: go on with what we had
             log.warning("reading the WindowsFleet failed; using its last spec",
                         extra={"error": str(err)})
-        if not built or built[-1][0] != spec:
-            config = with_spec(ctx.config, spec)
-            built[:] = [(spec, builtin(replace(ctx, config=config)))]
+            return built[-1][1](request, park)  # the API server is down: go on with it
+        key = (spec, found.versions)
+        if not built or built[-1][0] != key:
+            config = with_spec(ctx.config, spec, found.files)
+            credentials = ctx.credentials
+            if found.files:  # this fleet's own Secrets, not the mounted files
+                credentials = CredentialFiles.from_config(
+                    config, runtime_dir=config.workdir / ".credentials")
+            built[:] = [(key, builtin(replace(ctx, config=config, credentials=credentials)))]
             on_interval(config.interval)
         return built[-1][1](request, park)
 

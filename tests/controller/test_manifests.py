@@ -191,12 +191,13 @@ def test_the_node_stage_runs_as_the_service_account(
         ("DELETE", "/api/v1/namespaces/kube-system/pods/etcd-0", None),
         ("GET", "/api/v1/nodes?watch=true&timeoutSeconds=1", None),
         ("GET", "/apis/syncer.io/v1alpha1/namespaces/default/windowsfleets/fleet", None),
+        ("GET", f"/api/v1/namespaces/{SA_NAMESPACE}/secrets", None),
         ("DELETE", f"/apis/syncer.io/v1alpha1/namespaces/{SA_NAMESPACE}/windowsfleets/fleet",
          None),
     ],
     ids=["secrets-kube-system", "other-wmco-secret", "delete-namespace", "bind-cluster-admin",
          "create-deployment", "foreign-lease", "delete-a-pod", "watch-nodes",
-         "fleet-elsewhere", "delete-the-fleet"],
+         "fleet-elsewhere", "list-own-secrets", "delete-the-fleet"],
 )
 def test_requests_outside_the_role_are_denied(
     installed: Path, method: str, path: str, body: dict[str, Any] | None

@@ -16,6 +16,8 @@ from test_run import base_args, fleet_remote
 
 from syncer import names
 from syncer.cluster.client import KubeClient
+from syncer_lab.gitrepos import SshKey, WorkRepo, write_allowed_signers
+from syncer_lab.gitserver import SshGitServer
 from syncer_lab.kube import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -283,4 +285,61 @@ def test_every_windowsfleet_of_the_namespace_gets_its_own_loop(
                         "--for=jsonpath={.status.lastHandledReconcileAt}=after-delete",
                         check=False)
     assert waited.returncode == 0, waited.stderr + proc.tail(30)
+    assert proc.terminate() == 0
+
+
+def test_credentials_and_signers_come_from_the_secrets_the_object_names(
+    control_plane: ControlPlane, crd: None, namespace: str, tmp_path: Path,
+    syncer_run: Callable[..., SyncerRun], ssh_remote: tuple[str, WorkRepo],
+    ssh_git_server: SshGitServer, ssh_signing_key: SshKey, untrusted_ssh_key: SshKey,
+) -> None:
+    """spec.secretRef (an ssh:// remote's key and known_hosts) and spec.verify.secretRef
+    (allowed signers) instead of flags; a missing Secret is named in the status."""
+    cp = control_plane
+    url, author = ssh_remote
+    fleet = (ROOT / "examples/byoh/fleet.yaml").read_text().replace(
+        "\nspec:\n", f"\nspec:\n  namespace: {namespace}\n", 1)
+    signed = author.commit("Signed fleet", {"fleet/fleet.yaml": fleet}, sign=ssh_signing_key)
+    author.push("main")
+    cp.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "syncer.io/v1alpha1", "kind": "WindowsFleet",
+        "metadata": {"name": "signed", "namespace": namespace},
+        "spec": {"url": url, "path": "fleet", "secretRef": {"name": "git-creds"},
+                 "verify": {"mode": "head", "secretRef": {"name": "signers"}}}}))
+    proc = syncer_run("replica-a", base_args(cp, namespace, tmp_path / "work",
+                                             "--fleet-object", "signed"))
+    waited = cp.kubectl("wait", "-n", namespace, "--timeout=30s", "windowsfleet/signed",
+                        "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}"
+                        "=CredentialsNotFound", check=False)
+    assert waited.returncode == 0, waited.stderr + proc.tail(20)
+    message = condition(get(cp, namespace, "signed"), "Ready")["message"]
+    assert f"spec.secretRef: Secret {namespace}/git-creds not found" in message
+
+    key = ssh_git_server.client_key.private
+    cp.kubectl("create", "secret", "generic", "-n", namespace, "git-creds",
+               f"--from-file=identity={key}",
+               f"--from-file=known_hosts={ssh_git_server.known_hosts}")
+    signers = write_allowed_signers(tmp_path / "allowed_signers", [ssh_signing_key])
+    cp.kubectl("create", "secret", "generic", "-n", namespace, "signers",
+               f"--from-file=allowed_signers={signers}")
+    cp.kubectl("annotate", "-n", namespace, "--overwrite", "windowsfleet/signed",
+               f"{names.ANNOTATION_REQUESTED_AT}=with-secrets")
+    waited = cp.kubectl("wait", "-n", namespace, "--timeout=60s", "windowsfleet/signed",
+                        f"--for=jsonpath={{.status.lastAppliedRevision}}={signed}",
+                        check=False)
+    assert waited.returncode == 0, waited.stderr + proc.tail(30)
+
+    # A commit signed by a key the Secret does not trust is not applied.
+    untrusted = author.commit("Not trusted", {"fleet/fleet.yaml": fleet.replace(
+        'version: "1.0.0"', 'version: "1.0.1"')}, sign=untrusted_ssh_key)
+    author.push("main")
+    cp.kubectl("annotate", "-n", namespace, "--overwrite", "windowsfleet/signed",
+               f"{names.ANNOTATION_REQUESTED_AT}=untrusted")
+    obj = wait_for(lambda: (o := get(cp, namespace, "signed"))["status"].get(
+        "lastHandledReconcileAt") == "untrusted" and o, timeout=60)
+    assert obj, proc.tail(30)
+    assert obj["status"]["lastAppliedRevision"] == signed
+    ready = condition(obj, "Ready")
+    assert ready["status"] == "False" and untrusted[:7] in ready["message"], ready
+    assert key.read_text().strip() not in proc.output()
     assert proc.terminate() == 0
