@@ -96,9 +96,9 @@ def test_syncer_run_as_the_service_account(
     control_plane: ControlPlane, installed: Path, tmp_path: Path, kube: Any,
     syncer_run: Callable[..., SyncerRun]
 ) -> None:
-    """As the shipped Deployment runs it: following a WindowsFleet (spec read, status
-    and Events written, reconcile-now relayed), with the syncer-control ConfigMap flags
-    path too."""
+    """As the shipped Deployment runs it: following every WindowsFleet (listed, spec
+    read, its own inventory, status and Events written, reconcile-now), and with the
+    flags and the syncer-control ConfigMap too."""
     remote = make_bare(tmp_path / "fleet.git")
     author = WorkRepo(tmp_path / "author", f"file://{remote}")
     shutil.copytree(EXAMPLE, author.path / "fleet")
@@ -112,7 +112,7 @@ def test_syncer_run_as_the_service_account(
               "--workdir", str(tmp_path / "w"), "--lease-duration", "3s",
               "--renew-deadline", "2s", "--retry-period", "200ms",
               "--control-poll-interval", "300ms", "--log-format", "json"]
-    proc = syncer_run("syncer-sa", [*common, "--fleet-object", "fleet"])
+    proc = syncer_run("syncer-sa", [*common, "--fleet-object", "*"])  # as shipped
     assert wait_for(lambda: proc.revision() == author.head(), timeout=60)
     control_plane.kubectl("annotate", "-n", SA_NAMESPACE, "--overwrite", "windowsfleet/fleet",
                           f"{names.ANNOTATION_REQUESTED_AT}=again")

@@ -37,7 +37,7 @@ def test_the_pod_leaves_uid_gid_and_fsgroup_to_restricted_v2(
     sc = container["securityContext"]
     assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["SYNCER_FLEET_OBJECT"] == "fleet"
+    assert env["SYNCER_FLEET_OBJECT"] == "*"
     bundle = "/etc/syncer/trusted-ca/ca-bundle.crt"
     assert env["SYNCER_GIT_CA_FILE"] == env["SSL_CERT_FILE"] == env["REQUESTS_CA_BUNDLE"] == bundle
     assert container["envFrom"] == [{"configMapRef": {"name": "syncer-proxy", "optional": True}}]
