@@ -2,10 +2,13 @@
 
 Layers, each a small module with one job (imports only go downwards in this list):
 
-- ``commands``: the click commands ``run``, ``suspend``, ``resume``, ``reconcile``.
-- ``app``: the composition root of ``syncer run``; threads, signals, graceful shutdown.
-- ``wiring``: builds the :data:`~syncer.controller.loop.Reconciler` (the real reconcile,
-  ``syncer.reconcile.reconcile_once``, or a test's scripted one); ``nodestage``: the node
+- ``app``: the composition root of ``syncer run``; threads, signals, graceful shutdown;
+  ``runtimeuser``: a passwd entry for OpenShift's arbitrary UID (ssh needs one).
+- ``fleets``: one loop per WindowsFleet (``--fleet-object '*'``); ``fleetobject``: a
+  WindowsFleet's spec, "reconcile now" and kstatus status; ``fleetsecrets``: the Secrets
+  it names, as files.
+- ``wiring``: builds the :data:`~syncer.controller.loop.Reconciler` (the pipeline's
+  reconcile, from flags or from a WindowsFleet); ``nodestage``: the node
   stage's options and its progress as metrics and Events inside that reconcile.
 - ``loop``: when to reconcile (leadership, interval with jitter, webhooks, reconcile-now,
   suspend), one at a time, with a park token for safe shutdown.

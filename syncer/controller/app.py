@@ -30,14 +30,13 @@ from syncer.controller.config import ControllerConfig, default_identity
 from syncer.controller.control import Control, ControlSource
 from syncer.controller.credentials import CredentialFiles
 from syncer.controller.events import EventRecorder
-from syncer.controller.fleetobject import FleetObject
-from syncer.controller.fleets import ALL, FleetLoops
+from syncer.controller.fleets import ALL, FleetLoops, fleet_loop
 from syncer.controller.leader import AlwaysLeader, LeaderElector, LeaseSettings
 from syncer.controller.loop import WEBHOOK, Loop, Observer, Reconciler, Trigger
 from syncer.controller.metrics import Metrics
 from syncer.controller.server import App, CachedCheck, HTTPServer
 from syncer.controller.webhooks import HookEvent
-from syncer.controller.wiring import ReconcilerContext, builtin, following
+from syncer.controller.wiring import ReconcilerContext, builtin
 from syncer.durations import format_duration
 
 log = logging.getLogger("syncer.controller")
@@ -82,14 +81,7 @@ def run_controller(config: ControllerConfig, stop: threading.Event | None = None
     if config.fleet_object == ALL:
         loop = FleetLoops(context, make_loop)
     elif config.fleet_object:
-        fleet = FleetObject(client, config.namespace, config.fleet_object)
-        single: list[Loop] = []
-        loop = make_loop(
-            following(fleet, context, lambda seconds: setattr(single[0], "interval", seconds)),
-            events=EventRecorder(client, config.namespace, identity,
-                                 regarding=lambda: fleet.reference),
-            control=fleet, observer=fleet)
-        single.append(loop)
+        loop = fleet_loop(context, config.fleet_object, make_loop)
     else:
         loop = make_loop(builtin(context), events=EventRecorder(client, config.namespace,
                                                                 identity),

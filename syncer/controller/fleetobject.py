@@ -1,11 +1,12 @@
 """The WindowsFleet resource: one fleet's source for ``syncer run``, and its status.
 
 ``syncer run --fleet-object NAME`` follows ``windowsfleets.syncer.io/NAME`` in its
-namespace (the CRD is ``manifests/base/crd/windowsfleets.yaml``) instead of taking the source
-from flags alone:
+namespace (``'*'``: every one, :mod:`.fleets`; the CRD is
+``manifests/base/crd/windowsfleets.yaml``) instead of taking the source from flags alone:
 
-- **spec** (``url``, ``ref.branch``, ``path``, ``interval``, ``suspend``) overrides the
-  matching flags. It is read at every control poll; a changed spec is used from the next
+- **spec** (``url``, ``ref.branch``, ``path``, ``interval``, ``suspend``, and the
+  Secrets of ``secretRef``, ``verify`` and ``forge``: :mod:`.fleetsecrets`) overrides the
+  matching flags. It is read before every reconcile; a changed spec is used from that
   reconcile on (the Git source is rebuilt), so an edit never interrupts a host step;
 - **"reconcile now"** is the annotation ``reconcile.syncer.io/requestedAt`` (Flux's
   ``reconcile.fluxcd.io/requestedAt``); the value handled is copied to

@@ -144,12 +144,17 @@ class FleetLoops:
     def _loop_for(self, name: str) -> Loop:
         config = replace(self.context.config, workdir=self.context.config.workdir / name,
                          inventory_name=f"{names.INVENTORY_CONFIGMAP}-{name}")
-        fleet = FleetObject(self.client, self.namespace, name)
-        events = EventRecorder(self.client, self.namespace, self.context.identity,
-                               regarding=lambda: fleet.reference)
-        holder: list[Loop] = []
-        reconcile = following(fleet, replace(self.context, config=config),
-                              lambda seconds: setattr(holder[0], "interval", seconds))
-        loop = self._make_loop(reconcile, events=events, control=fleet, observer=fleet)
-        holder.append(loop)
-        return loop
+        return fleet_loop(replace(self.context, config=config), name, self._make_loop)
+
+
+def fleet_loop(context: ReconcilerContext, name: str, make_loop: Callable[..., Loop]) -> Loop:
+    """The loop that follows the WindowsFleet ``name`` (``--fleet-object NAME``, or one
+    of ``'*'``): the object is its control and its observer, its Events regard it."""
+    fleet = FleetObject(context.client, context.config.namespace, name)
+    events = EventRecorder(context.client, context.config.namespace, context.identity,
+                           regarding=lambda: fleet.reference)
+    holder: list[Loop] = []
+    reconcile = following(fleet, context, lambda seconds: setattr(holder[0], "interval", seconds))
+    loop = make_loop(reconcile, events=events, control=fleet, observer=fleet)
+    holder.append(loop)
+    return loop

@@ -17,6 +17,9 @@ pipeline ``syncer sync --once`` runs
   ``syncer_forge_errors_total``); they never fail the reconcile.
 
 There is no other: the controller never imports code named by its configuration.
+:func:`following` wraps it for a WindowsFleet: before each reconcile it reads the object
+and the Secrets it names, and rebuilds :func:`builtin` from :func:`with_spec` when either
+changed.
 
 Credentials: :class:`GitCredentials` hands the pipeline the generation of the mounted Git
 key, token and known_hosts (it rebuilds the source when one changes) and a private
