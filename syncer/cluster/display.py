@@ -118,8 +118,8 @@ def _components(obj: dict[str, Any] | None) -> dict[str, ComponentVersion]:
 
 def text_diff(old: str, new: str) -> list[str]:
     """A unified diff of two texts, without its file header lines."""
-    lines = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=2)
-    return [line for line in lines if not line.startswith(("---", "+++"))]
+    lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=2))
+    return lines[2:]  # the "---"/"+++" header (a removed "-- x" line starts with "---" too)
 
 
 def plan_table(plan: Plan, *, show_unchanged: bool = True) -> str:

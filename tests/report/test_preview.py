@@ -235,3 +235,10 @@ def test_component_changes_are_a_table() -> None:
         "| `kubelet` | v1.34.4 → v1.34.5 | changed |",
         "| `csi-proxy` | _new_ → v1.1.3 | changed |",
     ]
+
+
+def test_a_removed_line_that_starts_with_dashes_stays_in_the_diff() -> None:
+    from syncer.cluster.display import text_diff
+
+    assert text_diff("a\n-- a SQL comment\nb\n", "a\nb\n") == [
+        "@@ -1,3 +1,2 @@", " a", "--- a SQL comment", " b"]
