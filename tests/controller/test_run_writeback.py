@@ -3,6 +3,7 @@ revision, and a preview on a pull request as soon as its webhook arrives."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -92,6 +93,46 @@ def test_status_note_and_a_preview_on_the_pull_request_webhook(
         assert proc.metric("syncer_forge_errors_total") == 0.0
         # the reconcile for the webhook changed no state: still one status commit
         assert len(git(remote, "log", "--format=%s", "syncer/status").splitlines()) == 1
+        assert proc.terminate() == 0
+        sim.assert_clean()
+    assert sim.token not in proc.output()
+
+
+def test_the_forge_and_its_token_from_a_windowsfleet(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path,
+    syncer_run: Callable[..., SyncerRun],
+) -> None:
+    """spec.forge (provider, URL, repository, a token Secret) instead of the flags: open
+    pull requests get their preview, and the token stays out of the log."""
+    cp = control_plane
+    crd = Path(__file__).resolve().parents[2] / "manifests/base/crd/windowsfleets.yaml"
+    cp.kubectl("apply", "--server-side", "-f", str(crd))
+    cp.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+               "crd/windowsfleets.syncer.io")
+    remote = make_bare(tmp_path / "fleet.git")
+    author = WorkRepo(tmp_path / "author", f"file://{remote}")
+    author.commit("Fleet", fleet_files(namespace, "1"))
+    author.push("main")
+    pr_head = author.commit("Value 2", fleet_files(namespace, "2"))
+    author.git("push", "-q", "origin", "HEAD:refs/pull/7/head")
+    with ForgeSimulator("github") as sim:
+        sim.add_pull_request(7, pr_head, head_ref="value-2")
+        cp.kubectl("create", "secret", "generic", "-n", namespace, "forge",
+                   f"--from-literal=token={sim.token}")
+        cp.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "syncer.io/v1alpha1", "kind": "WindowsFleet",
+            "metadata": {"name": "previewed", "namespace": namespace},
+            "spec": {"url": f"file://{remote}", "path": "fleet", "interval": "10m",
+                     "forge": {"provider": "github", "url": sim.api_url,
+                               "repository": sim.repository,
+                               "secretRef": {"name": "forge"}}}}))
+        proc = syncer_run("replica-a", [
+            "--kubeconfig", str(cp.kubeconfig), "--namespace", namespace,
+            "--workdir", str(tmp_path / "work"), "--control-poll-interval", "300ms",
+            "--log-format", "json", *FAST, "--fleet-object", "previewed"])
+        assert wait_for(lambda: sim.comments_on(7), timeout=60), proc.output()[-3000:]
+        (comment,) = sim.comments_on(7)
+        assert "**0 to create, 1 to update, 0 to prune**" in comment.body
         assert proc.terminate() == 0
         sim.assert_clean()
     assert sim.token not in proc.output()
