@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from syncer.cluster.apply import ApplyOptions, ApplyResult, apply_plan
-from syncer.cluster.client import ApiError, KubeClient
+from syncer.cluster.client import WORKERS, ApiError, KubeClient
 from syncer.cluster.display import apply_summary
 from syncer.cluster.inventory import Inventory, InventoryStore
 from syncer.cluster.objects import ObjectRef
@@ -80,7 +80,7 @@ class ReconcileOptions:
     inventory_name: str = INVENTORY_CONFIGMAP
     confirm_prune: bool = False
     dry_run: bool = False
-    workers: int = 8
+    workers: int = WORKERS
     # The node stage after a successful apply; None skips it. Its fleet
     # namespace is taken from the Fleet.
     nodes: NodeStageOptions | None = None

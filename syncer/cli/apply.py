@@ -20,7 +20,7 @@ import click
 from syncer.cli.main import check_fleet_at
 from syncer.cli.options import cluster_options, emit, output_option
 from syncer.cluster.apply import Outcome
-from syncer.cluster.client import ApiError, cluster_configured, connect
+from syncer.cluster.client import WORKERS, ApiError, cluster_configured, connect
 from syncer.cluster.display import plan_table
 from syncer.cluster.inventory import InventoryStore
 from syncer.cluster.plan import Plan, compute_plan, offline_plan
@@ -89,7 +89,7 @@ def plan_command(
               help="where the local clone and checkouts live")
 @cluster_options
 @click.option("--dry-run", is_flag=True, help="server-side dry run: nothing is written")
-@click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 64),
+@click.option("--workers", default=WORKERS, show_default=True, type=click.IntRange(1, 64),
               help="concurrent API requests")
 @output_option("text")
 @click.option("--nodes/--no-nodes", default=True, show_default=True,

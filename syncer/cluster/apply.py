@@ -32,7 +32,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from syncer.cluster import ordering
-from syncer.cluster.client import ApiError, KubeClient, Resource
+from syncer.cluster.client import WORKERS, ApiError, KubeClient, Resource
 from syncer.cluster.objects import ObjectRef
 from syncer.cluster.plan import Action, Plan, PlanEntry
 
@@ -85,7 +85,7 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class ApplyOptions:
-    workers: int = 8
+    workers: int = WORKERS
     dry_run: bool = False
     attempts: int = 4  # per request, including the first
     backoff: float = 0.2  # seconds before the first retry; doubles, with jitter

@@ -108,9 +108,10 @@ def normalise(desired: dict[str, Any], *, namespaced: bool = True) -> dict[str, 
     """The desired object as the API server will store it, for comparison: server
     metadata, ``status`` and ``null`` values removed, ``stringData`` folded into
     ``data``, no namespace on cluster-scoped objects."""
-    obj: dict[str, Any] = _drop_nulls(desired)
+    # _drop_nulls shares what has no null with ``desired``: copy the two levels changed here.
+    obj: dict[str, Any] = dict(_drop_nulls(desired))
     obj.pop("status", None)
-    meta = obj.setdefault("metadata", {})
+    meta = obj["metadata"] = dict(obj.get("metadata") or {})
     for key in SERVER_METADATA:
         meta.pop(key, None)
     if not namespaced:
@@ -327,10 +328,22 @@ def _ignored(path: tuple[str, ...]) -> bool:
 
 
 def _drop_nulls(value: Any) -> Any:
+    """``value`` without ``null`` members; parts without any are returned as they are
+    (not copied: a resync compares thousands of objects, most without a null)."""
     if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+        changed = False
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if v is None:
+                changed = True
+                continue
+            kept = _drop_nulls(v) if isinstance(v, dict | list) else v
+            changed = changed or kept is not v
+            out[k] = kept
+        return out if changed else value
     if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
+        items = [_drop_nulls(v) if isinstance(v, dict | list) else v for v in value]
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
     return value
 
 

@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from syncer.cluster import ordering
-from syncer.cluster.client import ApiError, KubeClient, Resource, UnknownKind
+from syncer.cluster.client import WORKERS, ApiError, KubeClient, Resource, UnknownKind
 from syncer.cluster.diff import Change, diff, redact_patch
 from syncer.cluster.inventory import Inventory
 from syncer.cluster.objects import ObjectRef
@@ -153,7 +153,7 @@ def compute_plan(
     source_of: SourceOf | None = None,
     revision: str = "",
     confirm: Confirmation | None = None,
-    workers: int = 8,
+    workers: int = WORKERS,
     owned_only: bool = False,
 ) -> Plan:
     """Compare the rendered ``objects`` with the cluster and the ``inventory``.
