@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from syncer.cluster import ordering
+from syncer.cluster import gcpause, ordering
 from syncer.cluster.client import WORKERS, ApiError, KubeClient, Resource, UnknownKind
 from syncer.cluster.diff import Change, diff, redact_patch
 from syncer.cluster.inventory import Inventory
@@ -161,7 +161,24 @@ def compute_plan(
     ``owned_only`` (pull-request previews) compares only with objects syncer applied
     itself (in the ``inventory``): nothing else in the cluster is read, so a preview
     cannot show a value, or the existence of an object, that Git did not put there."""
-    objects = list(objects)
+    with gcpause.paused():
+        return _compute_plan(list(objects), fleet, client, inventory, source_of=source_of,
+                             revision=revision, confirm=confirm, workers=workers,
+                             owned_only=owned_only)
+
+
+def _compute_plan(
+    objects: list[dict[str, Any]],
+    fleet: FleetLike,
+    client: KubeClient,
+    inventory: Inventory,
+    *,
+    source_of: SourceOf | None,
+    revision: str,
+    confirm: Confirmation | None,
+    workers: int,
+    owned_only: bool,
+) -> Plan:
     desired: dict[ObjectRef, dict[str, Any]] = {}
     resources: dict[ObjectRef, Resource] = {}
     errors: dict[ObjectRef, str] = {}
