@@ -77,6 +77,26 @@ def _signature(path: Path) -> Signature | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+def write_private(directory: Path, name: str, data: bytes) -> Path:
+    """``directory/name`` holding ``data``, mode 0600 in a 0700 directory, replaced
+    atomically, and left alone when it already holds ``data``."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = directory / name
+    try:
+        if target.read_bytes() == data:
+            return target
+    except OSError:
+        pass
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
+    try:
+        os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)
+    return target
+
+
 class CredentialFiles:
     """Named credential files, read on demand, reloaded when their directory changes."""
 
@@ -147,21 +167,7 @@ class CredentialFiles:
         with self._lock:
             if self._runtime_dir is None:
                 self._runtime_dir = Path(tempfile.mkdtemp(prefix="syncer-credentials-"))
-            self._runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            target = self._runtime_dir / name
-            try:
-                if target.read_bytes() == data:
-                    return target
-            except OSError:
-                pass
-            fd, tmp = tempfile.mkstemp(dir=self._runtime_dir, prefix=f".{name}.")
-            try:
-                os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-            os.replace(tmp, target)
-            return target
+            return write_private(self._runtime_dir, name, data)
 
     def on_change(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(name)`` after the content of a credential changed."""

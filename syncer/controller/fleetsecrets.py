@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from syncer.cluster.client import ApiError, KubeClient
 from syncer.cluster.objects import JSON
+from syncer.controller.credentials import write_private
 from syncer.controller.fleetobject import TIMEOUT, FleetSpec
 
 # Keys of each kind of Secret, and the setting each one fills.
@@ -89,13 +89,4 @@ def _write(directory: Path, key: str, encoded: object, where: str, name: str) ->
         value = base64.b64decode(str(encoded), validate=True)
     except (binascii.Error, ValueError):
         raise SecretError(f"{where}: Secret {name}: key {key} is not base64") from None
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = directory / key
-    if path.is_file() and path.read_bytes() == value:
-        return path
-    tmp = directory / f".{key}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(value)
-    tmp.replace(path)
-    return path
+    return write_private(directory, key, value)
