@@ -11,15 +11,13 @@ from __future__ import annotations
 import click
 
 from syncer import __version__, names
-from syncer.cli.options import emit, output_option
+from syncer.cli.options import emit, kubeconfig_options, output_option
 from syncer.problems import UserError
 
 
 @click.command("version")
 @click.option("--client", is_flag=True, help="Only the CLI; do not ask the cluster.")
-@click.option("--kubeconfig", metavar="FILE",
-              help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
-@click.option("--context", help="kubeconfig context (default: the current one)")
+@kubeconfig_options
 @click.option("-n", "--namespace", default=names.SYSTEM_NAMESPACE, show_default=True,
               help="the controller's namespace")
 @output_option("text")

@@ -20,10 +20,13 @@ from syncer.names import INVENTORY_CONFIGMAP, SYSTEM_NAMESPACE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_CLUSTER = [
+_KUBECONFIG = [
     click.option("--kubeconfig", metavar="FILE",
                  help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)"),
     click.option("--context", help="kubeconfig context (default: the current one)"),
+]
+_CLUSTER = [
+    *_KUBECONFIG,
     click.option("--inventory-namespace", "-n", default=SYSTEM_NAMESPACE, show_default=True,
                  help="namespace of the inventory ConfigMap (the controller's)"),
     click.option("--inventory-name", default=INVENTORY_CONFIGMAP, show_default=True,
@@ -31,6 +34,13 @@ _CLUSTER = [
     click.option("--confirm-prune", is_flag=True,
                  help="allow a prune the guard (spec.prune.maxDeletions) refuses"),
 ]
+
+
+def kubeconfig_options(fn: F) -> F:
+    """Add ``--kubeconfig`` and ``--context`` to a click command that reads a cluster."""
+    for option in reversed(_KUBECONFIG):
+        fn = option(fn)
+    return fn
 
 
 def cluster_options(fn: F) -> F:

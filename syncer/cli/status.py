@@ -12,15 +12,13 @@ from __future__ import annotations
 import click
 
 from syncer import names
-from syncer.cli.options import emit, output_option
+from syncer.cli.options import emit, kubeconfig_options, output_option
 from syncer.cluster.client import ApiError, connect
 from syncer.problems import UserError
 
 
 @click.command("status")
-@click.option("--kubeconfig", metavar="FILE",
-              help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
-@click.option("--context", help="kubeconfig context (default: the current one)")
+@kubeconfig_options
 @click.option("-n", "--namespace", default=names.WMCO_NAMESPACE, show_default=True,
               help="the fleet (WMCO) namespace")
 @output_option("table")
