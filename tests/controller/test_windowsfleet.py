@@ -36,6 +36,12 @@ def fleet_yaml(name: str, namespace: str, **spec: Any) -> str:
                        "metadata": {"name": name, "namespace": namespace}, "spec": spec})
 
 
+def example_fleet(namespace: str) -> str:
+    """examples/byoh's fleet.yaml with its objects in ``namespace``."""
+    return (ROOT / "examples/byoh/fleet.yaml").read_text().replace(
+        "\nspec:\n", f"\nspec:\n  namespace: {namespace}\n", 1)
+
+
 def get(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
     out = cp.kubectl("get", "-n", namespace, "windowsfleet", name, "-o", "json").stdout
     doc: dict[str, Any] = json.loads(out)
@@ -90,8 +96,7 @@ def test_syncer_run_follows_the_object_and_reports_through_kubectl(
     # No hosts yet: the revision alone decides Ready. The fleet's namespace is the test's
     # (hosts and a WMCO Deployment other tests leave in WMCO's do not count).
     (author.path / "fleet/hosts/lab.yaml").unlink()
-    fleet = (ROOT / "examples/byoh/fleet.yaml").read_text().replace(
-        "\nspec:\n", f"\nspec:\n  namespace: {namespace}\n", 1)
+    fleet = example_fleet(namespace)
     author.commit("No hosts yet", {"fleet/fleet.yaml": fleet})
     author.push("main")
     first = author.head()
@@ -253,8 +258,7 @@ def test_every_windowsfleet_of_the_namespace_gets_its_own_loop(
         cp.kubectl("create", "namespace", fleet_namespace)
         remote, author = fleet_remote(tmp_path / name, kube)
         (author.path / "fleet/hosts/lab.yaml").unlink()
-        fleet = (ROOT / "examples/byoh/fleet.yaml").read_text().replace(
-            "\nspec:\n", f"\nspec:\n  namespace: {fleet_namespace}\n", 1)
+        fleet = example_fleet(fleet_namespace)
         heads[name] = author.commit(f"Fleet {name}", {"fleet/fleet.yaml": fleet})
         author.push("main")
         (tmp_path / f"{name}.url").write_text(f"file://{remote}")
@@ -297,8 +301,7 @@ def test_credentials_and_signers_come_from_the_secrets_the_object_names(
     (allowed signers) instead of flags; a missing Secret is named in the status."""
     cp = control_plane
     url, author = ssh_remote
-    fleet = (ROOT / "examples/byoh/fleet.yaml").read_text().replace(
-        "\nspec:\n", f"\nspec:\n  namespace: {namespace}\n", 1)
+    fleet = example_fleet(namespace)
     signed = author.commit("Signed fleet", {"fleet/fleet.yaml": fleet}, sign=ssh_signing_key)
     author.push("main")
     cp.kubectl("apply", "-f", "-", input=json.dumps({
