@@ -607,49 +607,87 @@ def _report(
 class _LiveStatus:
     """The rows of a rollout while it runs.
 
-    Each step a host enters is written to ``syncer-node-status`` (only what changed), so
+    The steps hosts enter are written to ``syncer-node-status`` (only what changed), so
     ``syncer status`` shows a rollout that takes hours as it goes, not only when the round
     ends. When a host starts or finishes, ``on_update`` gets a snapshot of the round: a
-    host changing phase is a change of state the status branch records. Snapshots are
-    delivered in order on one thread of their own, so a slow push to Git never holds up
-    a host; :meth:`close` waits for the last one."""
+    host changing phase is a change of state the status branch records.
+
+    A host only records its step here and goes on: one writer thread of its own builds the
+    rows and writes them, at most every ``interval`` seconds with the latest state (steps
+    in between are coalesced), and hands the snapshots of starts and finishes, in order, to
+    ``on_update``. A host never waits for the API server or a slow push to Git on another
+    host's behalf: with the writes on the hosts' threads under one lock, twenty hosts at a
+    time queued behind each other's status writes, and every write grew with the fleet.
+    :meth:`close` writes the last state and waits for the last snapshot."""
 
     def __init__(self, api: KubeClient, opts: NodeStageOptions, plans: list[HostPlan],
-                 previous: StatusReport) -> None:
+                 previous: StatusReport, interval: float = 0.5) -> None:
         self.api, self.opts, self.plans, self.previous = api, opts, plans, previous
+        self.interval = interval
         self.outcomes: dict[str, HostOutcome] = {}
         self.steps: dict[str, str] = {}
-        self._lock = threading.Lock()
-        self._notifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncer-status")
+        self._total = sum(1 for p in plans if p.needs_slot)
+        self._changed = threading.Condition()
+        self._dirty = False
+        self._closing = False
+        self._notices: list[tuple[dict[str, HostOutcome], dict[str, str]]] = []
+        self._writer = threading.Thread(target=self._write_loop, name="syncer-status",
+                                        daemon=True)
+        self._writer.start()
 
     def close(self) -> None:
-        self._notifier.shutdown(wait=True)
+        with self._changed:
+            self._closing = True
+            self._changed.notify()
+        self._writer.join()
 
     def step(self, address: str, step: str) -> None:
-        with self._lock:
+        with self._changed:
             started = address not in self.steps
             self.steps[address] = step
-            self._publish(notify=started)
+            self._mark(notify=started)
 
     def outcome(self, address: str, outcome: HostOutcome) -> None:
-        with self._lock:
+        with self._changed:
             self.outcomes[address] = outcome
             self.steps.pop(address, None)
-            self._publish(notify=True)
+            self._mark(notify=True)
 
-    def _publish(self, notify: bool) -> None:
-        partial = RolloutResult(outcomes=dict(self.outcomes),
-                                total=sum(1 for p in self.plans if p.needs_slot))
-        snapshot = NodeStageResult(plans=self.plans, rollout=partial,
-                                   rows=_final_rows(self.plans, partial, [], self.steps))
-        self.previous = _report(self.api, self.opts, snapshot, self.previous)
+    def _mark(self, notify: bool) -> None:
         if notify and self.opts.on_update is not None:
-            self._notifier.submit(self._notify, self.opts.on_update, snapshot)
+            self._notices.append((dict(self.outcomes), dict(self.steps)))
+        self._dirty = True
+        self._changed.notify()
 
-    @staticmethod
-    def _notify(on_update: Callable[[NodeStageResult], None], snapshot: NodeStageResult
-                ) -> None:
+    def _snapshot(self, outcomes: dict[str, HostOutcome], steps: dict[str, str]
+                  ) -> NodeStageResult:
+        partial = RolloutResult(outcomes=outcomes, total=self._total)
+        return NodeStageResult(plans=self.plans, rollout=partial,
+                               rows=_final_rows(self.plans, partial, [], steps))
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._changed:
+                while not (self._dirty or self._closing):
+                    self._changed.wait()
+                if not self._dirty:
+                    return
+                self._dirty = False
+                notices, self._notices = self._notices, []
+                latest = (dict(self.outcomes), dict(self.steps))
+                closing = self._closing
+            for outcomes, steps in notices:
+                snapshot = self._snapshot(outcomes, steps)
+                snapshot.rows = carry_since(snapshot.rows, self.previous)
+                self._notify(snapshot)
+            self.previous = _report(self.api, self.opts, self._snapshot(*latest), self.previous)
+            if not closing:  # what arrives meanwhile goes out in one write
+                with self._changed:
+                    self._changed.wait_for(lambda: self._closing, timeout=self.interval)
+
+    def _notify(self, snapshot: NodeStageResult) -> None:
+        assert self.opts.on_update is not None
         try:
-            on_update(snapshot)
+            self.opts.on_update(snapshot)
         except Exception as err:  # reporting must not fail the rollout
             log.warning("reporting the rollout's progress failed: %s", err)

@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -16,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from syncer import names
 from syncer.cli.main import cli
-from syncer.cluster.client import ApiError
+from syncer.cluster.client import ApiError, KubeClient
 from syncer.nodes.slots import RolloutLock
 from syncer.nodes.stage import NodeStageResult, run_node_stage
 from syncer.nodes.status import read_status
@@ -149,6 +150,37 @@ def test_status_follows_a_rollout_while_it_runs(node_lab: NodeLab) -> None:
     # A snapshot when each host started and when it finished: 2 hosts, 4 changes of state.
     assert len(snapshots) == 4, snapshots
     assert [sorted(s.values()) for s in snapshots][-1] == ["up-to-date", "up-to-date"]
+
+
+class SlowStatusWrites(KubeClient):
+    """The test control plane, with every write of ``syncer-node-status`` taking a second
+    longer (a busy API server, a large ConfigMap)."""
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        if method != "GET" and names.NODE_STATUS_CONFIGMAP in path:
+            time.sleep(1.0)
+        return super().request(method, path, **kwargs)
+
+
+def test_hosts_do_not_wait_for_status_writes(node_lab: NodeLab) -> None:
+    """Each step a host enters is reported, but a slow status write never holds a host up:
+    with writes taking a second, a host's upgrade (15 steps) still takes about as long as
+    without, and the status at the end is complete."""
+    _join(node_lab, 2, max_unavailable=2)
+    node_lab.set_fleet("1.1.0", kubelet="v1.31.0", max_unavailable=2)
+    spans: dict[str, list[float]] = {}
+
+    def on_step(address: str, step: str) -> None:
+        spans.setdefault(address, []).append(time.monotonic())
+
+    slow = SlowStatusWrites(node_lab.api.api_client)
+    result = run_node_stage(slow, node_lab.options(), on_step=on_step)
+    assert result.ok, (result.summary(), result.rows)
+    for address, times in spans.items():
+        assert len(times) >= 12
+        assert times[-1] - times[0] < 6.0, (address, times[-1] - times[0])
+    final = read_status(node_lab.api, node_lab.namespace)
+    assert sorted(r.text for r in final.hosts.values()) == ["up-to-date", "up-to-date"]
 
 
 def test_controller_restart_mid_rollout_resumes_first(node_lab: NodeLab) -> None:
