@@ -224,10 +224,19 @@ def read_node(api: KubeClient, name: str) -> NodeRecord | None:
 WINDOWS_NODES = f"{names.LABEL_OS}=windows"
 
 
-def list_windows_nodes(api: KubeClient, selector: str = WINDOWS_NODES) -> list[NodeRecord]:
+# The API server's metadata-only LIST (what `kubectl get --show-kind -o name` and the
+# metadata informers use): labels and annotations without the status, a fraction of the bytes.
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+
+
+def list_windows_nodes(api: KubeClient, selector: str = WINDOWS_NODES, *,
+                       metadata_only: bool = False) -> list[NodeRecord]:
     """Every Node labelled ``kubernetes.io/os=windows`` (or matching ``selector``, which
-    tests narrow to their own Nodes), sorted by name."""
-    doc = api.request("GET", "/api/v1/nodes", query=[("labelSelector", selector)])
+    tests narrow to their own Nodes), sorted by name. ``metadata_only``: records without
+    spec and status (addresses, readiness, versions unknown), for what labels and
+    annotations answer."""
+    doc = api.request("GET", "/api/v1/nodes", query=[("labelSelector", selector)],
+                      accept=METADATA_ONLY if metadata_only else "application/json")
     nodes = [NodeRecord.from_node(n) for n in doc.get("items") or []]
     return sorted(nodes, key=lambda n: n.name)
 

@@ -258,7 +258,9 @@ class RolloutLock:
             found[h.address] = Unavailable(
                 h.address, f"slot held by {h.holder} since {h.acquired}", h.node_name
             )
-        nodes: list[NodeRecord] = list_windows_nodes(self.api, self.node_selector)
+        # Labels and annotations say who is out: the metadata is enough, and at hundreds
+        # of Nodes the full objects made every slot cost a large LIST.
+        nodes = list_windows_nodes(self.api, self.node_selector, metadata_only=True)
         for node in nodes:
             if not (node.upgrading or node.failed):
                 continue
