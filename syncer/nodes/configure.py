@@ -69,6 +69,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Any
 
 from syncer import names
 from syncer.cluster.client import ApiError
@@ -439,13 +440,14 @@ class HostRun:
     def _approves(self) -> bool:
         return self.host.kind is HostKind.BYOH or self.ctx.approve_machine_csrs
 
-    def _approve_csrs(self) -> list[csr_approval.CsrDecision]:
+    def _approve_csrs(self, listed: list[dict[str, Any]] | None = None
+                      ) -> list[csr_approval.CsrDecision]:
         ip = self.host.connect_address
         addresses = [self.host.address] if self.host.address == ip else [self.host.address, ip]
         return csr_approval.approve_byoh_csrs(
             self.ctx.api, addresses, {a: self.facts.hostname for a in addresses},
             reverse=self.ctx.reverse,
-            bootstrapper=csr_approval.bootstrapper_user(self.ctx.namespace))
+            bootstrapper=csr_approval.bootstrapper_user(self.ctx.namespace), listed=listed)
 
     def _verify(self) -> None:
         ctx = self.ctx
@@ -470,8 +472,11 @@ class HostRun:
         serving = not self._approves()  # else: wait for the serving certificate too
         while True:
             if self._approves():
-                self._approve_csrs()
-                serving = serving or csr_approval.serving_approved(ctx.api, self.node_name)
+                csrs = csr_approval.list_csrs(ctx.api)
+                approved = self._approve_csrs(csrs)
+                serving = (serving or csr_approval.serving_approved(csrs, self.node_name)
+                           or any(d.approved and d.kind == "serving"
+                                  and d.node_name == self.node_name for d in approved))
             node = node_meta.read_node(ctx.api, self.node_name)
             if node is None:
                 raise StepFailed(f"Node {self.node_name} disappeared")

@@ -268,13 +268,14 @@ def approve_byoh_csrs(
     *,
     reverse: ReverseResolver = reverse_lookup,
     bootstrapper: str | None = None,
+    listed: list[dict[str, Any]] | None = None,
 ) -> list[CsrDecision]:
     """Approve every pending kubelet CSR that belongs to one of ``addresses`` (BYOH hosts).
 
-    ``ssh_hostnames`` maps address -> host name read over SSH (the fallback). Returns one
+    ``ssh_hostnames`` maps address -> host name read over SSH (the fallback); ``listed``:
+    the CSRs as :func:`list_csrs` just read them (read here if not given). Returns one
     decision per kubelet CSR seen (approved or left alone, with why)."""
-    doc = api.request("GET", _CSRS)
-    csrs = [c for c in doc.get("items") or [] if _pending(c)]
+    csrs = [c for c in (list_csrs(api) if listed is None else listed) if _pending(c)]
     if not csrs:
         return []
     nodes_doc = api.request("GET", "/api/v1/nodes")
@@ -293,10 +294,15 @@ def approve_byoh_csrs(
     return decisions
 
 
-def serving_approved(api: KubeClient, node_name: str) -> bool:
-    """Whether the kubelet of ``node_name`` has an approved serving CSR."""
-    doc = api.request("GET", _CSRS)
-    for csr in doc.get("items") or []:
+def list_csrs(api: KubeClient) -> list[dict[str, Any]]:
+    """Every CertificateSigningRequest of the cluster (one LIST: a cluster of hundreds of
+    Nodes holds hundreds of them, so a caller that needs them twice reads them once)."""
+    return list(api.request("GET", _CSRS).get("items") or [])
+
+
+def serving_approved(csrs: Iterable[Mapping[str, Any]], node_name: str) -> bool:
+    """Whether the kubelet of ``node_name`` has an approved serving CSR among ``csrs``."""
+    for csr in csrs:
         spec = csr.get("spec") or {}
         conditions = (csr.get("status") or {}).get("conditions") or []
         if (spec.get("signerName") == SERVING_SIGNER
