@@ -49,6 +49,7 @@ from syncer.cluster.prune import Confirmation
 from syncer.fleet import Fleet, FleetModel, load_fleet, render
 from syncer.fleet.admission import DEFAULT as DEFAULT_PASSTHROUGH
 from syncer.fleet.admission import PassThroughPolicy
+from syncer.fleet.loading import ParseCache
 from syncer.names import FLEET_CONFIGMAP, INVENTORY_CONFIGMAP, SYSTEM_NAMESPACE
 from syncer.nodes.stage import NodeStageOptions, NodeStageResult, run_node_stage
 from syncer.problems import Problem, UserError
@@ -85,6 +86,8 @@ class ReconcileOptions:
     # namespace is taken from the Fleet.
     nodes: NodeStageOptions | None = None
     passthrough: PassThroughPolicy = DEFAULT_PASSTHROUGH  # what the fleet may pass through
+    # A long-running reconciler's parsed files: unchanged files are not parsed again.
+    parse_cache: ParseCache | None = None
 
 
 @dataclass
@@ -158,7 +161,7 @@ def reconcile_once(
         return _nodes_on_last_applied(inventory, client, options, shutdown, result)
     result.stage = Stage.VALIDATE
     try:
-        model = load_fleet(path, options.passthrough)
+        model = load_fleet(path, options.passthrough, options.parse_cache)
     except UserError as err:
         result.problems = err.problems
         result.errors = [str(p) for p in err.problems if p.is_error] or [str(err)]

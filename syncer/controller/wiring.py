@@ -51,6 +51,7 @@ from syncer.controller.loop import (
     Reconciler,
     ReconcileRequest,
 )
+from syncer.fleet.loading import ParseCache
 from syncer.nodes.stage import WMCO_ACTIVE
 from syncer.pipeline.run import Pipeline, Target
 from syncer.reconcile import ReconcileOptions, ReconcileResult, Stage
@@ -98,7 +99,7 @@ def builtin(ctx: ReconcilerContext) -> Reconciler:
     options = ReconcileOptions(inventory_namespace=config.namespace,
                                inventory_name=config.inventory_name,
                                nodes=stage_options(config, ctx.credentials),
-                               passthrough=config.passthrough)
+                               passthrough=config.passthrough, parse_cache=ParseCache())
     pipeline = Pipeline(
         config.source, config.writeback,
         Target(config.workdir, inventory_namespace=config.namespace,

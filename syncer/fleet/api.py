@@ -56,6 +56,7 @@ def check_loaded(loaded: loading.LoadedFiles, policy: PassThroughPolicy = admiss
 def check_fleet(
     path: Path | str, *, display_prefix: str = "",
     policy: PassThroughPolicy = admission.DEFAULT,
+    cache: loading.ParseCache | None = None,
 ) -> tuple[FleetModel | None, list[Problem]]:
     """Load and validate the fleet at ``path`` without raising for user mistakes.
 
@@ -63,17 +64,19 @@ def check_fleet(
     holds errors and warnings sorted by file and line. ``path`` is a directory (searched
     recursively) or a single YAML file. Files are named relative to the fleet root, or
     ``<display_prefix>/<file>`` when a prefix is given (the CLI's view). ``policy`` is
-    what pass-through objects may be (:mod:`.admission`).
+    what pass-through objects may be (:mod:`.admission`). ``cache``: files unchanged since
+    the previous load with this cache are not parsed again (:class:`.loading.ParseCache`).
     """
     root = Path(path)
     if not root.exists():
         return None, [Problem(str(path), 0, "no such file or directory")]
-    return check_loaded(loading.load_path(root, display_prefix), policy)
+    return check_loaded(loading.load_path(root, display_prefix, cache), policy)
 
 
-def load_fleet(path: Path | str, policy: PassThroughPolicy = admission.DEFAULT) -> FleetModel:
+def load_fleet(path: Path | str, policy: PassThroughPolicy = admission.DEFAULT,
+               cache: loading.ParseCache | None = None) -> FleetModel:
     """Load and validate the fleet at ``path``; raise UserError with every error."""
-    model, problems = check_fleet(path, policy=policy)
+    model, problems = check_fleet(path, policy=policy, cache=cache)
     if model is None:
         raise UserError(errors(problems))
     return model

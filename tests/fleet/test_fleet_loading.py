@@ -9,7 +9,7 @@ import pytest
 from fleet_builders import byoh, errors_of, fleet, host, line_of, machine_set, runtime_class, write
 
 from syncer.fleet import FleetModel, check_fleet, load_fleet, render
-from syncer.fleet.loading import find_yaml_files
+from syncer.fleet.loading import ParseCache, find_yaml_files
 from syncer.problems import UserError
 
 HOSTS = byoh(host("10.0.0.1"))
@@ -202,3 +202,31 @@ def test_warnings_are_kept_in_the_model(tmp_path: Path) -> None:
     assert [p.message for p in model.warnings] == [
         "spec.rollout.paused: rollout is paused: no Windows host will be changed"
     ]
+
+
+def test_a_parse_cache_reparses_only_changed_files_and_gives_the_same_fleet(
+        tmp_path: Path) -> None:
+    """The controller loads the fleet at every revision with one cache: the result is
+    what a fresh load gives, errors included, and unchanged files are not parsed again."""
+    files = {"fleet.yaml": fleet(), "hosts/a.yaml": HOSTS, "rc.yaml": runtime_class()}
+    write(tmp_path, files)
+    cache = ParseCache()
+    first = load_fleet(tmp_path, cache=cache)
+    assert cache.hits == 0
+    assert render(load_fleet(tmp_path, cache=cache)) == render(first)
+    assert cache.hits == 3
+
+    write(tmp_path, {"hosts/a.yaml": byoh(host("10.0.0.1"), host("10.0.0.2"))})
+    changed = load_fleet(tmp_path, cache=cache)
+    assert cache.hits == 3 + 2  # fleet.yaml and rc.yaml
+    assert render(changed) == render(load_fleet(tmp_path))
+    assert [h.address for h in changed.byoh_hosts] == ["10.0.0.1", "10.0.0.2"]
+
+    # A syntax error comes back from the cache as from a fresh parse; a deleted file is gone.
+    write(tmp_path, {"rc.yaml": "kind: [broken\n"})
+    broken = check_fleet(tmp_path, cache=cache)[1]
+    assert broken == check_fleet(tmp_path, cache=cache)[1] == check_fleet(tmp_path)[1]
+    assert broken and broken[0].file == "rc.yaml"
+    (tmp_path / "rc.yaml").unlink()
+    model, problems = check_fleet(tmp_path, cache=cache)
+    assert problems == [] and model is not None and "rc.yaml" not in model.files
