@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from syncer.writeback.status.model import (
@@ -112,3 +113,35 @@ def test_note_from_report_and_merging_updates() -> None:
     assert merged2["appliedAt"] == "2026-05-04T10:00:00Z"
     assert merged2["controller"] == "syncer-1"
     assert list(merged2)[:3] == ["commit", "outcome", "appliedAt"]
+
+
+def test_status_yaml_reads_what_ruamel_wrote_and_round_trips_awkward_text() -> None:
+    """status.yaml and the notes are emitted and read by libyaml now. What ruamel's safe
+    dumper wrote before (the status branch's history) reads back the same, ``yes``/``no``
+    and ``on``/``off`` as strings included; every awkward text round-trips; an ordinary
+    report is the same bytes as before."""
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+
+    awkward = ["", "yes", "no", "on", "off", "y", "null", "1.10", "0755", "- dash", "a: b",
+               "#hash", "'quote'", 'say "hi"', "tab\there", "line one\nline two\n", "  lead",
+               "trail  ", "Grüße, ÉTAT, 日本", "\u00a0nbsp", "C:\\k\\kubelet.exe", "*", "&a",
+               "!x", "x" * 300, "@at", "`tick`", "%p", "{a}", "[b]", "~", "true"]
+    report = replace(fleet_report(), error=awkward[15], objects=tuple(
+        ObjectStatus("ConfigMap", "ns", f"cm-{i}", "failed", text)
+        for i, text in enumerate(awkward)))
+    ruamel = YAML(typ="safe", pure=True)
+    ruamel.default_flow_style = False
+    ruamel.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
+    ruamel.width = 4096
+
+    def old(data: object) -> str:
+        out = StringIO()
+        ruamel.dump(data, out)
+        return out.getvalue()
+
+    assert StatusReport.from_yaml(old(report.to_dict())) == report
+    assert StatusReport.from_yaml(report.to_yaml()) == report
+    assert ruamel.load(report.to_yaml()) == report.to_dict()
+    assert fleet_report().to_yaml() == old(fleet_report().to_dict())
