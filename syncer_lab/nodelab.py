@@ -21,6 +21,7 @@ import json
 import tarfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from syncer.nodes.ssh import SshOptions
 from syncer.nodes.stage import NodeStageOptions, NodeStageResult, run_node_stage
 from syncer.nodes.windows.keys import parse_private_key
 from syncer_lab.winhost import HostLab, SimHost, key_line
+from syncer_lab.winhost.workers import LabProcesses, RemoteHost
 
 SSH = SshOptions(
     connect_timeout=5.0,
@@ -106,7 +108,7 @@ def payload_files(component: str, version: str) -> tuple[bytes, str | None]:
 class NodeLab:
     api: KubeClient
     namespace: str
-    lab: HostLab
+    lab: HostLab | LabProcesses
     root: Path
     scope: str
     key_pem: bytes = field(default_factory=lambda: ed25519.Ed25519PrivateKey.generate()
@@ -114,6 +116,7 @@ class NodeLab:
                                           serialization.PrivateFormat.OpenSSH,
                                           serialization.NoEncryption()))
     hosts: list[SimHost] = field(default_factory=list)
+    remote_hosts: list[RemoteHost] = field(default_factory=list)  # in LabProcesses
     extras: dict[str, dict[str, Any]] = field(default_factory=dict)
     fleet_version: str = ""
     components: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -141,17 +144,26 @@ class NodeLab:
 
     # --- hosts ---------------------------------------------------------------------------
     def add_hosts(self, count: int, **options: Any) -> list[SimHost]:
-        options.setdefault("process_linger_seconds", 0.2)
-        options.setdefault("service_transition_seconds", 0.05)
-        options.setdefault("reboot_delay", 0.2)
-        options.setdefault("reboot_downtime", 0.5)
+        assert isinstance(self.lab, HostLab), "hosts in lab processes: add_remote_hosts"
         new = []
         for _ in range(count):
             name = f"{self.scope}-{len(self.hosts) + 1}".upper()
-            host = self.lab.add_host(name, authorized_keys=[self.key_line], **options)
+            host = self.lab.add_host(name, authorized_keys=[self.key_line],
+                                     **_host_options(options))
             self.hosts.append(host)
             self.extras[host.address] = {"labels": {"syncer-test": self.scope}}
             new.append(host)
+        return new
+
+    def add_remote_hosts(self, count: int, **options: Any) -> list[RemoteHost]:
+        """Hosts in the lab processes (:class:`LabProcesses`), as ``add_hosts``."""
+        assert isinstance(self.lab, LabProcesses), "hosts in this process: add_hosts"
+        first = len(self.remote_hosts) + 1
+        new = self.lab.add_hosts([f"{self.scope}-{first + i}".upper() for i in range(count)],
+                                 authorized_keys=[self.key_line], **_host_options(options))
+        for host in new:
+            self.extras[host.address] = {"labels": {"syncer-test": self.scope}}
+        self.remote_hosts.extend(new)
         return new
 
     def add_wmco_hosts(self, count: int, kubernetes_version: str = "v1.30.4",
@@ -211,10 +223,11 @@ class NodeLab:
     def host(self, address: str) -> SimHost:
         return next(h for h in self.hosts if h.address == address)
 
-    def write_instances(self, hosts: list[SimHost] | None = None,
+    def write_instances(self, hosts: Sequence[SimHost | RemoteHost] | None = None,
                         extra: dict[str, str] | None = None) -> None:
-        data = {h.address: "username=Administrator" for h in (self.hosts if hosts is None
-                                                               else hosts)}
+        chosen: Sequence[SimHost | RemoteHost] = (
+            [*self.hosts, *self.remote_hosts] if hosts is None else hosts)
+        data = {h.address: "username=Administrator" for h in chosen}
         data.update(extra or {})
         self._put_configmap(names.BYOH_CONFIGMAP, data)
 
@@ -303,6 +316,11 @@ class NodeLab:
 
     def unexpected(self) -> list[str]:
         return [f"{h.name}: {c.summary}" for h in self.hosts for c in h.unexpected_commands]
+
+
+def _host_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {"process_linger_seconds": 0.2, "service_transition_seconds": 0.05,
+            "reboot_delay": 0.2, "reboot_downtime": 0.5, **options}
 
 
 def scope_selector(scope: str) -> str:
