@@ -25,6 +25,10 @@ end-to-end ``syncer sync --once`` time of a resync (``reconcile_once``: loading 
 validating the fleet from disk, rendering, applying) and how much of it is
 ``load_fleet``.
 
+Then, for the cost-growth table, syncer's no-change resync of fleets of 1,000 and 2,000
+objects next to the 4,000 (time, best of ``--repeat``, and the Python memory it allocated
+at its peak, ``tracemalloc``, in one more untimed resync).
+
 Prints the times and both ratios; exits 1 if a target is missed (first apply ≤ 0.5,
 resync ≤ 0.1; the goal at this size is 0.4 and 0.05) or syncer's resync wrote anything.
 
@@ -40,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -152,6 +157,8 @@ def timed(fn: Callable[[], object]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=4000)
+    parser.add_argument("--growth", default="1000,2000",
+                        help="smaller fleets for the cost-growth table")
     parser.add_argument("--repeat", type=int, default=3,
                         help="measurements of each kind (fresh copies for first applies); "
                              "the best is kept")
@@ -226,6 +233,14 @@ def main() -> int:
         e2e = min(timed(end_to_end) for _ in range(args.repeat))
         validate = min(timed(lambda: load_fleet(work / "fleet-s0")) for _ in range(args.repeat))
 
+        growth = []
+        for total in sorted({int(n) for n in args.growth.split(",") if n} | {args.objects}):
+            syncer_apply = (pairs[0][0] if total == args.objects
+                            else prepare(f"g{total}", total)[0])
+            syncer_apply()  # the first apply (untimed, unless it is the measured size)
+            best = min(timed(syncer_apply) for _ in range(args.repeat))
+            growth.append((total, best, peak_mib(syncer_apply)))
+
     first_ratio = min(syncer_first) / min(kubectl_first)
     resync_ratio = min(syncer_resync) / min(kubectl_reapply)
     print(f"objects: {created} created by syncer, {args.objects} applied by kubectl "
@@ -240,8 +255,24 @@ def main() -> int:
     print(f"for reference: a no-change `syncer sync --once` end to end (load, validate, "
           f"render, resync) {e2e:.2f}s; load_fleet alone {validate:.2f}s")
     ok = first_ratio <= FIRST_TARGET and resync_ratio <= RESYNC_TARGET and sum(writes) == 0
+    print("\ncost of a no-change resync as the fleet grows:")
+    print("| objects | time (s) | per object (ms) | peak Python memory (MiB) |")
+    print("| ---: | ---: | ---: | ---: |")
+    for total, seconds, mib in growth:
+        print(f"| {total} | {seconds:.2f} | {1000 * seconds / total:.3f} | {mib:.1f} |")
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
+
+
+def peak_mib(fn: Callable[[], None]) -> float:
+    """The peak of the Python memory ``fn`` allocated, MiB."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        return (tracemalloc.get_traced_memory()[1] - base) / 2**20
+    finally:
+        tracemalloc.stop()
 
 
 def _fmt(values: list[float]) -> str:
