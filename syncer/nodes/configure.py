@@ -440,14 +440,19 @@ class HostRun:
     def _approves(self) -> bool:
         return self.host.kind is HostKind.BYOH or self.ctx.approve_machine_csrs
 
-    def _approve_csrs(self, listed: list[dict[str, Any]] | None = None
-                      ) -> list[csr_approval.CsrDecision]:
+    def _approve_csrs(self, listed: list[dict[str, Any]]) -> list[csr_approval.CsrDecision]:
+        """Approve this host's pending kubelet CSRs among ``listed`` (the round's shared
+        list, :attr:`StageContext.csrs`, which an approval makes stale)."""
+        ctx = self.ctx
         ip = self.host.connect_address
         addresses = [self.host.address] if self.host.address == ip else [self.host.address, ip]
-        return csr_approval.approve_byoh_csrs(
-            self.ctx.api, addresses, {a: self.facts.hostname for a in addresses},
-            reverse=self.ctx.reverse,
-            bootstrapper=csr_approval.bootstrapper_user(self.ctx.namespace), listed=listed)
+        decisions = csr_approval.approve_byoh_csrs(
+            ctx.api, addresses, {a: self.facts.hostname for a in addresses},
+            reverse=ctx.reverse, bootstrapper=csr_approval.bootstrapper_user(ctx.namespace),
+            listed=listed, read_nodes=ctx.all_nodes.get)
+        if any(d.approved for d in decisions):
+            ctx.csrs.stale()
+        return decisions
 
     def _verify(self) -> None:
         ctx = self.ctx
@@ -472,7 +477,7 @@ class HostRun:
         serving = not self._approves()  # else: wait for the serving certificate too
         while True:
             if self._approves():
-                csrs = csr_approval.list_csrs(ctx.api)
+                csrs = ctx.csrs.get()
                 approved = self._approve_csrs(csrs)
                 serving = (serving or csr_approval.serving_approved(csrs, self.node_name)
                            or any(d.approved and d.kind == "serving"
@@ -504,8 +509,8 @@ class HostRun:
         deadline = time.monotonic() + ctx.timeouts.node_wait
         while True:
             if self._approves():
-                self._approve_csrs()
-            for node in node_meta.list_windows_nodes(ctx.api, ctx.node_selector):
+                self._approve_csrs(ctx.csrs.get())
+            for node in ctx.windows_nodes.get():
                 if any(node.has_address(ip) for ip in ips):
                     return node
             if time.monotonic() > deadline:

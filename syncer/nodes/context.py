@@ -13,10 +13,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from syncer.cluster.client import ApiError, KubeClient
 from syncer.desired import ComponentVersion, DesiredState
 from syncer.nodes import annotations as node_meta
+from syncer.nodes import csr as csr_approval
 from syncer.nodes.clusterinfo import ClusterFacts
 from syncer.nodes.drain import DrainOptions
 from syncer.nodes.hostkeys import HostKeyStore, PinningPolicy
@@ -25,6 +27,7 @@ from syncer.nodes.managedfiles import ManagedFile
 from syncer.nodes.payloads import Payload, PayloadCache, PayloadError
 from syncer.nodes.resolving import ReverseResolver, reverse_lookup
 from syncer.nodes.services import ServiceFailed, Waits
+from syncer.nodes.sharedreads import SharedList
 from syncer.nodes.slots import RolloutLock
 from syncer.nodes.ssh import HostSession, SshError, SshOptions
 from syncer.nodes.status import Phase
@@ -81,6 +84,16 @@ class StageContext:
     on_step: Callable[[str, str], None] = lambda address, step: None
     approve_machine_csrs: bool = False
     node_selector: str = node_meta.WINDOWS_NODES
+
+    def __post_init__(self) -> None:
+        # What joining hosts poll for, listed once per poll interval for all of them.
+        self.windows_nodes: SharedList[node_meta.NodeRecord] = SharedList(
+            lambda: node_meta.list_windows_nodes(self.api, self.node_selector),
+            self.timeouts.poll)
+        self.csrs: SharedList[dict[str, Any]] = SharedList(
+            lambda: csr_approval.list_csrs(self.api), self.timeouts.poll)
+        self.all_nodes: SharedList[dict[str, Any]] = SharedList(
+            lambda: csr_approval.list_nodes(self.api), self.timeouts.poll)
 
     def open_session(self, host: Host, node_name: str | None) -> HostSession:
         policy = PinningPolicy(

@@ -37,7 +37,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
@@ -269,19 +269,19 @@ def approve_byoh_csrs(
     reverse: ReverseResolver = reverse_lookup,
     bootstrapper: str | None = None,
     listed: list[dict[str, Any]] | None = None,
+    read_nodes: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> list[CsrDecision]:
     """Approve every pending kubelet CSR that belongs to one of ``addresses`` (BYOH hosts).
 
     ``ssh_hostnames`` maps address -> host name read over SSH (the fallback); ``listed``:
-    the CSRs as :func:`list_csrs` just read them (read here if not given). Returns one
-    decision per kubelet CSR seen (approved or left alone, with why)."""
+    the CSRs as :func:`list_csrs` read them, ``read_nodes``: where the Nodes come from
+    (both read here if not given). Returns one decision per kubelet CSR seen (approved
+    or left alone, with why)."""
     csrs = [c for c in (list_csrs(api) if listed is None else listed) if _pending(c)]
     if not csrs:
         return []
-    nodes_doc = api.request("GET", "/api/v1/nodes")
-    nodes = {
-        str((n.get("metadata") or {}).get("name", "")): n for n in nodes_doc.get("items") or []
-    }
+    nodes = {str((n.get("metadata") or {}).get("name", "")): n
+             for n in (list_nodes(api) if read_nodes is None else read_nodes())}
     matcher = NameMatcher(addresses, ssh_hostnames, reverse)
     decisions: list[CsrDecision] = []
     for csr in sorted(csrs, key=lambda c: str(c["metadata"]["name"])):
@@ -292,6 +292,11 @@ def approve_byoh_csrs(
             decision = _approve(api, csr, decision)
         decisions.append(decision)
     return decisions
+
+
+def list_nodes(api: KubeClient) -> list[dict[str, Any]]:
+    """Every Node of the cluster (a CSR's node name must not be another Node's)."""
+    return list(api.request("GET", "/api/v1/nodes").get("items") or [])
 
 
 def list_csrs(api: KubeClient) -> list[dict[str, Any]]:
