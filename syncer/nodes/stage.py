@@ -609,16 +609,19 @@ class _LiveStatus:
 
     The steps hosts enter are written to ``syncer-node-status`` (only what changed), so
     ``syncer status`` shows a rollout that takes hours as it goes, not only when the round
-    ends. When a host starts or finishes, ``on_update`` gets a snapshot of the round: a
-    host changing phase is a change of state the status branch records.
+    ends. When hosts start or finish, ``on_update`` gets a snapshot of the round: a host
+    changing phase is a change of state the status branch records.
 
     A host only records its step here and goes on: one writer thread of its own builds the
     rows and writes them, at most every ``interval`` seconds with the latest state (steps
-    in between are coalesced), and hands the snapshots of starts and finishes, in order, to
-    ``on_update``. A host never waits for the API server or a slow push to Git on another
-    host's behalf: with the writes on the hosts' threads under one lock, twenty hosts at a
-    time queued behind each other's status writes, and every write grew with the fleet.
-    :meth:`close` writes the last state and waits for the last snapshot."""
+    in between are coalesced), and then hands ``on_update`` the newest snapshot if a host
+    started or finished since the last one. A host never waits for the API server or a
+    push to Git on another host's behalf: with the writes on the hosts' threads under one
+    lock, twenty hosts at a time queued behind each other's status writes; and with one
+    snapshot per start and per finish, a rollout of 500 hosts made 1,000 status-branch
+    commits, one after the other, each with the whole fleet. Now the status branch gets
+    one commit per write-back's time at most, each with every host's phase at that moment.
+    :meth:`close` writes the last state and hands over the last snapshot."""
 
     def __init__(self, api: KubeClient, opts: NodeStageOptions, plans: list[HostPlan],
                  previous: StatusReport, interval: float = 0.5) -> None:
@@ -630,7 +633,7 @@ class _LiveStatus:
         self._changed = threading.Condition()
         self._dirty = False
         self._closing = False
-        self._notices: list[tuple[dict[str, HostOutcome], dict[str, str]]] = []
+        self._noticed = False  # a host started or finished since the last snapshot
         self._writer = threading.Thread(target=self._write_loop, name="syncer-status",
                                         daemon=True)
         self._writer.start()
@@ -654,8 +657,7 @@ class _LiveStatus:
             self._mark(notify=True)
 
     def _mark(self, notify: bool) -> None:
-        if notify and self.opts.on_update is not None:
-            self._notices.append((dict(self.outcomes), dict(self.steps)))
+        self._noticed = self._noticed or (notify and self.opts.on_update is not None)
         self._dirty = True
         self._changed.notify()
 
@@ -673,14 +675,13 @@ class _LiveStatus:
                 if not self._dirty:
                     return
                 self._dirty = False
-                notices, self._notices = self._notices, []
-                latest = (dict(self.outcomes), dict(self.steps))
+                noticed, self._noticed = self._noticed, False
+                state = (dict(self.outcomes), dict(self.steps))
                 closing = self._closing
-            for outcomes, steps in notices:
-                snapshot = self._snapshot(outcomes, steps)
-                snapshot.rows = carry_since(snapshot.rows, self.previous)
-                self._notify(snapshot)
-            self.previous = _report(self.api, self.opts, self._snapshot(*latest), self.previous)
+            latest = self._snapshot(*state)
+            self.previous = _report(self.api, self.opts, latest, self.previous)
+            if noticed:
+                self._notify(latest)
             if not closing:  # what arrives meanwhile goes out in one write
                 with self._changed:
                     self._changed.wait_for(lambda: self._closing, timeout=self.interval)
