@@ -493,11 +493,14 @@ class SimHost:
             self.service_environment = dict(self.machine_environment)
             self.interpreter.powershell_started = False
             self.up = True
-            self._rebooting = False
         failed = self.scm.boot()
         if failed:
             log.info("%s: services that failed to start at boot: %s", self.name, failed)
         self._update_listening()
+        # Back only once sshd answers: ``wait_until_up`` must not return before the
+        # port listens again.
+        with self._lock:
+            self._rebooting = False
 
     def name_at_boot(self, name: str) -> None:
         """The host name a ``Rename-Computer`` set takes effect (at boot). ``name`` stays

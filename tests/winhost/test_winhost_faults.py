@@ -52,6 +52,25 @@ def test_reboot_drops_is_unreachable_then_back_with_auto_services(
     assert win_host.boot_id != boot_id and win_host.reboots == 1
 
 
+def test_up_after_a_reboot_means_sshd_answers(
+    win_host: SimHost, admin_key: paramiko.PKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``wait_until_up`` returns only once the port listens again, however long the
+    services take to start at boot (sshd is one of them)."""
+    win_host.reboot_downtime = 0.2
+    boot = win_host.scm.boot
+
+    def slow_boot() -> list[str]:
+        time.sleep(0.5)
+        return boot()
+
+    monkeypatch.setattr(win_host.scm, "boot", slow_boot)
+    win_host.reboot()
+    assert wait_for(win_host.wait_until_up, 10)
+    with connect(win_host, admin_key) as client:
+        assert run(client, c.hostname())
+
+
 def test_restart_computer_keeps_answering_briefly_then_goes_down(
     win_client: SimClient, win_host: SimHost, admin_key: paramiko.PKey
 ) -> None:
@@ -62,7 +81,7 @@ def test_restart_computer_keeps_answering_briefly_then_goes_down(
     with connect(win_host, admin_key) as client:  # still reachable for a moment
         assert c.parse_hostname(run(client, c.hostname())) == "WIN-TEST01"
     assert wait_for(lambda: not win_host.up, 5)
-    assert wait_for(lambda: win_host.up and win_host.reboots == 1, 5)
+    assert wait_for(lambda: win_host.reboots == 1, 5) and win_host.wait_until_up(5)
     with connect(win_host, admin_key) as client:
         assert c.parse_hostname(run(client, c.hostname())) == "WIN-TEST01"
 

@@ -164,7 +164,7 @@ def test_containers_feature_and_a_new_name_take_effect_at_the_next_boot(
         c.check_done(run(ssh, c.rename_computer("winworker-7x2")))
         assert c.parse_hostname(run(ssh, c.hostname())) == "WIN-FEAT"  # not yet
         c.parse_restart_computer(run(ssh, c.restart_computer()))
-    assert wait_for(lambda: host.reboots == 1 and host.up, 20)
+    assert wait_for(lambda: host.reboots == 1, 20) and host.wait_until_up(20)
     with SimClient(host.address, host.port, host.host_key_line, admin_key) as ssh:
         assert c.parse_hostname(run(ssh, c.hostname())) == "winworker-7x2"
         assert c.parse_node_facts(run(ssh, c.node_facts())).containers is True
