@@ -227,6 +227,7 @@ WINDOWS_NODES = f"{names.LABEL_OS}=windows"
 # The API server's metadata-only LIST (what `kubectl get --show-kind -o name` and the
 # metadata informers use): labels and annotations without the status, a fraction of the bytes.
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
 def list_windows_nodes(api: KubeClient, selector: str = WINDOWS_NODES, *,
@@ -251,13 +252,17 @@ def patch_node_metadata(
     annotations: Mapping[str, str | None] | None = None,
     labels: Mapping[str, str | None] | None = None,
 ) -> NodeRecord:
-    """Set (str) or remove (None) exactly the given annotation and label keys."""
+    """Set (str) or remove (None) exactly the given annotation and label keys. Returns the
+    Node's metadata only: the API server answers without spec and status (a Windows
+    Node's status, with its image list, is most of its bytes, and a rollout writes a
+    host's step at every step), so readiness and versions are unknown in the record."""
     meta: dict[str, Any] = {}
     if annotations:
         meta["annotations"] = dict(annotations)
     if labels:
         meta["labels"] = dict(labels)
-    node = api.request("PATCH", node_path(name), body={"metadata": meta}, content_type=MERGE_PATCH)
+    node = api.request("PATCH", node_path(name), body={"metadata": meta}, content_type=MERGE_PATCH,
+                       accept=METADATA)
     return NodeRecord.from_node(node)
 
 
