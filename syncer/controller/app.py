@@ -25,7 +25,7 @@ import threading
 from types import FrameType
 
 from syncer.controller import credentials as cred
-from syncer.controller import logs, runtimeuser
+from syncer.controller import heap, logs, runtimeuser
 from syncer.controller.config import ControllerConfig, default_identity
 from syncer.controller.control import Control, ControlSource
 from syncer.controller.credentials import CredentialFiles
@@ -47,6 +47,7 @@ def run_controller(config: ControllerConfig, stop: threading.Event | None = None
     from syncer.cluster.client import ApiError, connect
 
     config.check()
+    heap.limit_arenas()  # before any thread starts
     logs.setup(config.log_format, config.log_level)
     identity = config.identity or default_identity()
     stop = stop or threading.Event()
