@@ -185,6 +185,27 @@ def test_hosts_do_not_wait_for_status_writes(node_lab: NodeLab) -> None:
     assert sorted(r.text for r in final.hosts.values()) == ["up-to-date", "up-to-date"]
 
 
+def test_a_slow_status_push_gets_the_newest_snapshot_not_one_per_host_change(
+    node_lab: NodeLab,
+) -> None:
+    """The status branch hears of the rollout once per push at most: while one push (here
+    a second long) runs, hosts starting and finishing are gathered into the next snapshot,
+    not queued one commit each, and the last snapshot has every host's end."""
+    hosts = 4
+    _join(node_lab, hosts, max_unavailable=hosts)
+    node_lab.set_fleet("1.1.0", kubelet="v1.31.0", max_unavailable=hosts)
+    snapshots: list[list[str]] = []
+
+    def on_update(snapshot: NodeStageResult) -> None:
+        snapshots.append(sorted(r.text for r in snapshot.rows))
+        time.sleep(1.0)
+
+    result = run_node_stage(node_lab.api, node_lab.options(on_update=on_update))
+    assert result.ok, (result.summary(), result.rows)
+    assert 2 <= len(snapshots) < 2 * hosts, snapshots  # one per start and finish: 8
+    assert snapshots[-1] == ["up-to-date"] * hosts
+
+
 def test_controller_restart_mid_rollout_resumes_first(node_lab: NodeLab) -> None:
     _join(node_lab, 3)
     node_lab.set_fleet("1.1.0", kubelet="v1.31.0")

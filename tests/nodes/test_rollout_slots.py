@@ -4,7 +4,9 @@ counts failed and upgrading hosts, all from the cluster."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+import pytest
 from nodehelpers import create_node, scope_selector, unique, unique_ip
 
 from syncer import names
@@ -146,3 +148,26 @@ def test_failed_and_upgrading_hosts_count(api: KubeClient, namespace: str, scope
     assert not lock2.acquire(new_ip).granted
     lock2.clear_failure(no_node_ip)
     assert lock2.acquire(new_ip).granted
+
+
+def test_counting_who_is_out_reads_only_the_nodes_metadata(
+    api: KubeClient, namespace: str, scope: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slot is taken at every host of a rollout: the Nodes it counts come without their
+    status (a Windows Node's image list is most of its bytes), yet labels still count."""
+    lock = _lock(api, namespace, scope, max_unavailable=1)
+    labelled = unique("labelled")
+    create_node(api, labelled, ip=unique_ip(), labels={"syncer-test": scope})
+    set_upgrading(api, labelled, True)
+    node_lists: list[str] = []
+    send = api.request
+
+    def request(method: str, path: str, **kw: Any) -> Any:
+        if method == "GET" and path == "/api/v1/nodes":
+            node_lists.append(kw.get("accept", "application/json"))
+        return send(method, path, **kw)
+
+    monkeypatch.setattr(api, "request", request)
+    refused = lock.acquire(unique_ip())
+    assert not refused.granted and f"Node {labelled} is labelled" in refused.reason
+    assert node_lists and all("as=PartialObjectMetadataList" in a for a in node_lists)
