@@ -613,7 +613,7 @@ class _LiveStatus:
     changing phase is a change of state the status branch records.
 
     A host only records its step here and goes on: one writer thread of its own builds the
-    rows and writes them, at most every ``interval`` seconds with the latest state (steps
+    rows and writes them, at most every ``INTERVAL`` seconds with the latest state (steps
     in between are coalesced), and then hands ``on_update`` the newest snapshot if a host
     started or finished since the last one. A host never waits for the API server or a
     push to Git on another host's behalf: with the writes on the hosts' threads under one
@@ -623,10 +623,11 @@ class _LiveStatus:
     one commit per write-back's time at most, each with every host's phase at that moment.
     :meth:`close` writes the last state and hands over the last snapshot."""
 
+    INTERVAL = 0.5  # at most one write per this many seconds
+
     def __init__(self, api: KubeClient, opts: NodeStageOptions, plans: list[HostPlan],
-                 previous: StatusReport, interval: float = 0.5) -> None:
+                 previous: StatusReport) -> None:
         self.api, self.opts, self.plans, self.previous = api, opts, plans, previous
-        self.interval = interval
         self.outcomes: dict[str, HostOutcome] = {}
         self.steps: dict[str, str] = {}
         self._total = sum(1 for p in plans if p.needs_slot)
@@ -684,7 +685,7 @@ class _LiveStatus:
                 self._notify(latest)
             if not closing:  # what arrives meanwhile goes out in one write
                 with self._changed:
-                    self._changed.wait_for(lambda: self._closing, timeout=self.interval)
+                    self._changed.wait_for(lambda: self._closing, timeout=self.INTERVAL)
 
     def _notify(self, snapshot: NodeStageResult) -> None:
         assert self.opts.on_update is not None
