@@ -9,8 +9,11 @@ shown one line per operation, with the old value from the live object::
             - /metadata/annotations/old
 
 Nothing is cut: a text value of several lines (a script, a config file) changes as a
-unified diff under its path, and a change to the ``syncer-fleet`` ConfigMap — the node
-components every host runs — is also shown as a table of components::
+unified diff under its path; a new one (an added key, or any in a pull-request preview,
+which never shows the live value) is shown as its lines, each marked added
+(``+ /data/run.ps1: |`` then ``+   Write-Host ...``). A change to the ``syncer-fleet``
+ConfigMap — the node components every host runs — is also shown as a table of
+components::
 
     COMPONENT   VERSION              PAYLOAD
     kubelet     v1.34.4 -> v1.34.5   changed
@@ -47,13 +50,20 @@ def patch_lines(entry: PlanEntry, *, live_values: bool = True) -> list[str]:
     for op in entry.patch:
         path, kind = op["path"], entry.ref.kind
         old = _show(kind, path, _lookup(before, path)) if live_values else LIVE_HIDDEN
-        if op["op"] == "add":
+        text = _text_lines(kind, path, op.get("value"))
+        if op["op"] == "add" and text is not None:
+            lines.append(f"+ {path}: |")
+            lines += text
+        elif op["op"] == "add":
             lines.append(f"+ {path}: {_show(kind, path, op['value'])}")
         elif op["op"] == "remove":
             lines.append(f"- {path}")
         elif op["op"] == "replace" and live_values and _texts(kind, path, before, op["value"]):
             lines.append(f"~ {path}:")
             lines += ["  " + line for line in text_diff(_lookup(before, path), op["value"])]
+        elif op["op"] == "replace" and text is not None:  # the live text is not shown
+            lines.append(f"~ {path}: {old} -> |")
+            lines += text
         elif op["op"] == "replace":
             lines.append(f"~ {path}: {old} -> {_show(kind, path, op['value'])}")
         else:  # move/copy/test: make_patch may emit move for renamed keys
@@ -202,6 +212,14 @@ def _texts(kind: str, path: str, before: Any, new: Any) -> bool:
     old = _lookup(before, path)
     return (isinstance(old, str) and isinstance(new, str) and ("\n" in old or "\n" in new)
             and not is_sensitive(kind, path))
+
+
+def _text_lines(kind: str, path: str, value: Any) -> list[str] | None:
+    """A new text of several lines that may be shown, one added line each (as a created
+    object's lines are); None for anything else."""
+    if not isinstance(value, str) or "\n" not in value.rstrip("\n") or is_sensitive(kind, path):
+        return None
+    return ["+   " + line for line in value.splitlines()]
 
 
 def _show(kind: str, path: str, value: Any) -> str:

@@ -242,3 +242,37 @@ def test_a_removed_line_that_starts_with_dashes_stays_in_the_diff() -> None:
 
     assert text_diff("a\n-- a SQL comment\nb\n", "a\nb\n") == [
         "@@ -1,3 +1,2 @@", " a", "--- a SQL comment", " b"]
+
+
+def test_a_changed_script_reads_as_its_lines_and_the_live_text_stays_hidden() -> None:
+    """A preview shows what the pull request writes: a text of several lines as its
+    lines, not as one JSON string with escaped newlines; never the cluster's value, and
+    never a Secret's text."""
+    from syncer.cluster.diff import REDACTED, Change
+    from syncer.cluster.display import patch_lines
+    from syncer.cluster.objects import ObjectRef
+    from syncer.cluster.plan import Action as PlanAction
+    from syncer.cluster.plan import PlanEntry
+
+    def entry(kind: str, *patch: dict[str, str]) -> PlanEntry:
+        before = {"data": {"run.ps1": "Write-Host live-only\n"}}
+        return PlanEntry(ObjectRef("", kind, "ns", "x"), PlanAction.UPDATE,
+                         change=Change(before=before, after={}, patch=list(patch)))
+
+    script = entry("ConfigMap",
+                   {"op": "replace", "path": "/data/run.ps1", "value": "Write-Host a\n\nb\n"},
+                   {"op": "add", "path": "/data/new.ps1", "value": "one\ntwo"})
+    assert patch_lines(script, live_values=False) == [
+        "~ /data/run.ps1: (live value) -> |",
+        "+   Write-Host a",
+        "+   ",
+        "+   b",
+        "+ /data/new.ps1: |",
+        "+   one",
+        "+   two",
+    ]
+    secret = entry("Secret", {"op": "add", "path": "/stringData/key", "value": "k1\nk2"},
+                   {"op": "replace", "path": "/data/run.ps1", "value": "s1\ns2\n"})
+    shown = patch_lines(secret, live_values=False)
+    assert shown == [f"+ /stringData/key: {REDACTED}",
+                     f"~ /data/run.ps1: (live value) -> {REDACTED}"]
