@@ -187,3 +187,32 @@ def kube_lab_error(host: SimHost) -> str:
     kubelets = host.lab.kubelets
     kubelet = kubelets.get(host.name) if kubelets else None
     return f"kubelet error: {kubelet.error if kubelet else 'not running'}"
+
+
+def test_lifecycle_taints_survive_a_concurrent_node_write(
+    kube: client.ApiClient, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulated node lifecycle controller, like nodelifecycle's SwapNodeControllerTaint
+    under RetryOnConflict, retries on the fresh Node when another writer (here syncer
+    labelling the Node) changed it between its read and its write."""
+    name = f"win-conflict-{abs(hash(request.node.name)) % 10**6}"
+    core = client.CoreV1Api(kube)
+    core.create_node({"metadata": {"name": name}, "spec": {"taints": [
+        {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]}})
+    request.addfinalizer(lambda: core.delete_node(name))
+    reads = []
+    read_node = client.CoreV1Api.read_node
+
+    def read_then_someone_writes(self: client.CoreV1Api, node_name: str, **kw: Any) -> Any:
+        fresh = read_node(self, node_name, **kw)
+        reads.append(fresh.metadata.resource_version)
+        if len(reads) == 1:
+            core.patch_node(node_name, {"metadata": {"labels": {"syncer.io/test": "x"}}})
+        return fresh
+
+    monkeypatch.setattr(client.CoreV1Api, "read_node", read_then_someone_writes)
+    Kubelets(lifecycle_api=kube)._lifecycle_taints(name, ready=True)
+    monkeypatch.undo()
+    assert len(reads) == 2 and reads[0] != reads[1]  # a 409, then the fresh Node
+    after = core.read_node(name)
+    assert not after.spec.taints and after.metadata.labels["syncer.io/test"] == "x"
