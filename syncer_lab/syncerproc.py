@@ -78,18 +78,27 @@ class SyncerProcess:
         return found
 
     def metric(self, name: str, **labels: str) -> float | None:
-        return self.metrics().get((name, tuple(sorted(labels.items()))))
+        """The samples of ``name`` that carry ``labels`` (and any others, e.g. ``fleet``),
+        summed; None when there is none."""
+        found = [value for (sample, have), value in self.metrics().items()
+                 if sample == name and set(labels.items()) <= set(have)]
+        return sum(found) if found else None
 
     def family(self, name: str, label: str) -> dict[str, float]:
-        """``label`` value -> sample value for every sample of ``name``."""
-        return {dict(labels).get(label, ""): value
-                for (sample, labels), value in self.metrics().items() if sample == name}
+        """``label`` value -> sample value for every sample of ``name`` (summed over the
+        other labels, e.g. every fleet's)."""
+        out: dict[str, float] = {}
+        for (sample, labels), value in self.metrics().items():
+            if sample == name:
+                key = dict(labels).get(label, "")
+                out[key] = out.get(key, 0.0) + value
+        return out
 
     def revision(self) -> str | None:
         """The revision ``syncer_last_applied_revision_info`` names."""
         for revision, value in self.family("syncer_last_applied_revision_info",
                                            "revision").items():
-            if value == 1:
+            if value >= 1:  # 1 per fleet that applied it
                 return revision
         return None
 

@@ -63,10 +63,10 @@ def run_controller(config: ControllerConfig, stop: threading.Event | None = None
     context = ReconcilerContext(config, client, files, identity)
 
     def make_loop(reconcile: Reconciler, *, events: EventRecorder, control: ControlSource,
-                  observer: Observer | None = None) -> Loop:
+                  observer: Observer | None = None, fleet: str = "") -> Loop:
         return Loop(
             reconcile,
-            metrics=metrics,
+            metrics=metrics.fleet(fleet),
             events=events,
             control=control,
             observer=observer,

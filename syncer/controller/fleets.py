@@ -15,8 +15,8 @@ object, as Flux's kustomize-controller keeps one reconcile per Kustomization:
 - a webhook triggers every loop (each compares its own branch with the remote: a push to
   another repository costs one ``ls-remote``).
 
-``/metrics`` is shared: its gauges (applied revision, hosts by phase) show the fleet
-reconciled last; each fleet's own state is its object's status.
+``/metrics`` has each fleet's series under its label ``fleet`` (applied revision, hosts
+by phase, objects, reconciles); a deleted fleet's series go with its loop.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class FleetLoops:
             log.info("WindowsFleet deleted: stopping its loop", extra={"object": name})
             with self._lock:
                 loop = self._loops.pop(name)
-            loop.shutdown()
+            loop.retire()
         for name in new:
             loop = self._loop_for(name)
             with self._lock:
@@ -155,6 +155,6 @@ def fleet_loop(context: ReconcilerContext, name: str, make_loop: Callable[..., L
                            regarding=lambda: fleet.reference)
     holder: list[Loop] = []
     reconcile = following(fleet, context, lambda seconds: setattr(holder[0], "interval", seconds))
-    loop = make_loop(reconcile, events=events, control=fleet, observer=fleet)
+    loop = make_loop(reconcile, events=events, control=fleet, observer=fleet, fleet=name)
     holder.append(loop)
     return loop

@@ -47,7 +47,7 @@ from syncer.cluster.client import ApiError
 from syncer.controller import events as ev
 from syncer.controller.control import ControlSource, ControlState
 from syncer.controller.events import EventRecorder
-from syncer.controller.metrics import Metrics
+from syncer.controller.metrics import FleetMetrics
 from syncer.controller.webhooks import HookEvent
 from syncer.problems import UserError
 
@@ -79,7 +79,7 @@ class Progress:
 
     def __init__(
         self,
-        metrics: Metrics,
+        metrics: FleetMetrics,
         events: EventRecorder | None,
         heartbeat: Callable[[], None] = lambda: None,
     ) -> None:
@@ -113,7 +113,7 @@ class Progress:
 
     def writeback(self, pending: int, forge_errors: int = 0) -> None:
         """After the write-back: entries still queued, forge actions that failed."""
-        self._metrics.writeback_pending.set(pending)
+        self._metrics.set_writeback_pending(pending)
         if forge_errors:
             self._metrics.forge_errors.inc(forge_errors)
         self.beat()
@@ -194,7 +194,7 @@ class Loop:
         self,
         reconcile: Reconciler,
         *,
-        metrics: Metrics,
+        metrics: FleetMetrics,
         events: EventRecorder | None = None,
         control: ControlSource | None = None,
         observer: Observer | None = None,
@@ -232,6 +232,7 @@ class Loop:
         self.status = LoopStatus()
         self._thread: threading.Thread | None = None
         self.finished = threading.Event()
+        self._retired = False
 
     # --- inputs (thread-safe) ----------------------------------------------------------
 
@@ -303,10 +304,20 @@ class Loop:
         """Wait for :meth:`run` to return; True when it has."""
         return self.finished.wait(timeout)
 
+    def retire(self) -> None:
+        """Stop for good (its fleet is no longer followed): as :meth:`shutdown`, and the
+        fleet's series leave ``/metrics`` once the running reconcile has ended."""
+        self._retired = True
+        self.shutdown()
+        if self.finished.is_set():
+            self.metrics.forget()
+
     def run(self) -> None:
         try:
             self._run()
         finally:
+            if self._retired:
+                self.metrics.forget()
             self.finished.set()
 
     def _jittered(self, seconds: float) -> float:
@@ -364,7 +375,7 @@ class Loop:
 
     def _skip(self, triggers: tuple[Trigger, ...]) -> None:
         reasons = sorted({t.reason for t in triggers})
-        self.metrics.reconciles.labels(SKIPPED).inc()
+        self.metrics.count(SKIPPED)
         self.status.last_result = SKIPPED
         log.info("reconcile skipped: suspended", extra={"triggers": ",".join(reasons)})
 
@@ -383,7 +394,7 @@ class Loop:
         self._control_error_logged = False
         previous = self._control_state
         if state.suspended != previous.suspended:
-            self.metrics.suspended.set(1 if state.suspended else 0)
+            self.metrics.set_suspended(state.suspended)
             self.status.suspended = state.suspended
             if state.suspended:
                 note = f"reconciles suspended by {self.control.title}"
@@ -441,8 +452,8 @@ class Loop:
 
     def _record(self, outcome: ReconcileOutcome, duration: float, reasons: str) -> None:
         m = self.metrics
-        m.reconcile_duration.observe(duration)
-        m.reconciles.labels(outcome.result).inc()
+        m.observe_duration(duration)
+        m.count(outcome.result)
         if outcome.objects is not None:
             m.set_objects(outcome.objects)
         if outcome.hosts is not None:

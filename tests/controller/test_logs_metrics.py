@@ -63,24 +63,30 @@ def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
 
 def test_exposition_has_every_series() -> None:
     m = Metrics()
-    m.reconcile_duration.observe(0.3)
-    m.reconciles.labels("success").inc()
-    m.set_revision("a" * 40)
-    m.set_objects({"created": 3, "unchanged": 2})
-    m.set_hosts({"up-to-date": 2, "draining": 1})
-    m.set_rollout(2, 3)
-    m.git_errors.inc()
-    m.ssh_errors.inc(2)
-    m.leader.set(1)
+    f = m.fleet("")
+    f.observe_duration(0.3)
+    f.count("success")
+    f.set_revision("a" * 40)
+    f.set_objects({"created": 3, "unchanged": 2})
+    f.set_hosts({"up-to-date": 2, "draining": 1})
+    f.set_rollout(2, 3)
+    f.set_writeback_pending(1)
+    f.git_errors.inc()
+    f.ssh_errors.inc(2)
+    f.leader.set(1)
     s = samples(m)
-    assert s[("syncer_reconcile_duration_seconds_count", ())] == 1
-    assert s[("syncer_reconciles_total", (("result", "success"),))] == 1
-    assert s[("syncer_reconciles_total", (("result", "failed"),))] == 0
-    assert s[("syncer_last_applied_revision_info", (("revision", "a" * 40),))] == 1
-    assert s[("syncer_objects", (("result", "created"),))] == 3
-    assert s[("syncer_hosts", (("phase", "draining"),))] == 1
-    assert s[("syncer_rollout_hosts_done", ())] == 2
-    assert s[("syncer_rollout_hosts_total", ())] == 3
+    none = (("fleet", ""),)
+    assert s[("syncer_reconcile_duration_seconds_count", none)] == 1
+    assert s[("syncer_reconciles_total", (("fleet", ""), ("result", "success")))] == 1
+    assert s[("syncer_reconciles_total", (("fleet", ""), ("result", "failed")))] == 0
+    assert s[("syncer_last_applied_revision_info",
+              (("fleet", ""), ("revision", "a" * 40)))] == 1
+    assert s[("syncer_objects", (("fleet", ""), ("result", "created")))] == 3
+    assert s[("syncer_hosts", (("fleet", ""), ("phase", "draining")))] == 1
+    assert s[("syncer_rollout_hosts_done", none)] == 2
+    assert s[("syncer_rollout_hosts_total", none)] == 3
+    assert s[("syncer_writeback_pending", none)] == 1
+    assert s[("syncer_suspended", none)] == 0
     assert s[("syncer_git_errors_total", ())] == 1
     assert s[("syncer_ssh_errors_total", ())] == 2
     assert s[("syncer_leader", ())] == 1
@@ -88,12 +94,33 @@ def test_exposition_has_every_series() -> None:
 
 
 def test_gauges_of_the_last_reconcile_are_replaced() -> None:
-    m = Metrics()
-    m.set_revision("a" * 40)
-    m.set_revision("b" * 40)
-    m.set_hosts({"draining": 1, "up-to-date": 1})
-    m.set_hosts({"up-to-date": 2})
+    f = (m := Metrics()).fleet("")
+    f.set_revision("a" * 40)
+    f.set_revision("b" * 40)
+    f.set_hosts({"draining": 1, "up-to-date": 1})
+    f.set_hosts({"up-to-date": 2})
     s = samples(m)
-    assert ("syncer_last_applied_revision_info", (("revision", "a" * 40),)) not in s
-    assert s[("syncer_last_applied_revision_info", (("revision", "b" * 40),))] == 1
-    assert ("syncer_hosts", (("phase", "draining"),)) not in s
+    assert ("syncer_last_applied_revision_info", (("fleet", ""), ("revision", "a" * 40))) not in s
+    assert s[("syncer_last_applied_revision_info", (("fleet", ""), ("revision", "b" * 40)))] == 1
+    assert ("syncer_hosts", (("fleet", ""), ("phase", "draining"))) not in s
+
+
+def test_each_fleet_has_its_own_series_until_it_is_forgotten() -> None:
+    """With ``--fleet-object '*'`` two fleets reconcile side by side: one's hosts and
+    revision never overwrite the other's, and a deleted fleet's series go away."""
+    m = Metrics()
+    east, west = m.fleet("east"), m.fleet("west")
+    east.set_hosts({"up-to-date": 3})
+    west.set_hosts({"draining": 1, "up-to-date": 1})
+    east.set_revision("a" * 40)
+    west.set_revision("b" * 40)
+    east.set_hosts({"up-to-date": 2, "failed": 1})  # replaces east's only
+    s = samples(m)
+    assert s[("syncer_hosts", (("fleet", "east"), ("phase", "up-to-date")))] == 2
+    assert s[("syncer_hosts", (("fleet", "west"), ("phase", "draining")))] == 1
+    assert s[("syncer_last_applied_revision_info", (("fleet", "east"), ("revision", "a" * 40)))]
+    west.count("success")
+    west.forget()
+    s = samples(m)
+    assert not [k for k in s if ("fleet", "west") in k[1]]
+    assert s[("syncer_hosts", (("fleet", "east"), ("phase", "failed")))] == 1

@@ -93,7 +93,7 @@ def make_loop() -> Iterator[Callable[..., Loop]]:
     def make(reconcile: Any, **kw: Any) -> Loop:
         kw.setdefault("interval", 60.0)
         kw.setdefault("control_poll_interval", 0.05)
-        loop = Loop(reconcile, metrics=kw.pop("metrics", Metrics()), **kw)
+        loop = Loop(reconcile, metrics=kw.pop("metrics", Metrics().fleet("")), **kw)
         loops.append(loop)
         loop.start()
         return loop
@@ -146,9 +146,9 @@ def test_suspend_skips_and_requests_wait_for_resume(make_loop: Callable[..., Loo
     control.state = ControlState(suspended=True)
     metrics = Metrics()
     rec = Recorder()
-    loop = make_loop(rec, control=control, metrics=metrics)
+    loop = make_loop(rec, control=control, metrics=metrics.fleet(""))
     loop.leadership_changed(True)
-    assert wait_for(lambda: metrics.reconciles.labels("skipped")._value.get() >= 1)
+    assert wait_for(lambda: metrics.reconciles.labels("", "skipped")._value.get() >= 1)
     control.state = ControlState(suspended=True, requested_at="2026-01-01T00:00:00.000000Z")
     loop.trigger(Trigger(WEBHOOK))
     time.sleep(0.3)
@@ -231,10 +231,10 @@ def test_failures_do_not_end_the_loop(make_loop: Callable[..., Loop]) -> None:
             ReconcileOutcome(revision="b" * 40))
 
     rec = Recorder(flaky)
-    loop = make_loop(rec, interval=0.05, jitter=0, metrics=metrics)
+    loop = make_loop(rec, interval=0.05, jitter=0, metrics=metrics.fleet(""))
     loop.leadership_changed(True)
     assert wait_for(lambda: len(calls) >= 3)
-    assert metrics.reconciles.labels("failed")._value.get() == 2
+    assert metrics.reconciles.labels("", "failed")._value.get() == 2
     assert loop.status.last_revision == "b" * 40
 
 

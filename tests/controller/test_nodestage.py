@@ -33,6 +33,9 @@ class Events:
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
+    """A sample of the fleet "" (the controller's own repository's), or a global one."""
+    if not name.endswith("_errors_total"):
+        labels = {"fleet": "", **labels}
     value = metrics.registry.get_sample_value(name, labels or None)
     return None if value is None else float(value)
 
@@ -45,7 +48,7 @@ def row(address: str, phase: Phase, current: str = "1.0.0", desired: str = "1.1.
 
 def test_live_progress_is_on_metrics_while_hosts_are_worked_on() -> None:
     metrics, events = Metrics(), Events()
-    progress = ControllerProgress(Progress(metrics, events))  # type: ignore[arg-type]
+    progress = ControllerProgress(Progress(metrics.fleet(""), events))  # type: ignore[arg-type]
     progress.start(3)
     assert events.recorded == [(ev.ROLLOUT_STARTED,
                                 "rollout started: 3 host(s) to configure or upgrade",
@@ -73,7 +76,7 @@ def test_live_progress_is_on_metrics_while_hosts_are_worked_on() -> None:
 
 def test_round_outcome_gauges_and_events() -> None:
     metrics, events = Metrics(), Events()
-    progress = Progress(metrics, events)  # type: ignore[arg-type]
+    progress = Progress(metrics.fleet(""), events)  # type: ignore[arg-type]
     finished = NodeStageResult(
         rows=[row("a", Phase.UP_TO_DATE, "1.1.0"), row("b", Phase.UP_TO_DATE, "1.1.0"),
               HostStatus("c", "win-c", None, "", Phase.REMOVED)],

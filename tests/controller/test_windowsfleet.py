@@ -280,6 +280,9 @@ def test_every_windowsfleet_of_the_namespace_gets_its_own_loop(
         # each fleet's objects are in its own namespace
         k.request("GET", f"/api/v1/namespaces/{namespace}-{name}/configmaps/"
                          f"{names.FLEET_CONFIGMAP}")
+        # and its own series on /metrics, under its name
+        assert proc.metric("syncer_last_applied_revision_info", fleet=name,
+                           revision=heads[name]) == 1
 
     cp.kubectl("delete", "-n", namespace, "windowsfleet/west")
     assert wait_for(lambda: "stopping its loop" in proc.output(), timeout=15), proc.tail(20)
@@ -289,6 +292,9 @@ def test_every_windowsfleet_of_the_namespace_gets_its_own_loop(
                         "--for=jsonpath={.status.lastHandledReconcileAt}=after-delete",
                         check=False)
     assert waited.returncode == 0, waited.stderr + proc.tail(30)
+    assert wait_for(lambda: proc.metric("syncer_reconciles_total", fleet="west") is None,
+                    timeout=15)  # the deleted fleet's series went with its loop
+    assert (proc.metric("syncer_reconciles_total", fleet="east", result="success") or 0) >= 2
     assert proc.terminate() == 0
 
 

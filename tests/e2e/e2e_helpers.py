@@ -259,6 +259,6 @@ class Observer:
                     self.metrics.append({
                         "hosts": {dict(labels).get("phase"): v for (n, labels), v
                                   in samples.items() if n == "syncer_hosts"},
-                        "done": samples.get(("syncer_rollout_hosts_done", ())),
-                        "total": samples.get(("syncer_rollout_hosts_total", ())),
+                        "done": target.metric("syncer_rollout_hosts_done"),
+                        "total": target.metric("syncer_rollout_hosts_total"),
                     })
