@@ -296,11 +296,14 @@ class NodeLab:
         values.update(overrides)
         return NodeStageOptions(**values)
 
-    def child_config(self, kubeconfig: Path, identity: str = "syncer") -> dict[str, Any]:
-        """What :mod:`syncer_lab.nodestage_child` needs to run this lab's round."""
+    def child_config(self, kubeconfig: Path, identity: str = "syncer",
+                     hold: tuple[str, str] | None = None) -> dict[str, Any]:
+        """What :mod:`syncer_lab.nodestage_child` needs to run this lab's round; ``hold``
+        (address, step): that host waits for a line on the child's stdin as it enters it."""
         return {"kubeconfig": str(kubeconfig), "namespace": self.namespace,
                 "cache_dir": str(self.root / "cache"), "stale_after": 30.0,
-                "node_selector": scope_selector(self.scope), "identity": identity}
+                "node_selector": scope_selector(self.scope), "identity": identity,
+                "hold": list(hold) if hold else None}
 
     def run(self, shutdown: threading.Event | None = None, **overrides: Any) -> NodeStageResult:
         return run_node_stage(self.api, self.options(**overrides), shutdown=shutdown)

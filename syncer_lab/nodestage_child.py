@@ -4,9 +4,12 @@
 :func:`syncer.nodes.stage.run_node_stage` with the options of a
 :class:`~syncer_lab.nodelab.NodeLab` (:meth:`NodeLab.child_config`), as ``syncer run``
 would: SIGTERM asks the round to stop at its next safe point. Each step a host enters is
-printed (``STEP <address> <step>``) before the step runs, so a test can kill the process
-in the middle of exactly that step; the round's outcome is printed last (``RESULT
-<json>``). The simulated hosts stay in the test's process; only the controller dies.
+printed (``STEP <address> <step>``) before the step runs. At the one step the config names
+(``hold``: address and step) the host waits for a line on stdin after printing it, so a test
+can signal the process while that step is about to run, however slowly the test reads the
+line: without the wait, a loaded machine lets the round run several steps past it before the
+signal lands. The round's outcome is printed last (``RESULT <json>``). The simulated hosts
+stay in the test's process; only the controller dies.
 """
 
 from __future__ import annotations
@@ -35,8 +38,12 @@ def main(argv: list[str]) -> int:
         node_selector=config["node_selector"], reverse=_no_ptr,
         stale_after=float(config["stale_after"]), identity=config["identity"])
 
+    hold = tuple(config.get("hold") or ())
+
     def on_step(address: str, step: str) -> None:
         print(f"STEP {address} {step}", flush=True)
+        if (address, step) == hold:
+            sys.stdin.readline()  # until the test has sent its signal
 
     result = run_node_stage(api, options, shutdown=shutdown, on_step=on_step)
     print("RESULT " + json.dumps(result.to_json()), flush=True)

@@ -291,18 +291,25 @@ def test_the_controller_stopped_at_each_step(node_lab: NodeLab, control_plane: C
     victim, other = _fleet(node_lab, 2, 1)
     node_lab.set_fleet("1.1.0", kubelet="v1.31.0", max_unavailable=1)
     config = tmp_path / "child.json"
-    config.write_text(json.dumps(node_lab.child_config(control_plane.kubeconfig)))
+    # The victim waits at the step until the signal is sent, so the signal lands there even
+    # when this process is slow to read the line (CI once saw a SIGKILL "at annotate" land
+    # after the release).
+    config.write_text(json.dumps(node_lab.child_config(control_plane.kubeconfig,
+                                                       hold=(victim.address, step))))
     since = time.time()
     uploads_before = len(victim.uploads)
     child = subprocess.Popen([sys.executable, "-m", "syncer_lab.nodestage_child", str(config)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert child.stdout is not None
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert child.stdin is not None and child.stdout is not None
     stopped_in = None
     for line in child.stdout:
         if line.startswith(f"STEP {victim.address} {step}"):
             os.kill(child.pid, sig)
             stopped_in = step
             break
+    if sig is signal.SIGTERM:
+        child.stdin.write("go\n")  # terminated, not killed: the round goes on to a safe point
     child.communicate(timeout=120)
     assert stopped_in == step, f"the victim never reached {step}"
     critical = UPGRADE_STEPS.index("stop-services") <= UPGRADE_STEPS.index(step) < \
