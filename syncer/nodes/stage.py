@@ -107,7 +107,6 @@ class NodeStageOptions:
     probe_workers: int = 16
     stale_after: float = 300.0
     approve_machine_csrs: bool = False  # test stand-in for the cluster machine approver
-    write_status: bool = True
     progress: ProgressReporter | None = field(default=None, compare=False)
     # The SSH key from a file instead of Secret cloud-private-key (``syncer run
     # --ssh-private-key-file``): called every round, so a rotated file takes effect.
@@ -580,9 +579,8 @@ def _report(
     api: KubeClient, opts: NodeStageOptions, result: NodeStageResult, previous: StatusReport
 ) -> StatusReport:
     """Write the round's rows to ``syncer-node-status`` (when they changed); return them
-    as the report the next write compares with."""
-    if not opts.write_status:
-        return previous
+    as the report the next write compares with. ``result.rows`` get their ``since`` here:
+    kept from ``previous`` where the phase did not change, now where it did."""
     rows = carry_since(result.rows, previous)
     result.rows = rows
     tally = Tally.of(rows)

@@ -137,11 +137,15 @@ def test_status_follows_a_rollout_while_it_runs(node_lab: NodeLab) -> None:
             seen.append({a: r.text for a, r in read_status(node_lab.api,
                                                             node_lab.namespace).hosts.items()})
 
+    undated: list[str] = []  # rows a status commit would show without their "since"
+
     def on_update(snapshot: NodeStageResult) -> None:
         snapshots.append({r.address: r.text for r in snapshot.rows})
+        undated.extend(r.address for r in snapshot.rows if not r.since)
 
     result = run_node_stage(node_lab.api, node_lab.options(on_update=on_update),
                             on_step=on_step)
+    assert not undated
     assert result.ok, (result.summary(), result.rows)
     # While a host replaced its binaries, status said so (the step before it, by then).
     assert seen and all(
