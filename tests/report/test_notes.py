@@ -125,6 +125,42 @@ def test_notes_are_merged_with_a_concurrent_human_writer(remote: Path, author: W
     git(remote, "merge-base", "--is-ancestor", human_commit, NOTES)
 
 
+def test_a_note_changed_by_someone_else_is_read_again_before_the_next_update(
+        remote: Path, author: WorkRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rollout updates its note several times in a row: the writer merges into the note
+    it built last without parsing it back (a 4,000-object note took 0.4 s to read), but
+    what someone else changed on the remote meanwhile is read and kept."""
+    import syncer.writeback.status.writer as writer_module
+
+    parsed: list[str] = []
+
+    def counting_parse(text: str) -> dict[str, object]:
+        parsed.append(text)
+        return parse_note(text)
+
+    monkeypatch.setattr(writer_module, "parse_note", counting_parse)
+    sha = author.head()
+    w = writer(remote, tmp_path / "wb")
+    w.write_note(sha, ApplyNote.from_report(applied(sha)))
+    w.write_note(sha, ApplyNote(sha, all_hosts_reached_at=T0 + timedelta(minutes=4)))
+    assert parsed == []  # our own last note, merged into as built
+    note = remote_note(remote, sha)
+    assert note["outcome"] == "Applied" and note["allHostsReachedAt"] == "2026-05-04T10:04:00Z"
+
+    human = WorkRepo(tmp_path / "human", f"file://{remote}", name="Bob", email="b@example.com")
+    human.git("fetch", "-q", "origin", f"{NOTES}:{NOTES}")
+    text = human.git("notes", f"--ref={NOTES}", "show", sha)
+    human.git("notes", f"--ref={NOTES}", "add", "-f", "-m", text + "ticket: OPS-1", sha)
+    human.git("push", "-q", "origin", NOTES)
+
+    w.write_note(sha, ApplyNote(sha, all_hosts_reached_at=T0 + timedelta(minutes=2)))
+    assert len(parsed) == 1  # the human's version, read
+    note = remote_note(remote, sha)
+    assert note["ticket"] == "OPS-1"
+    assert note["allHostsReachedAt"] == "2026-05-04T10:02:00Z"  # the earliest
+    assert note["outcome"] == "Applied" and len(note["hosts"]) == 1  # type: ignore[arg-type]
+
+
 def test_two_instances_updating_the_same_note_both_count(remote: Path, author: WorkRepo,
                                                          tmp_path: Path) -> None:
     sha = author.head()

@@ -139,6 +139,10 @@ class StatusWriter:
         self._lock = WorkdirLock(self.workdir)
         self._journal = Journal(self.workdir / "journal")
         self._state_path = self.workdir / "writeback.json"
+        # The text of the note this writer built last, and its mapping: the next update
+        # of the same note (three per reconcile with a rollout) merges into it without
+        # parsing it back, unless someone else changed the note meanwhile.
+        self._last_note: tuple[str, dict[str, Any]] | None = None
         self._targets = {
             "status": _Target("status", f"refs/heads/{self.branch}",
                               f"refs/remotes/origin/{self.branch}"),
@@ -337,10 +341,15 @@ class StatusWriter:
         sha = str(entry.data["commit"])
         update = dict(entry.data["note"])
         found = self._find_note(parent, sha) if parent else None
-        old = parse_note(found[1]) if found else {}
-        merged = merge_notes(old, update)
+        old: dict[str, Any] = {}
+        if found is not None:
+            last = self._last_note
+            old = last[1] if last is not None and last[0] == found[1] else parse_note(found[1])
+        merged = merge_notes(old, update)  # a new mapping; ``old`` is left as it was
         path = found[0] if found else self._note_path(parent, sha)
-        tree = self._tree(parent, {path: dump_yaml(merged)})
+        text = dump_yaml(merged)
+        self._last_note = (text.removesuffix("\n"), merged)  # as git cat-file reads back
+        tree = self._tree(parent, {path: text})
         outcome = merged.get("outcome", "updated")
         message = _message(f"Notes added by 'syncer': {outcome} {sha[:7]}", "",
                            {TRAILER_SOURCE: sha, TRAILER_ENTRY: entry.id})
