@@ -39,6 +39,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from syncer.cluster import gcpause
 from syncer.cluster.apply import ApplyOptions, ApplyResult, apply_plan
 from syncer.cluster.client import WORKERS, ApiError, KubeClient
 from syncer.cluster.display import apply_summary
@@ -153,24 +154,11 @@ def reconcile_once(
     the result once the objects are applied, before the node stage starts (the controller
     writes its status then, so Git shows the apply without waiting for a long rollout)."""
     options = options or ReconcileOptions()
-    store = InventoryStore(client, options.inventory_namespace, options.inventory_name)
     result = ReconcileResult()
-    path = _fetch(source, result)
-    if path is None:
-        inventory = _record_failure(store, result, options)
+    with gcpause.paused():
+        model, inventory = _objects_half(source, client, options, result)
+    if model is None:  # no revision, or an invalid one: nothing was applied
         return _nodes_on_last_applied(inventory, client, options, shutdown, result)
-    result.stage = Stage.VALIDATE
-    try:
-        model = load_fleet(path, options.passthrough, options.parse_cache)
-    except UserError as err:
-        result.problems = err.problems
-        result.errors = [str(p) for p in err.problems if p.is_error] or [str(err)]
-        inventory = _record_failure(store, result, options)
-        return _nodes_on_last_applied(inventory, client, options, shutdown, result)
-    result.problems = list(model.warnings)
-    result.fleet = model.fleet
-    reconcile_objects(render(model), model.fleet, client, options,
-                      source_of=source_lookup(model), result=result)
     if result.stage is Stage.GUARD:  # the prune guard refused it: nothing was applied
         assert result.plan is not None
         return _nodes_on_last_applied(result.plan.inventory, client, options, shutdown, result)
@@ -182,6 +170,28 @@ def reconcile_once(
         on_applied(result)
     _run_nodes(client, options, shutdown, result, model.fleet.namespace)
     return result
+
+
+def _objects_half(source: Path | GitSource, client: KubeClient, options: ReconcileOptions,
+                  result: ReconcileResult) -> tuple[FleetModel | None, Inventory | None]:
+    """Fetch, validate, render, plan and apply. Returns the fleet, or None and the
+    inventory as the failure was recorded on it (None: the cluster could not be read)."""
+    store = InventoryStore(client, options.inventory_namespace, options.inventory_name)
+    path = _fetch(source, result)
+    if path is None:
+        return None, _record_failure(store, result, options)
+    result.stage = Stage.VALIDATE
+    try:
+        model = load_fleet(path, options.passthrough, options.parse_cache)
+    except UserError as err:
+        result.problems = err.problems
+        result.errors = [str(p) for p in err.problems if p.is_error] or [str(err)]
+        return None, _record_failure(store, result, options)
+    result.problems = list(model.warnings)
+    result.fleet = model.fleet
+    reconcile_objects(render(model), model.fleet, client, options,
+                      source_of=source_lookup(model), result=result)
+    return model, None
 
 
 def _run_nodes(client: KubeClient, options: ReconcileOptions,
