@@ -45,6 +45,7 @@ from typing import Protocol
 
 from syncer.cluster.client import ApiError
 from syncer.controller import events as ev
+from syncer.controller import heap
 from syncer.controller.control import ControlSource, ControlState
 from syncer.controller.events import EventRecorder
 from syncer.controller.metrics import FleetMetrics
@@ -439,6 +440,7 @@ class Loop:
         self.status.running_since = None
         self.status.last_result = outcome.result
         self._record(outcome, duration, reasons)
+        heap.give_back()  # what the reconcile held for a moment, back to the kernel
         if self.observer is not None and outcome.result != PARKED:
             self.observer.finished(outcome)
         stamps = [t.stamp for t in triggers if t.reason == REQUESTED and t.stamp]
