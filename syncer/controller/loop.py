@@ -439,8 +439,8 @@ class Loop:
         duration = self._clock() - start
         self.status.running_since = None
         self.status.last_result = outcome.result
-        self._record(outcome, duration, reasons)
         heap.give_back()  # what the reconcile held for a moment, back to the kernel
+        self._record(outcome, duration, reasons)
         if self.observer is not None and outcome.result != PARKED:
             self.observer.finished(outcome)
         stamps = [t.stamp for t in triggers if t.reason == REQUESTED and t.stamp]
