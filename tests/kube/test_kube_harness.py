@@ -91,9 +91,13 @@ def test_an_exception_inside_the_context_leaves_nothing_behind() -> None:
     assert not workdir.exists()
 
 
+# The owner takes Ctrl-C as a terminal's foreground program does, also when the tests run
+# as a background job of a non-interactive shell, which starts them with SIGINT ignored
+# (and an ignored signal stays ignored across exec).
 _OWNER = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from syncer_lab.kube import ControlPlane
     cp = ControlPlane(install_crds=False, namespaces=()).start()
     print(" ".join(map(str, cp.pids())), cp.workdir, flush=True)
