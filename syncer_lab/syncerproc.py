@@ -77,18 +77,21 @@ class SyncerProcess:
                 found[(s.name, tuple(sorted(s.labels.items())))] = s.value
         return found
 
-    def metric(self, name: str, **labels: str) -> float | None:
+    def metric(self, name: str, samples: Samples | None = None, **labels: str) -> float | None:
         """The samples of ``name`` that carry ``labels`` (and any others, e.g. ``fleet``),
-        summed; None when there is none."""
-        found = [value for (sample, have), value in self.metrics().items()
+        summed; None when there is none. ``samples``: a scrape already taken (else one
+        now)."""
+        samples = self.metrics() if samples is None else samples
+        found = [value for (sample, have), value in samples.items()
                  if sample == name and set(labels.items()) <= set(have)]
         return sum(found) if found else None
 
-    def family(self, name: str, label: str) -> dict[str, float]:
+    def family(self, name: str, label: str, samples: Samples | None = None) -> dict[str, float]:
         """``label`` value -> sample value for every sample of ``name`` (summed over the
-        other labels, e.g. every fleet's)."""
+        other labels, e.g. every fleet's). ``samples``: as for :meth:`metric`."""
+        samples = self.metrics() if samples is None else samples
         out: dict[str, float] = {}
-        for (sample, labels), value in self.metrics().items():
+        for (sample, labels), value in samples.items():
             if sample == name:
                 key = dict(labels).get(label, "")
                 out[key] = out.get(key, 0.0) + value

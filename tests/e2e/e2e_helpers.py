@@ -256,9 +256,8 @@ class Observer:
             if target is not None and target.running():
                 samples = target.metrics()
                 if samples:
-                    self.metrics.append({
-                        "hosts": {dict(labels).get("phase"): v for (n, labels), v
-                                  in samples.items() if n == "syncer_hosts"},
-                        "done": target.metric("syncer_rollout_hosts_done"),
-                        "total": target.metric("syncer_rollout_hosts_total"),
+                    self.metrics.append({  # one scrape: a consistent moment
+                        "hosts": target.family("syncer_hosts", "phase", samples),
+                        "done": target.metric("syncer_rollout_hosts_done", samples),
+                        "total": target.metric("syncer_rollout_hosts_total", samples),
                     })
