@@ -35,7 +35,8 @@ or an exhausted controller):
 A long-running reader (the controller loads the fleet at every revision) passes a
 :class:`ParseCache`: a file whose path and content are the same as at the previous load is
 not parsed again — its documents and problems are reused (nothing downstream modifies a
-parsed document). Parsing is nine tenths of loading a large fleet, and a push usually
+parsed document; each is kept in the compact form of :func:`~syncer.fleet.yamlnodes.compact`,
+a quarter of ruamel's). Parsing is nine tenths of loading a large fleet, and a push usually
 changes one file of many. The cache holds only the files of the last load.
 """
 
@@ -54,7 +55,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.reader import ReaderError
 
-from syncer.fleet.yamlnodes import is_mapping, is_sequence, node_line
+from syncer.fleet.yamlnodes import compact, is_mapping, is_sequence, node_line
 from syncer.problems import Problem
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -72,7 +73,7 @@ class Document:
 
     file: str  # path relative to the fleet root, with forward slashes
     line: int  # 1-based line where the document's content starts
-    data: Any  # CommentedMap for a well-formed object; anything for a malformed one
+    data: Any  # LineMap for a well-formed object; anything for a malformed one
 
 
 @dataclass
@@ -309,6 +310,7 @@ def _parse(yaml: YAML, rel: str, text: str) -> _Parsed:
                                f"more than {MAX_DOCUMENTS} YAML documents in one file")
             if is_mapping(data) or is_sequence(data):
                 _check_document(data)
+                data = compact(data)
             elif isinstance(data, TaggedScalar):
                 _check_tag(data, 1)
             documents.append(Document(rel, node_line(data, 1), data))
