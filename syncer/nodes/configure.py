@@ -1,8 +1,8 @@
 """The per-host state machine: configure or upgrade one Windows host, step by step.
 
-Steps, in order (each named, each recorded before it runs — Node annotations
+Steps, in order (each named, each recorded as it begins — Node annotations
 ``syncer.io/phase`` and ``syncer.io/since`` when the host has a Node, the rollout's progress
-and status otherwise — so a restarted controller knows where a host was)::
+and status always — so a restarted controller and ``kubectl`` show where a host was)::
 
     lock -> cordon -> drain -> prepare -> transfer -> stop-services -> replace -> files
          -> services -> reboot -> start -> join -> network -> verify -> annotate
@@ -51,6 +51,14 @@ and status otherwise — so a restarted controller knows where a host was)::
 - **uncordon**, **release**: make the Node schedulable, drop ``upgrading``, give the slot
   back.
 
+**Recording a step** costs an API round trip, and a host's slot is held through all of
+them. A step whose own work is a Node write (lock, cordon, uncordon, release) carries its
+phase in that write. Any other step's phase is written while the step works
+(:class:`_StepRecorder`): one write in flight per host, in order, and every other write
+to the Node — or the failure record — waits for it, so the Node never shows a step
+older than the last thing written to it. What a restarted controller resumes from is the
+``upgrading`` label and the rollout Lease, both written before the host is touched.
+
 **Shutdown** (:attr:`StageContext.shutdown`) is honoured between steps, except between
 ``stop-services`` and ``verify``: a host is never left with its services stopped because
 the controller was asked to stop. An interrupted host keeps its slot; the next controller
@@ -68,11 +76,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 from syncer import names
-from syncer.cluster.client import ApiError
+from syncer.cluster.client import ApiError, KubeClient
 from syncer.cluster.objects import now
 from syncer.components import CATALOGUE, PayloadKind, start_order
 from syncer.desired import ComponentVersion
@@ -130,6 +139,39 @@ AFTER_JOIN = ("hybrid-overlay-node", "kube-proxy", "cloud-node-manager")
 Recovery = Callable[[StageContext, HostPlan, HostFacts], "str | None"]
 
 
+class _StepRecorder:
+    """Writes a host's step to its Node without waiting for the answer (see the module
+    docstring): :meth:`record` waits for the previous write and sends the next on its
+    own thread; :meth:`settle` waits for the one in flight and raises its error."""
+
+    def __init__(self, api: KubeClient) -> None:
+        self.api = api
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future[NodeRecord] | None = None
+
+    def record(self, node: str, phase: str, since: str) -> None:
+        self.settle()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncer-step")
+        self._pending = self._pool.submit(node_meta.set_phase, self.api, node, phase,
+                                          since=since)
+
+    def settle(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Wait for the write in flight, whatever its outcome, and end the thread."""
+        try:
+            self.settle()
+        except Exception as err:  # the run already ended; its own error is the one to report
+            log.info("recording a step failed after the run ended: %s", describe_error(err))
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
 class HostRun:
     """One host's pass through the steps (see the module docstring)."""
 
@@ -147,6 +189,7 @@ class HostRun:
         self.critical = False
         self.session: HostSession | None = None
         self.uploads = 0
+        self.steps = _StepRecorder(ctx.api)
 
     # --- driver ---------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -191,15 +234,19 @@ class HostRun:
             outcome.step = self.step
             outcome.error = describe_error(err)
             log.warning("%s: failed at step %s: %s", self.host.address, self.step, outcome.error)
+            self.steps.close()  # the failure record must land after the last step's write
             self._record_failure(outcome)
         finally:
+            self.steps.close()
             self.session = None
         outcome.node_name = self.node_name
         outcome.uploads = self.uploads
         outcome.finished = time.time()
         return outcome
 
-    def _enter(self, step: str) -> None:
+    def _enter(self, step: str, *, written_by_step: bool = False) -> dict[str, str | None]:
+        """Begin ``step``: its phase annotations, written to the Node meanwhile — or, with
+        ``written_by_step``, returned for the step's own Node write to carry."""
         if not self.critical and self.ctx.shutdown.is_set():
             raise Interrupted(step)
         self.step = step
@@ -208,22 +255,26 @@ class HostRun:
         elif step == CRITICAL_UNTIL:
             self.critical = False
         self.ctx.on_step(self.host.address, step)
+        since = now()
         if self.node_name is not None:
-            node_meta.set_phase(self.ctx.api, self.node_name, step)
+            if written_by_step:
+                self.steps.settle()
+            else:
+                self.steps.record(self.node_name, step, since)
+        return {names.ANNOTATION_PHASE: step, names.ANNOTATION_SINCE: since}
 
     def _flow(self) -> None:
         plan, ctx = self.plan, self.ctx
         restart = self._restart_set()
-        self._enter("lock")
+        phase = self._enter("lock", written_by_step=True)
         if self.node_name is not None:
             node_meta.patch_node_metadata(
                 ctx.api,
                 self.node_name,
                 labels={names.LABEL_UPGRADING: "true"},
-                annotations={names.ANNOTATION_DESIRED_VERSION: ctx.desired.version},
+                annotations={names.ANNOTATION_DESIRED_VERSION: ctx.desired.version, **phase},
             )
-            self._enter("cordon")
-            draining.cordon(ctx.api, self.node_name)
+            draining.cordon(ctx.api, self.node_name, self._enter("cordon", written_by_step=True))
             self._enter("drain")
             options = ctx.drain or draining.DrainOptions()
             options = replace(options, timeout=ctx.desired.rollout.drain_seconds)
@@ -234,12 +285,11 @@ class HostRun:
             self._enter("prepare")
             self._prepare()
         self._apply(restart)
-        self._enter("annotate")
+        self._enter("annotate", written_by_step=True)  # its write says "configured"
         self._annotate()
-        self._enter("uncordon")
         assert self.node_name is not None
-        draining.uncordon(ctx.api, self.node_name)
-        self._enter("release")
+        draining.uncordon(ctx.api, self.node_name, self._enter("uncordon", written_by_step=True))
+        self._enter("release", written_by_step=True)  # its write says "configured"
         node_meta.patch_node_metadata(
             ctx.api,
             self.node_name,
@@ -280,9 +330,13 @@ class HostRun:
 
     def restore(self) -> None:
         """The restore half of a rollback: the host is already cordoned and drained."""
-        with self.ctx.open_session(self.host, self.node_name) as session:
-            self.session = session
-            self._apply(self._restart_set())
+        try:
+            with self.ctx.open_session(self.host, self.node_name) as session:
+                self.session = session
+                self._apply(self._restart_set())
+            self.steps.settle()  # before the Node's next write
+        finally:
+            self.steps.close()
         assert self.node_name is not None
         draining.uncordon(self.ctx.api, self.node_name)
         node_meta.set_upgrading(self.ctx.api, self.node_name, False)

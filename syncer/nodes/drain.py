@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 from syncer import names
 from syncer.cluster.client import MERGE_PATCH, ApiError, KubeClient
+from syncer.nodes.annotations import METADATA
 
 
 @dataclass(frozen=True, order=True)
@@ -82,23 +83,25 @@ class DrainResult:
         return f"drain of {self.node} did not finish{when}: {listed}"
 
 
-def cordon(api: KubeClient, node: str) -> None:
-    """Mark the node unschedulable."""
-    _set_unschedulable(api, node, True)
+def cordon(api: KubeClient, node: str,
+           annotations: Mapping[str, str | None] | None = None) -> None:
+    """Mark the node unschedulable (and set ``annotations`` in the same write)."""
+    _set_unschedulable(api, node, True, annotations)
 
 
-def uncordon(api: KubeClient, node: str) -> None:
-    """Mark the node schedulable again."""
-    _set_unschedulable(api, node, False)
+def uncordon(api: KubeClient, node: str,
+             annotations: Mapping[str, str | None] | None = None) -> None:
+    """Mark the node schedulable again (and set ``annotations`` in the same write)."""
+    _set_unschedulable(api, node, False, annotations)
 
 
-def _set_unschedulable(api: KubeClient, node: str, value: bool) -> None:
-    api.request(
-        "PATCH",
-        f"/api/v1/nodes/{quote(node, safe='')}",
-        body={"spec": {"unschedulable": value}},
-        content_type=MERGE_PATCH,
-    )
+def _set_unschedulable(api: KubeClient, node: str, value: bool,
+                       annotations: Mapping[str, str | None] | None) -> None:
+    body: dict[str, Any] = {"spec": {"unschedulable": value}}
+    if annotations:
+        body["metadata"] = {"annotations": dict(annotations)}
+    api.request("PATCH", f"/api/v1/nodes/{quote(node, safe='')}", body=body,
+                content_type=MERGE_PATCH, accept=METADATA)  # no status back
 
 
 def pods_on_node(api: KubeClient, node: str) -> list[dict[str, Any]]:

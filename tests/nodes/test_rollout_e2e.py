@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from syncer import names
 from syncer.cli.main import cli
 from syncer.cluster.client import ApiError, KubeClient
+from syncer.nodes import annotations as node_meta
 from syncer.nodes.slots import RolloutLock
 from syncer.nodes.stage import NodeStageResult, run_node_stage
 from syncer.nodes.status import read_status
@@ -289,6 +291,53 @@ def test_failed_host_halts_the_rollout_and_stays_cordoned(node_lab: NodeLab) -> 
     assert again.halted is not None and "failed at" in again.halted
     for host in others:
         assert not any(e.startswith("sc stop") for e in entries(host))
+
+
+def _slow_step_writes(monkeypatch: pytest.MonkeyPatch, seconds: float) -> list[str]:
+    """Every step write (Node phase) the node stage sends takes ``seconds`` longer: what
+    a loaded API server does. Returns the phases, in the order they were written."""
+    written: list[str] = []
+    real = node_meta.set_phase
+
+    def slow(api: KubeClient, name: str, phase: str, **kwargs: Any) -> Any:
+        time.sleep(seconds)
+        written.append(phase)
+        return real(api, name, phase, **kwargs)
+
+    monkeypatch.setattr(node_meta, "set_phase", slow)
+    return written
+
+
+def test_step_writes_land_in_order_and_before_the_node_says_configured(
+        node_lab: NodeLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step's phase is written while the step works on the host; a slow write never
+    lands after a later one, and the Node ends up saying what the last write said."""
+    _join(node_lab, 1)
+    written = _slow_step_writes(monkeypatch, 0.3)
+    node_lab.set_fleet("1.1.0", kubelet="v1.31.0")
+    result = node_lab.run()
+    assert result.ok, (result.summary(), result.rows)
+    assert written == ["drain", "transfer", "stop-services", "replace", "files", "services",
+                       "start", "join", "network", "verify"]
+    [host] = node_lab.hosts
+    node = node_lab.node_of(host)
+    assert node is not None
+    assert node["metadata"]["annotations"][names.ANNOTATION_PHASE] == names.PHASE_CONFIGURED
+
+
+def test_a_failure_record_is_not_overwritten_by_the_step_in_flight(
+        node_lab: NodeLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    _join(node_lab, 1)
+    written = _slow_step_writes(monkeypatch, 0.5)
+    node_lab.set_fleet("1.1.0", kubelet="vbroken")  # a kubelet that crashes at start
+    result = node_lab.run()
+    assert result.halted is not None
+    [host] = node_lab.hosts
+    node = node_lab.node_of(host)
+    assert node is not None
+    ann = node["metadata"]["annotations"]
+    assert written[-1] == ann[names.ANNOTATION_FAILED_STEP] in ("start", "verify")
+    assert ann[names.ANNOTATION_PHASE] == names.PHASE_FAILED
 
 
 def test_rollback_policy_restores_the_previous_version(node_lab: NodeLab) -> None:
