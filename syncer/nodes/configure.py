@@ -25,7 +25,8 @@ and status always — so a restarted controller and ``kubectl`` show where a hos
 - **stop-services**: services described ``OpenShift managed`` that the Fleet does not run
   (WMCO's ``windows-instance-config-daemon`` when adopting its node) are stopped and
   deleted; then the services of changed components and everything that depends on them,
-  in reverse dependency order, each until its process has exited; when containerd's
+  in reverse dependency order, each until STOPPED, then until their processes have
+  exited (the exits overlap; nothing is replaced before they are all gone); when containerd's
   files are replaced, the containerd shims of the pods a drain leaves (DaemonSets) are
   ended too, as WMCO's cleanup does: they hold ``containerd-shim-runhcs-v1.exe``.
 - **replace**: move staged files into place; expand archives with ``tar.exe``, leading
@@ -321,10 +322,12 @@ class HostRun:
         self._start([c for c in restart if c not in AFTER_JOIN])
         self._enter("join")
         self._join()
+        after_join = [c for c in restart if c in AFTER_JOIN]
         if runs_overlay(ctx.desired.components):
             self._enter("network")
-            self._network(restart)
-        self._start([c for c in restart if c in AFTER_JOIN])
+            self._network(restart)  # starts hybrid-overlay-node
+            after_join = [c for c in after_join if c != overlay.HYBRID_OVERLAY]
+        self._start(after_join)
         self._enter("verify")
         self._verify()
 
@@ -413,12 +416,20 @@ class HostRun:
         for service in self.plan.remove_services:
             services.stop(service)
             services.delete(service)
+        stopped: list[tuple[str, str]] = []
         for name in reversed(restart):
             component = CATALOGUE[name]
             assert component.service is not None
             if self.facts.services.get(component.service) is None:
                 continue
-            services.stop(component.service, process_name(component))
+            process = process_name(component)
+            if services.stop(component.service) and process is not None:
+                stopped.append((component.service, process))
+        # A dependency may stop as soon as its dependents are STOPPED (Windows refuses it
+        # only while they run, error 1051); their processes may still be exiting. So the
+        # exits are awaited once every service is stopped, and overlap each other.
+        for service, process in stopped:
+            services.wait_exit(process, f"process {process} of service {service}")
         if any(c.name == "containerd" for c in self.plan.transfers):
             # Pods a drain leaves (DaemonSets, mirror pods) keep their shim running, and
             # the shim holds C:\k\containerd\containerd-shim-runhcs-v1.exe.

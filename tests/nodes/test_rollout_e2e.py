@@ -121,6 +121,11 @@ def test_version_bump_respects_max_unavailable(node_lab: NodeLab) -> None:
         # uploads (verified by file-hash), the unchanged archives were not sent again.
         uploads = [c.summary for c in recent if c.summary.startswith("file-hash")]
         assert len(uploads) == 3, uploads
+        # kube-proxy, hybrid-overlay-node and the kubelet stop in that order, each until
+        # STOPPED; their processes' exits are awaited after the last, so they overlap.
+        stops = [i for i, c in enumerate(recent) if c.summary.startswith("sc stop")]
+        exits = [i for i, c in enumerate(recent) if c.summary.startswith("wait-process-exit")]
+        assert len(stops) == len(exits) == 3 and max(stops) < min(exits), entries(host)
         span = downtime(host)
         assert span is not None
         intervals.append(span)
