@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
+import json
 import logging
 import re
 import threading
@@ -113,52 +114,67 @@ class OVNKubernetes:
                     raise
 
     # --- node subnets --------------------------------------------------------------------
+    @staticmethod
+    def _items(listed: Any) -> list[dict[str, Any]]:
+        """The items of a LIST read with ``_preload_content=False``, as plain JSON. The
+        real controllers follow watches; this stand-in polls, and decoding every Node and
+        CSR into the client's models five times a second took a third as much CPU as the
+        node stage it serves, in the benchmark's own process."""
+        items: list[dict[str, Any]] = json.loads(listed.data).get("items") or []
+        return items
+
     def _subnets(self) -> None:
-        nodes: Any = self._core.list_node(label_selector="kubernetes.io/os=windows")
-        taken = {str(ipaddress.ip_network(n.metadata.annotations[NODE_SUBNET]))
-                 for n in nodes.items if (n.metadata.annotations or {}).get(NODE_SUBNET)}
-        for node in nodes.items:
-            if (node.metadata.annotations or {}).get(NODE_SUBNET):
+        nodes = self._items(self._core.list_node(label_selector="kubernetes.io/os=windows",
+                                                 _preload_content=False))
+        annotations = {n["metadata"]["name"]: n["metadata"].get("annotations") or {}
+                       for n in nodes}
+        taken = {str(ipaddress.ip_network(a[NODE_SUBNET]))
+                 for a in annotations.values() if a.get(NODE_SUBNET)}
+        for name, ann in annotations.items():
+            if ann.get(NODE_SUBNET):
                 continue
             subnet = next(str(s) for s in self.hybrid_cidr.subnets(new_prefix=self.host_prefix)
                           if str(s) not in taken)
-            self._core.patch_node(node.metadata.name,
-                                  {"metadata": {"annotations": {NODE_SUBNET: subnet}}})
+            self._core.patch_node(name, {"metadata": {"annotations": {NODE_SUBNET: subnet}}})
             taken.add(subnet)
-            self.allocated[node.metadata.name] = subnet
+            self.allocated[name] = subnet
 
     # --- CSR approval --------------------------------------------------------------------
     def _csrs(self) -> None:
-        listing: Any = self._certs.list_certificate_signing_request()
-        for csr in listing.items:
-            status = csr.status
-            if status is not None and (status.certificate or any(
-                    c.type in ("Approved", "Denied") for c in (status.conditions or []))):
+        listing = self._items(self._certs.list_certificate_signing_request(
+            _preload_content=False))
+        for csr in listing:
+            status = csr.get("status") or {}
+            decided = {c.get("type") for c in status.get("conditions") or []}
+            if status.get("certificate") or decided & {"Approved", "Denied"}:
                 continue
             try:
-                request = x509.load_pem_x509_csr(base64.b64decode(csr.spec.request))
+                request = x509.load_pem_x509_csr(base64.b64decode(csr["spec"]["request"]))
             except ValueError:
                 continue
             cns = request.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
             cn = str(cns[0].value) if cns else ""
             prefix, _, _ = cn.rpartition(":")
-            if not cn.startswith(NAME_PREFIX + ":") or csr.spec.signer_name != CLIENT_SIGNER:
+            signer = csr["spec"].get("signerName")
+            if not cn.startswith(NAME_PREFIX + ":") or signer != CLIENT_SIGNER:
                 continue  # not ours: the approver ignores other names and signers
             problem = self._reject(csr, request, cn, prefix)
             self._decide(csr, problem)
 
-    def _reject(self, csr: Any, request: x509.CertificateSigningRequest, cn: str,
+    def _reject(self, csr: dict[str, Any], request: x509.CertificateSigningRequest, cn: str,
                 prefix: str) -> str | None:
-        name, spec = csr.metadata.name, csr.spec
-        user_prefix, _, node = (spec.username or "").rpartition(":")
+        name, spec = csr["metadata"]["name"], csr["spec"]
+        username = spec.get("username")
+        user_prefix, _, node = (username or "").rpartition(":")
         if user_prefix not in USER_PREFIXES:
-            return f"CSR {name!r} was created by an unexpected user: {spec.username!r}"
+            return f"CSR {name!r} was created by an unexpected user: {username!r}"
         if not _DNS_SUBDOMAIN.match(node):
             return f"extracted node name {node!r} is not a valid DNS subdomain"
-        if set(spec.usages or []) != USAGES:
-            return f"CSR {name!r} was created with unexpected usages: {spec.usages}"
-        if not set(spec.groups or []) <= GROUPS:
-            return f"CSR {name!r} was created by a user with unexpected groups: {spec.groups}"
+        usages, groups = spec.get("usages"), spec.get("groups")
+        if set(usages or []) != USAGES:
+            return f"CSR {name!r} was created with unexpected usages: {usages}"
+        if not set(groups or []) <= GROUPS:
+            return f"CSR {name!r} was created by a user with unexpected groups: {groups}"
         if cn != f"{NAME_PREFIX}:{node}":
             return (f"expected the CSR's commonName to be {NAME_PREFIX}:{node!r}, "
                     f"but it is {cn!r}")
@@ -166,14 +182,14 @@ class OVNKubernetes:
                 request.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
         if orgs != ORGANIZATIONS:
             return (f"expected the CSR's organization to be {ORGANIZATIONS}, but it is {orgs}")
-        seconds = spec.expiration_seconds
+        seconds = spec.get("expirationSeconds")
         if seconds is None:
             return f"CSR {name!r} was created without specyfying the expirationSeconds"
         if seconds > MAX_SECONDS:
             return f"CSR {name!r} was created with invalid expirationSeconds value: {seconds}"
         return None
 
-    def _decide(self, csr: Any, problem: str | None) -> None:
+    def _decide(self, csr: dict[str, Any], problem: str | None) -> None:
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         condition = {
             "type": "Denied" if problem else "Approved", "status": "True",
@@ -181,16 +197,16 @@ class OVNKubernetes:
             "message": problem or "Auto-approved CSR by ovnkube-csr-approver-controller",
             "lastUpdateTime": now,
         }
-        body = self._api.sanitize_for_serialization(csr)  # type: ignore[no-untyped-call]
-        body.setdefault("status", {})
+        name = csr["metadata"]["name"]
+        body = {**csr, "status": dict(csr.get("status") or {})}
         body["status"]["conditions"] = [*(body["status"].get("conditions") or []), condition]
         try:
-            self._certs.replace_certificate_signing_request_approval(csr.metadata.name, body)
+            self._certs.replace_certificate_signing_request_approval(name, body)  # type: ignore[arg-type]
         except ApiException as err:
             if err.status in (404, 409):
                 return
             raise
         if problem:
-            self.denied[csr.metadata.name] = problem
+            self.denied[name] = problem
         else:
-            self.approved.append(csr.metadata.name)
+            self.approved.append(name)

@@ -189,3 +189,27 @@ def test_denied_csr_is_never_signed(control_plane: ControlPlane, kube: client.Ap
     assert not csr.status.certificate
     signer = control_plane.csr_signer
     assert signer is not None and denied not in signer.signed
+
+
+def test_the_ovn_kubernetes_stand_in_judges_only_ovn_node_csrs(
+        control_plane: ControlPlane, kube: client.ApiClient) -> None:
+    """ovn-kubernetes' approver (go-controller/pkg/csrapprover/approver.go) denies an
+    ovn-node CSR that a user other than the node asked for, and ignores other names."""
+    ovnk = control_plane.start_ovn_kubernetes()
+    key = ec.generate_private_key(ec.SECP256R1())
+    ovn, other = unique_name("ovn-node"), unique_name("not-ovn")
+    pem = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:ovn-nodes"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "system:ovn-node:win-a"),
+    ])).sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+    usages = ["digital signature", "client auth"]
+    _create(kube, ovn, pem, "kubernetes.io/kube-apiserver-client", usages)
+    _create(kube, other, _csr_pem(key, "someone"), "kubernetes.io/kube-apiserver-client", usages)
+    certs = client.CertificatesV1Api(kube)
+    deadline = time.monotonic() + 20
+    while ovn not in ovnk.denied and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [condition] = certs.read_certificate_signing_request(ovn).status.conditions
+    assert condition.type == "Denied" and "created by an unexpected user" in condition.message
+    assert certs.read_certificate_signing_request(other).status.conditions is None
+    assert other not in ovnk.denied and other not in ovnk.approved
