@@ -1,8 +1,8 @@
 """The per-host state machine: configure or upgrade one Windows host, step by step.
 
-Steps, in order (each named, each recorded as it begins — Node annotations
+Steps, in order (each named, each recorded before it runs — Node annotations
 ``syncer.io/phase`` and ``syncer.io/since`` when the host has a Node, the rollout's progress
-and status always — so a restarted controller and ``kubectl`` show where a host was)::
+and status otherwise — so a restarted controller knows where a host was)::
 
     lock -> cordon -> drain -> prepare -> transfer -> stop-services -> replace -> files
          -> services -> reboot -> start -> join -> network -> verify -> annotate
@@ -53,12 +53,9 @@ and status always — so a restarted controller and ``kubectl`` show where a hos
   back.
 
 **Recording a step** costs an API round trip, and a host's slot is held through all of
-them. A step whose own work is a Node write (lock, cordon, uncordon, release) carries its
-phase in that write. Any other step's phase is written while the step works
-(:class:`_StepRecorder`): one write in flight per host, in order, and every other write
-to the Node — or the failure record — waits for it, so the Node never shows a step
-older than the last thing written to it. What a restarted controller resumes from is the
-``upgrading`` label and the rollout Lease, both written before the host is touched.
+them: a step whose own work is a Node write (lock, cordon, uncordon) carries its phase in
+that write, and annotate and release write no phase of their own (their write says
+``configured``).
 
 **Shutdown** (:attr:`StageContext.shutdown`) is honoured between steps, except between
 ``stop-services`` and ``verify``: a host is never left with its services stopped because
@@ -77,12 +74,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 from syncer import names
-from syncer.cluster.client import ApiError, KubeClient
+from syncer.cluster.client import ApiError
 from syncer.cluster.objects import now
 from syncer.components import CATALOGUE, PayloadKind, start_order
 from syncer.desired import ComponentVersion
@@ -140,39 +136,6 @@ AFTER_JOIN = ("hybrid-overlay-node", "kube-proxy", "cloud-node-manager")
 Recovery = Callable[[StageContext, HostPlan, HostFacts], "str | None"]
 
 
-class _StepRecorder:
-    """Writes a host's step to its Node without waiting for the answer (see the module
-    docstring): :meth:`record` waits for the previous write and sends the next on its
-    own thread; :meth:`settle` waits for the one in flight and raises its error."""
-
-    def __init__(self, api: KubeClient) -> None:
-        self.api = api
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: Future[NodeRecord] | None = None
-
-    def record(self, node: str, phase: str, since: str) -> None:
-        self.settle()
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncer-step")
-        self._pending = self._pool.submit(node_meta.set_phase, self.api, node, phase,
-                                          since=since)
-
-    def settle(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def close(self) -> None:
-        """Wait for the write in flight, whatever its outcome, and end the thread."""
-        try:
-            self.settle()
-        except Exception as err:  # the run already ended; its own error is the one to report
-            log.info("recording a step failed after the run ended: %s", describe_error(err))
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-
-
 class HostRun:
     """One host's pass through the steps (see the module docstring)."""
 
@@ -190,7 +153,6 @@ class HostRun:
         self.critical = False
         self.session: HostSession | None = None
         self.uploads = 0
-        self.steps = _StepRecorder(ctx.api)
 
     # --- driver ---------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -235,10 +197,8 @@ class HostRun:
             outcome.step = self.step
             outcome.error = describe_error(err)
             log.warning("%s: failed at step %s: %s", self.host.address, self.step, outcome.error)
-            self.steps.close()  # the failure record must land after the last step's write
             self._record_failure(outcome)
         finally:
-            self.steps.close()
             self.session = None
         outcome.node_name = self.node_name
         outcome.uploads = self.uploads
@@ -246,7 +206,7 @@ class HostRun:
         return outcome
 
     def _enter(self, step: str, *, written_by_step: bool = False) -> dict[str, str | None]:
-        """Begin ``step``: its phase annotations, written to the Node meanwhile — or, with
+        """Begin ``step``: its phase annotations, written to the Node now — or, with
         ``written_by_step``, returned for the step's own Node write to carry."""
         if not self.critical and self.ctx.shutdown.is_set():
             raise Interrupted(step)
@@ -257,11 +217,8 @@ class HostRun:
             self.critical = False
         self.ctx.on_step(self.host.address, step)
         since = now()
-        if self.node_name is not None:
-            if written_by_step:
-                self.steps.settle()
-            else:
-                self.steps.record(self.node_name, step, since)
+        if self.node_name is not None and not written_by_step:
+            node_meta.set_phase(self.ctx.api, self.node_name, step, since=since)
         return {names.ANNOTATION_PHASE: step, names.ANNOTATION_SINCE: since}
 
     def _flow(self) -> None:
@@ -333,13 +290,9 @@ class HostRun:
 
     def restore(self) -> None:
         """The restore half of a rollback: the host is already cordoned and drained."""
-        try:
-            with self.ctx.open_session(self.host, self.node_name) as session:
-                self.session = session
-                self._apply(self._restart_set())
-            self.steps.settle()  # before the Node's next write
-        finally:
-            self.steps.close()
+        with self.ctx.open_session(self.host, self.node_name) as session:
+            self.session = session
+            self._apply(self._restart_set())
         assert self.node_name is not None
         draining.uncordon(self.ctx.api, self.node_name)
         node_meta.set_upgrading(self.ctx.api, self.node_name, False)
