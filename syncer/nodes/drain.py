@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 from syncer import names
 from syncer.cluster.client import MERGE_PATCH, ApiError, KubeClient
-from syncer.nodes.annotations import METADATA
+from syncer.nodes.annotations import METADATA, node_path
 
 
 @dataclass(frozen=True, order=True)
@@ -100,8 +100,8 @@ def _set_unschedulable(api: KubeClient, node: str, value: bool,
     body: dict[str, Any] = {"spec": {"unschedulable": value}}
     if annotations:
         body["metadata"] = {"annotations": dict(annotations)}
-    api.request("PATCH", f"/api/v1/nodes/{quote(node, safe='')}", body=body,
-                content_type=MERGE_PATCH, accept=METADATA)  # no status back
+    api.request("PATCH", node_path(node), body=body, content_type=MERGE_PATCH,
+                accept=METADATA)  # no status back
 
 
 def pods_on_node(api: KubeClient, node: str) -> list[dict[str, Any]]:
