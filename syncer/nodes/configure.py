@@ -349,14 +349,13 @@ class HostRun:
         self.facts = facts
 
     def _transfer(self, changes: list[ComponentChange]) -> None:
-        if not changes:
-            return
+        missing = [c for c in changes if self.facts.files.get(c.staged) != c.desired.sha256]
+        if not missing:
+            return  # staged ahead of the slot, or by an earlier, interrupted run
         session = self._session()
         self._run(vocabulary.make_directory(STAGING_DIR), "make-directory")
-        for change in changes:
+        for change in missing:
             sha = change.desired.sha256
-            if self.facts.files.get(change.staged) == sha:
-                continue  # uploaded by an earlier, interrupted run
             payload = self.ctx.payloads.get(sha)
             if payload is None:
                 raise StepFailed(f"payload {change.name}: not fetched before the rollout")
@@ -416,8 +415,8 @@ class HostRun:
         session = self._session()
         if self.new_host:
             self._run(vocabulary.remove_cni_state(), "remove-cni-state")
-        for directory in (ROOT, CERT_DIR.rstrip("\\"), CNI_CONFIG_DIR, REGISTRIES_DIR):
-            self._run(vocabulary.make_directory(directory), "make-directory")
+        self._run(vocabulary.make_directory(ROOT, CERT_DIR.rstrip("\\"), CNI_CONFIG_DIR,
+                                            REGISTRIES_DIR), "make-directory")
         for f in self.plan.files:
             managedfiles.write(session, f)
             self.facts.files[f.path] = f.sha256
@@ -426,11 +425,11 @@ class HostRun:
         plan = self.plan
         assert plan.identity is not None and plan.settings is not None
         services = self._services()
-        for name in restart:
-            spec = service_spec(name, plan.identity, plan.settings)
-            if spec is None:
-                continue
-            self._run(vocabulary.make_directory(log_dir(name)), "make-directory")
+        specs = {name: spec for name in restart
+                 if (spec := service_spec(name, plan.identity, plan.settings)) is not None}
+        if specs:
+            self._run(vocabulary.make_directory(*map(log_dir, specs)), "make-directory")
+        for spec in specs.values():
             info = self.facts.services.get(spec.name)
             if info is not None and config_differs(spec, info) is None:
                 continue  # exists exactly as wanted: only restarted

@@ -199,7 +199,9 @@ def _test_path(m: Machine, p: dict[str, Any]) -> Outcome:
 
 
 def _make_directory(m: Machine, p: dict[str, Any]) -> Outcome:
-    m.fs.make_directory(p["path"])
+    # $ErrorActionPreference='Stop': the first CreateDirectory that throws ends the loop.
+    for path in p["paths"]:
+        m.fs.make_directory(path)
     return Outcome(0)
 
 
@@ -396,8 +398,8 @@ BODIES: tuple[Body, ...] = (
     Body("test-path", (("path", "str"),), "Test-Path -LiteralPath $path", _test_path),
     Body(
         "make-directory",
-        (("path", "str"),),
-        "[System.IO.Directory]::CreateDirectory($path)|Out-Null",
+        (("paths", "list"),),
+        "foreach($p in $paths){[System.IO.Directory]::CreateDirectory($p)|Out-Null}",
         _make_directory,
     ),
     Body(

@@ -114,6 +114,23 @@ def test_make_directory_over_a_file_fails_with_already_exists(
     assert err.value.code == c.ERROR_ALREADY_EXISTS
 
 
+def test_one_command_makes_several_directories_in_order(
+    win_client: SimClient, win_host: SimHost
+) -> None:
+    c.check_done(run(win_client, c.make_directory("C:\\var\\log\\kubelet", "C:\\k\\cni\\config")))
+    assert (win_host.drive / "var" / "log" / "kubelet").is_dir()
+    assert (win_host.drive / "k" / "cni" / "config").is_dir()
+    # a file in the way stops it there: the ones before are made, the ones after are not
+    win_host.fs.write_bytes("C:\\opt", b"a file")
+    with pytest.raises(c.CommandFailed) as err:
+        c.check_done(run(win_client, c.make_directory("C:\\a", "C:\\opt\\x", "C:\\b")),
+                     "make-directory")
+    assert err.value.code == c.ERROR_ALREADY_EXISTS
+    assert (win_host.drive / "a").is_dir() and not (win_host.drive / "b").exists()
+    with pytest.raises(ValueError):
+        c.make_directory()
+
+
 def test_remove_cni_state(win_client: SimClient, win_host: SimHost) -> None:
     win_host.fs.make_directory("C:\\var\\lib\\cni\\networks\\cbr0")
     win_host.fs.write_bytes("C:\\var\\lib\\cni\\networks\\cbr0\\10.132.0.5", b"ipam")

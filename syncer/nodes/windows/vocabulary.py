@@ -603,7 +603,7 @@ FILE_HASH_BODY = (
     "{(Get-FileHash -LiteralPath $path -Algorithm SHA256).Hash}"
 )
 TEST_PATH_BODY = "Test-Path -LiteralPath $path"
-MAKE_DIRECTORY_BODY = "[System.IO.Directory]::CreateDirectory($path)|Out-Null"
+MAKE_DIRECTORY_BODY = "foreach($p in $paths){[System.IO.Directory]::CreateDirectory($p)|Out-Null}"
 REMOVE_PATH_BODY = (
     "if(Test-Path -LiteralPath $path){Remove-Item -LiteralPath $path -Recurse -Force}"
 )
@@ -647,9 +647,12 @@ def parse_test_path(result: CommandResult) -> bool:
     raise ValueError(f"test-path printed {result.stdout!r}")
 
 
-def make_directory(path: str) -> str:
-    """Create a directory and its parents; nothing happens when it exists."""
-    return powershell([("path", check_path(path))], MAKE_DIRECTORY_BODY)
+def make_directory(*paths: str) -> str:
+    """Create each directory and its parents, in order, in one command; nothing happens
+    for one that exists. A path that is a file stops it there (``ERROR_ALREADY_EXISTS``)."""
+    if not paths:
+        raise ValueError("make_directory needs a path")
+    return powershell([("paths", [check_path(p) for p in paths])], MAKE_DIRECTORY_BODY)
 
 
 def remove_path(path: str) -> str:
