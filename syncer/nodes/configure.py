@@ -139,11 +139,14 @@ Recovery = Callable[[StageContext, HostPlan, HostFacts], "str | None"]
 class HostRun:
     """One host's pass through the steps (see the module docstring)."""
 
-    def __init__(self, ctx: StageContext, plan: HostPlan,
-                 recover: Recovery | None = None) -> None:
+    def __init__(self, ctx: StageContext, plan: HostPlan, recover: Recovery | None = None,
+                 release: Callable[[str], object] | None = None) -> None:
+        """``release``: gives the slot back at the end (default :meth:`RolloutLock.release`;
+        the rollout hands it to the next host in the same write)."""
         assert plan.identity is not None and plan.facts is not None
         self.ctx = ctx
         self.recover = recover
+        self.release = release or ctx.lock.release
         self.plan = plan
         self.host = plan.host
         self.facts: HostFacts = plan.facts
@@ -257,7 +260,7 @@ class HostRun:
                 names.ANNOTATION_SINCE: now(),
             },
         )
-        ctx.lock.release(self.host.address)
+        self.release(self.host.address)
 
     def _apply(self, restart: list[str]) -> None:
         """transfer .. verify: what configuring, upgrading and restoring share."""

@@ -9,8 +9,13 @@ others need no slot.
    stopped mid-upgrade: :meth:`RolloutLock.orphans`) are resumed before anything else —
    :meth:`RolloutLock.acquire` refuses every other host until they are. An orphaned slot
    whose host no longer needs work (removed from the fleet) is handed back.
-2. **Then the rest, in plan order**, each after :meth:`RolloutLock.acquire` granted it a
-   slot. The count is taken from the cluster at every acquire (slot holders, Nodes
+2. **Then the rest, in plan order**, each after the lock granted it a slot; whenever
+   slots are free, the hosts next in line ask for them together
+   (:meth:`RolloutLock.acquire_many`: one read of the cluster, one Lease write), so the
+   first ``maxUnavailable`` hosts start at once rather than one Lease round trip apart;
+   and a host that finishes hands its slot to the host next in line in the write that
+   gives it back (``release`` of :meth:`RolloutLock.acquire_many`), from its own thread.
+   The count is taken from the cluster at every acquire (slot holders, Nodes
    labelled ``upgrading``, failed hosts), so it holds across restarts and replicas. Up to
    ``maxUnavailable`` hosts run at once on a thread pool; when no slot is free the
    rollout waits for one of its own hosts to finish; when no slot is free and none of its
@@ -44,6 +49,7 @@ from syncer.nodes.context import HostOutcome, StageContext
 from syncer.nodes.hostplan import HostPlan
 from syncer.nodes.progress import NullProgress, ProgressReporter
 from syncer.nodes.rollback import roll_back
+from syncer.nodes.slots import SlotResult
 from syncer.nodes.status import Phase
 
 log = logging.getLogger(__name__)
@@ -130,9 +136,17 @@ def run_rollout(
         user_step(address, step)
 
     ctx.on_step = on_step
+    # `pending` and `running` change on this thread and on hosts' threads (a finished
+    # host hands its slot over): under `guard`; slot decisions under `swap`.
+    guard = threading.Lock()
+    swap = threading.Lock()
+    pending = list(work)
+    handing: list[str] = []  # finished hosts whose slots wait to be handed over
     running: dict[Future[HostOutcome], HostPlan] = {}
+    stopping = threading.Event()  # a host failed or was interrupted: start no other
     active = 0
     active_lock = threading.Lock()
+    workers = max(1, ctx.lock.max_unavailable)
 
     runs: dict[str, HostRun] = {}
     prepared: dict[str, Future[None]] = {}
@@ -142,8 +156,46 @@ def run_rollout(
         staging paths only, nothing the host runs is touched)."""
         for plan in pending[:workers]:
             if plan.address not in runs:
-                run = runs[plan.address] = HostRun(ctx, plan, recovery)
+                run = runs[plan.address] = HostRun(ctx, plan, recovery, hand_over)
                 prepared[plan.address] = stager.submit(run.prepare)
+
+    def start(plan: HostPlan) -> None:
+        """``plan``, first in line, was granted a slot: run it. Under ``guard``."""
+        assert pending[0] is plan
+        pending.pop(0)
+        renewer.add(plan.address, _node(plan))
+        running[pool.submit(run_one, plan)] = plan
+
+    def take_slots(count: int, release: list[str]) -> SlotResult | None:
+        """Give back the slots of ``release`` and ask for up to ``count`` slots for the
+        hosts next in line, in one Lease write; start those granted. The refusal, if one
+        was refused. Under ``swap``: the rollout's slot decisions one at a time."""
+        with guard:
+            batch = pending[:count]
+        if not batch and not release:
+            return None
+        slots = ctx.lock.acquire_many([(p.address, _node(p)) for p in batch], release=release)
+        with guard:
+            for plan, slot in zip(batch, slots, strict=False):  # none after a refusal
+                if slot.granted:
+                    start(plan)
+        return None if not slots or slots[-1].granted else slots[-1]
+
+    def hand_over(address: str) -> None:
+        """A host's last step: give its slot back and, in the same Lease write, take it
+        for the host next in line, which starts at once rather than after this loop
+        wakes and asks again. Hosts that finish together share one write: whoever writes
+        takes every slot waiting to be handed over."""
+        with guard:
+            handing.append(address)
+        with swap:
+            with guard:
+                release = handing[:]
+                handing.clear()
+                go_on = not (stopping.is_set() or ctx.shutdown.is_set()
+                             or result.halted is not None)
+            if release:  # else an earlier write gave this slot back
+                take_slots(len(release) if go_on else 0, release)
 
     def run_one(plan: HostPlan) -> HostOutcome:
         nonlocal active
@@ -154,18 +206,24 @@ def run_rollout(
             ready = prepared.pop(plan.address, None)
             if ready is not None:
                 ready.result()
-            run = runs.pop(plan.address, None) or HostRun(ctx, plan, recovery)
-            return run.run()
+            run = runs.pop(plan.address, None) or HostRun(ctx, plan, recovery, hand_over)
+            outcome = run.run()
+            if not outcome.ok:
+                stopping.set()
+            return outcome
         finally:
             with active_lock:
                 active -= 1
 
     def collect(block: bool) -> None:
-        if not running:
+        with guard:
+            futures = list(running)
+        if not futures:
             return
-        done, _ = wait(list(running), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        done, _ = wait(futures, timeout=None if block else 0, return_when=FIRST_COMPLETED)
         for future in done:
-            plan = running.pop(future)
+            with guard:
+                plan = running.pop(future)
             renewer.remove(plan.address)
             outcome = future.result()
             result.outcomes[plan.address] = outcome
@@ -182,37 +240,28 @@ def run_rollout(
                 if result.halted is None:
                     result.halted = f"rollout halted: {plan.address} {summary}"
 
-    pending = list(work)
-    workers = max(1, ctx.lock.max_unavailable)
     stager = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="syncer-stage")
     try:
         with _Renewer(ctx) as renewer, ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="syncer-host"
         ) as pool:
-            while pending and result.halted is None:
+            while result.halted is None:
                 if ctx.shutdown.is_set():
                     result.interrupted = True
                     break
                 collect(block=False)
                 if result.halted is not None:
                     break
-                prepare_ahead()
-                plan = pending[0]
-                node = plan.node.name if plan.node else None
-                if len(running) >= workers:
-                    collect(block=True)
-                    continue
-                slot = ctx.lock.acquire(plan.address, node)
-                if slot.granted:
-                    pending.pop(0)
-                    renewer.add(plan.address, node)
-                    running[pool.submit(run_one, plan)] = plan
-                    continue
-                if running:
-                    collect(block=True)
-                    continue
-                result.halted = f"rollout halted: {slot.reason}"
-                break
+                with guard:
+                    if not pending:
+                        break
+                    prepare_ahead()
+                with swap:  # every free slot at once: one Lease write for the next hosts
+                    refused = take_slots(max(0, workers - len(running)), [])
+                if refused is not None and not running:
+                    result.halted = f"rollout halted: {refused.reason}"
+                    break
+                collect(block=True)  # every slot is taken, or the next host must wait
             while running:
                 collect(block=True)
     finally:
@@ -225,3 +274,6 @@ def run_rollout(
         log.warning("%s", result.halted)
     return result
 
+
+def _node(plan: HostPlan) -> str | None:
+    return plan.node.name if plan.node else None

@@ -22,6 +22,8 @@ count, add the holder, ``PUT`` with the ``resourceVersion`` read; a ``409 Confli
 another controller changed it meanwhile, so read and decide again. Two controllers can
 therefore never both take the last slot. A host that is already out (failed or labelled)
 may take a slot without making things worse, so a failed host can be retried.
+:meth:`RolloutLock.acquire_many` decides several hosts in order on one read and adds them
+in one write (the rollout's free slots at once).
 
 **Restarts.** Each holder record names the controller (``identity``, stable across
 restarts, e.g. the Deployment name) and the process (``incarnation``, new per
@@ -37,9 +39,10 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -94,6 +97,14 @@ class Unavailable:
 
 
 @dataclass(frozen=True)
+class _Marked:
+    """The cluster's marks besides the Lease (see :meth:`RolloutLock._marked`)."""
+
+    nodes: list[NodeRecord]  # labelled upgrading or annotated failed
+    state: dict[str, dict[str, Any]]  # syncer-host-state: address -> failure
+
+
+@dataclass(frozen=True)
 class FailureRecord:
     address: str | None
     node_name: str | None
@@ -135,6 +146,8 @@ class RolloutLock:
         self.stale_after = stale_after
         self.node_selector = node_selector
         self.clock = clock
+        # This process's Lease writes one at a time: its own hosts' CAS never conflict.
+        self._guard = threading.Lock()
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -252,18 +265,24 @@ class RolloutLock:
         """Every host that is out right now, counted from the cluster."""
         if holders is None:
             holders = self._holders_of(self._read_lease())
+        return self._out(holders, self._marked())
+
+    def _marked(self) -> _Marked:
+        """What the cluster says besides the Lease: Nodes labelled ``upgrading`` or
+        annotated failed, and the host-state failures. Labels and annotations are enough,
+        and at hundreds of Nodes the full objects made every slot cost a large LIST."""
+        nodes = list_windows_nodes(self.api, self.node_selector, metadata_only=True)
+        return _Marked([n for n in nodes if n.upgrading or n.failed], self._state())
+
+    @staticmethod
+    def _out(holders: dict[str, SlotHolder], marked: _Marked) -> list[Unavailable]:
         found: dict[str, Unavailable] = {}
         by_node = {h.node_name: h.address for h in holders.values() if h.node_name}
         for h in holders.values():
             found[h.address] = Unavailable(
                 h.address, f"slot held by {h.holder} since {h.acquired}", h.node_name
             )
-        # Labels and annotations say who is out: the metadata is enough, and at hundreds
-        # of Nodes the full objects made every slot cost a large LIST.
-        nodes = list_windows_nodes(self.api, self.node_selector, metadata_only=True)
-        for node in nodes:
-            if not (node.upgrading or node.failed):
-                continue
+        for node in marked.nodes:
             key = node.address or by_node.get(node.name) or f"node/{node.name}"
             if key in found:
                 continue
@@ -272,7 +291,7 @@ class RolloutLock:
             else:
                 reason = f"Node {node.name} is labelled {names.LABEL_UPGRADING}=true"
             found[key] = Unavailable(key, reason, node.name)
-        for address, doc in self._state().items():
+        for address, doc in marked.state.items():
             if address not in found:
                 step = doc.get("step", "unknown")
                 found[address] = Unavailable(
@@ -286,46 +305,73 @@ class RolloutLock:
 
     def acquire(self, address: str, node_name: str | None = None) -> SlotResult:
         """Take a slot for ``address``; see the module docstring for the rules."""
+        return self.acquire_many([(address, node_name)])[0]
+
+    def acquire_many(self, candidates: Sequence[tuple[str, str | None]], *,
+                     release: Collection[str] = ()) -> list[SlotResult]:
+        """Take slots for several hosts, ``(address, node name)`` in order, with one read
+        of the cluster and one Lease write: each is decided as :meth:`acquire` would
+        decide it after the ones before it. Deciding stops at the first refusal (so hosts
+        start in the order given), which is the last result; every earlier one is
+        granted. ``release``: hosts whose slots are given back in the same write, first
+        (finished hosts handing their slots to the next)."""
         for _attempt in range(MAX_ATTEMPTS):
-            lease = self._read_lease()
-            holders = self._holders_of(lease)
+            with self._guard:
+                results = self._decide(candidates, release)
+            if results is not None:
+                return results
+            time.sleep(random.uniform(0.0, 0.05))
+        return [SlotResult(False, candidates[0][0] if candidates else "",
+                           "the rollout Lease kept changing; try again")]
+
+    def _decide(self, candidates: Sequence[tuple[str, str | None]],
+                release: Collection[str]) -> list[SlotResult] | None:
+        """One read-decide-write of :meth:`acquire_many`; None on a write conflict. The
+        Lease is read before the Nodes: a host that fails records that before it gives
+        its slot back, so it is counted in one or the other."""
+        lease = self._read_lease()
+        holders = self._holders_of(lease)
+        out: list[Unavailable] | None = None  # counted once, when first needed
+        results: list[SlotResult] = []
+        written = False
+        for address in release:
+            written = holders.pop(address, None) is not None or written
+        for address, node_name in candidates:
             mine = holders.get(address)
             resumed = False
             if mine is not None:
                 if mine.holder == self.identity and mine.incarnation == self.incarnation:
-                    return SlotResult(True, address, "slot already held")
+                    results.append(SlotResult(True, address, "slot already held"))
+                    continue
                 if not self.is_orphan(mine):
-                    return SlotResult(
-                        False,
-                        address,
-                        f"{address} is being upgraded by {mine.holder} (since {mine.acquired})",
-                    )
+                    results.append(SlotResult(
+                        False, address,
+                        f"{address} is being upgraded by {mine.holder} "
+                        f"(since {mine.acquired})"))
+                    break
                 resumed = True
             else:
                 orphans = [h for h in holders.values() if self.is_orphan(h)]
                 if orphans:
-                    listed = ", ".join(h.address for h in sorted(orphans, key=lambda h: h.address))
-                    return SlotResult(
-                        False,
-                        address,
-                        f"resume first: {listed} was mid-upgrade when its controller stopped",
-                    )
-                out = self.unavailable(holders)
-                others = [
-                    u
-                    for u in out
-                    if u.key != address and (node_name is None or u.node_name != node_name)
-                ]
+                    listed = ", ".join(sorted(h.address for h in orphans))
+                    results.append(SlotResult(
+                        False, address,
+                        f"resume first: {listed} was mid-upgrade when its controller "
+                        "stopped"))
+                    break
+                if out is None:
+                    out = self._out(holders, self._marked())
+                others = [u for u in out if u.key != address
+                          and (node_name is None or u.node_name != node_name)]
                 if len(others) >= self.max_unavailable:
                     listed = "; ".join(f"{u.key}: {u.reason}" for u in others)
-                    return SlotResult(
-                        False,
-                        address,
-                        f"{len(others)} of maxUnavailable {self.max_unavailable} hosts are "
-                        f"out: {listed}",
-                        unavailable=tuple(others),
-                    )
-            holders[address] = SlotHolder(
+                    results.append(SlotResult(
+                        False, address,
+                        f"{len(others)} of maxUnavailable {self.max_unavailable} hosts "
+                        f"are out: {listed}",
+                        unavailable=tuple(others)))
+                    break
+            holder = holders[address] = SlotHolder(
                 address=address,
                 node_name=node_name or (mine.node_name if mine else None),
                 holder=self.identity,
@@ -333,44 +379,52 @@ class RolloutLock:
                 acquired=mine.acquired if mine else now(),
                 renewed=self.clock(),
             )
-            if self._write(lease, holders):
-                reason = "resumed an interrupted upgrade" if resumed else "slot acquired"
-                return SlotResult(True, address, reason, resumed=resumed)
-            time.sleep(random.uniform(0.0, 0.05))
-        return SlotResult(False, address, "the rollout Lease kept changing; try again")
+            if out is not None and not any(
+                    u.key == address or (node_name and u.node_name == node_name)
+                    for u in out):  # counted from now on, once
+                out.append(Unavailable(address, f"slot held by {holder.holder} since "
+                                       f"{holder.acquired}", holder.node_name))
+            written = True
+            reason = "resumed an interrupted upgrade" if resumed else "slot acquired"
+            results.append(SlotResult(True, address, reason, resumed=resumed))
+        if not written or self._write(lease, holders):
+            return results
+        return None
 
     def renew(self, address: str, node_name: str | None = None) -> bool:
         """Heartbeat for a held slot (and record the Node once it exists). False if this
         controller does not hold it any more."""
         for _attempt in range(MAX_ATTEMPTS):
-            lease = self._read_lease()
-            holders = self._holders_of(lease)
-            mine = holders.get(address)
-            if mine is None or mine.incarnation != self.incarnation:
-                return False
-            holders[address] = SlotHolder(
-                address,
-                node_name or mine.node_name,
-                mine.holder,
-                mine.incarnation,
-                mine.acquired,
-                self.clock(),
-            )
-            if self._write(lease, holders):
-                return True
+            with self._guard:
+                lease = self._read_lease()
+                holders = self._holders_of(lease)
+                mine = holders.get(address)
+                if mine is None or mine.incarnation != self.incarnation:
+                    return False
+                holders[address] = SlotHolder(
+                    address,
+                    node_name or mine.node_name,
+                    mine.holder,
+                    mine.incarnation,
+                    mine.acquired,
+                    self.clock(),
+                )
+                if self._write(lease, holders):
+                    return True
         return False
 
     def release(self, address: str) -> bool:
         """Give the slot back. False if it was not held. Failure records are separate:
         a failed host keeps counting until :meth:`clear_failure`."""
         for _attempt in range(MAX_ATTEMPTS):
-            lease = self._read_lease()
-            holders = self._holders_of(lease)
-            if address not in holders:
-                return False
-            del holders[address]
-            if self._write(lease, holders):
-                return True
+            with self._guard:
+                lease = self._read_lease()
+                holders = self._holders_of(lease)
+                if address not in holders:
+                    return False
+                del holders[address]
+                if self._write(lease, holders):
+                    return True
         return False
 
     def _write(self, lease: dict[str, Any], holders: dict[str, SlotHolder]) -> bool:

@@ -132,6 +132,30 @@ def test_version_bump_respects_max_unavailable(node_lab: NodeLab) -> None:
     assert max_overlap(intervals) == 2  # never more than maxUnavailable out at once
 
 
+def test_a_finished_host_hands_its_slot_to_the_next_in_one_lease_write(
+        node_lab: NodeLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At maxUnavailable 1, the slot goes from each host straight to the next: no Lease
+    write leaves it free while hosts still wait, and one write per host moves it."""
+    _join(node_lab, 3, max_unavailable=1)
+    holder_sets: list[list[str]] = []
+    send = node_lab.api.request
+
+    def request(method: str, path: str, **kw: Any) -> Any:
+        if method == "PUT" and path.endswith("/leases/" + names.ROLLOUT_LEASE):
+            text = kw["body"]["metadata"]["annotations"][names.ANNOTATION_SLOT_HOLDERS]
+            holder_sets.append(sorted(json.loads(text)))
+        return send(method, path, **kw)
+
+    monkeypatch.setattr(node_lab.api, "request", request)
+    node_lab.set_fleet("1.1.0", kubelet="v1.31.0", max_unavailable=1)
+    result = node_lab.run()
+    assert result.ok, (result.summary(), result.rows)
+    assert result.rollout is not None and result.rollout.max_concurrency == 1
+    moves = [h for i, h in enumerate(holder_sets) if i == 0 or h != holder_sets[i - 1]]
+    assert [len(h) for h in moves] == [1, 1, 1, 0], holder_sets
+    assert sorted(h[0] for h in moves[:3]) == sorted(h.address for h in node_lab.hosts)
+
+
 def test_status_follows_a_rollout_while_it_runs(node_lab: NodeLab) -> None:
     """`syncer status` and the status branch see hosts mid-rollout, not only the end."""
     _join(node_lab, 2)

@@ -171,3 +171,51 @@ def test_counting_who_is_out_reads_only_the_nodes_metadata(
     refused = lock.acquire(unique_ip())
     assert not refused.granted and f"Node {labelled} is labelled" in refused.reason
     assert node_lists and all("as=PartialObjectMetadataList" in a for a in node_lists)
+
+
+def test_free_slots_are_taken_in_order_with_one_lease_write(
+    api: KubeClient, namespace: str, scope: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rollout asks for all its free slots at once: one Lease write for the hosts next in
+    line, each counted as if it had asked alone, and none after the first refusal."""
+    lock = _lock(api, namespace, scope, max_unavailable=3)
+    failed_ip, a, b, c, d = (unique_ip() for _ in range(5))
+    failed_node = unique("failed")
+    create_node(api, failed_node, ip=failed_ip, labels={"syncer-test": scope},
+                annotations={names.ANNOTATION_ADDRESS: failed_ip})
+    record_failure(api, failed_node, "verify", "kubelet never became Ready")
+    lease_writes: list[str] = []
+    send = api.request
+
+    def request(method: str, path: str, **kw: Any) -> Any:
+        if method in ("PUT", "POST") and "/leases" in path:
+            lease_writes.append(method)
+        return send(method, path, **kw)
+
+    monkeypatch.setattr(api, "request", request)
+    results = lock.acquire_many([(a, None), (b, None), (c, None), (d, None)])
+    assert [(r.address, r.granted) for r in results] == [(a, True), (b, True), (c, False)]
+    assert "3 of maxUnavailable 3 hosts are out" in results[-1].reason
+    assert a in results[-1].reason and b in results[-1].reason and failed_ip in results[-1].reason
+    assert lease_writes.count("PUT") == 1
+    assert [h.address for h in lock.holders()] == sorted([a, b])
+
+    # the failed host is already out: it may take a slot, the next one may not
+    lease_writes.clear()
+    retried = lock.acquire_many([(failed_ip, failed_node), (a, None), (d, None)])
+    assert [(r.address, r.granted, r.reason) for r in retried][:2] == [
+        (failed_ip, True, "slot acquired"), (a, True, "slot already held")]
+    assert not retried[2].granted and lease_writes == ["PUT"]
+
+    # a restarted controller: the orphan first, then the rest in the same write
+    assert lock.release(a) and lock.release(b) and lock.release(failed_ip)
+    orphan = unique_ip()
+    assert lock.acquire(orphan).granted
+    after = _lock(api, namespace, scope, max_unavailable=3)
+    first = after.acquire_many([(c, None), (orphan, None)])
+    assert [r.granted for r in first] == [False] and first[0].reason.startswith("resume first")
+    lease_writes.clear()
+    resumed = after.acquire_many([(orphan, None), (c, None), (d, None)])
+    assert [(r.address, r.granted, r.resumed) for r in resumed] == [
+        (orphan, True, True), (c, True, False), (d, False, False)]  # failed + orphan + c
+    assert lease_writes == ["PUT"]
