@@ -97,14 +97,6 @@ class Unavailable:
 
 
 @dataclass(frozen=True)
-class _Marked:
-    """The cluster's marks besides the Lease (see :meth:`RolloutLock._marked`)."""
-
-    nodes: list[NodeRecord]  # labelled upgrading or annotated failed
-    state: dict[str, dict[str, Any]]  # syncer-host-state: address -> failure
-
-
-@dataclass(frozen=True)
 class FailureRecord:
     address: str | None
     node_name: str | None
@@ -265,24 +257,18 @@ class RolloutLock:
         """Every host that is out right now, counted from the cluster."""
         if holders is None:
             holders = self._holders_of(self._read_lease())
-        return self._out(holders, self._marked())
-
-    def _marked(self) -> _Marked:
-        """What the cluster says besides the Lease: Nodes labelled ``upgrading`` or
-        annotated failed, and the host-state failures. Labels and annotations are enough,
-        and at hundreds of Nodes the full objects made every slot cost a large LIST."""
-        nodes = list_windows_nodes(self.api, self.node_selector, metadata_only=True)
-        return _Marked([n for n in nodes if n.upgrading or n.failed], self._state())
-
-    @staticmethod
-    def _out(holders: dict[str, SlotHolder], marked: _Marked) -> list[Unavailable]:
         found: dict[str, Unavailable] = {}
         by_node = {h.node_name: h.address for h in holders.values() if h.node_name}
         for h in holders.values():
             found[h.address] = Unavailable(
                 h.address, f"slot held by {h.holder} since {h.acquired}", h.node_name
             )
-        for node in marked.nodes:
+        # Labels and annotations say who is out: the metadata is enough, and at hundreds
+        # of Nodes the full objects made every slot cost a large LIST.
+        nodes = list_windows_nodes(self.api, self.node_selector, metadata_only=True)
+        for node in nodes:
+            if not (node.upgrading or node.failed):
+                continue
             key = node.address or by_node.get(node.name) or f"node/{node.name}"
             if key in found:
                 continue
@@ -291,7 +277,7 @@ class RolloutLock:
             else:
                 reason = f"Node {node.name} is labelled {names.LABEL_UPGRADING}=true"
             found[key] = Unavailable(key, reason, node.name)
-        for address, doc in marked.state.items():
+        for address, doc in self._state().items():
             if address not in found:
                 step = doc.get("step", "unknown")
                 found[address] = Unavailable(
@@ -360,7 +346,7 @@ class RolloutLock:
                         "stopped"))
                     break
                 if out is None:
-                    out = self._out(holders, self._marked())
+                    out = self.unavailable(holders)
                 others = [u for u in out if u.key != address
                           and (node_name is None or u.node_name != node_name)]
                 if len(others) >= self.max_unavailable:

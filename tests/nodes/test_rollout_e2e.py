@@ -121,6 +121,10 @@ def test_version_bump_respects_max_unavailable(node_lab: NodeLab) -> None:
         # uploads (verified by file-hash), the unchanged archives were not sent again.
         uploads = [c.summary for c in recent if c.summary.startswith("file-hash")]
         assert len(uploads) == 3, uploads
+        # Directories in one command per step: staging (ahead of the slot), the managed
+        # files' and the services' logs; none again for the payloads staged ahead.
+        mkdirs = [c.summary for c in recent if c.summary.startswith("make-directory")]
+        assert len(mkdirs) == 3, mkdirs
         # kube-proxy, hybrid-overlay-node and the kubelet stop in that order, each until
         # STOPPED; their processes' exits are awaited after the last, so they overlap.
         stops = [i for i, c in enumerate(recent) if c.summary.startswith("sc stop")]
