@@ -18,7 +18,7 @@ poll interval is ten minutes: every reconcile after the first comes from a push 
 The latency goals are enforced as they are (p50 0.31 s and p99 0.70 s on 2026-12-06,
 once the reconcile stopped collecting garbage between a push and its objects applied and
 the parsed fleet was kept compact); the memory goal is not reached at 500 hosts
-(docs/performance.md: 168-189 MiB), so what is enforced there is a bound that catches a
+(docs/performance.md: 161-189 MiB), so what is enforced there is a bound that catches a
 regression (300 MiB) and the goal is printed. Exits 1 when an enforced bound is missed.
 
     .venv/bin/python benchmarks/controller_run.py [--objects 4000] [--hosts 500]
