@@ -140,13 +140,17 @@ class HostRun:
     """One host's pass through the steps (see the module docstring)."""
 
     def __init__(self, ctx: StageContext, plan: HostPlan, recover: Recovery | None = None,
-                 release: Callable[[str], object] | None = None) -> None:
+                 release: Callable[[str], object] | None = None,
+                 on_failure: Callable[[], object] | None = None) -> None:
         """``release``: gives the slot back at the end (default :meth:`RolloutLock.release`;
-        the rollout hands it to the next host in the same write)."""
+        the rollout hands it to the next host in the same write). ``on_failure``: told
+        the moment a step fails, before the failure is recorded (the rollout starts no
+        other host from then on)."""
         assert plan.identity is not None and plan.facts is not None
         self.ctx = ctx
         self.recover = recover
         self.release = release or ctx.lock.release
+        self.on_failure = on_failure
         self.plan = plan
         self.host = plan.host
         self.facts: HostFacts = plan.facts
@@ -197,6 +201,8 @@ class HostRun:
             outcome.phase, outcome.step = Phase.INTERRUPTED, str(stop)  # the step not begun
             log.info("%s: stopped before step %s (shutdown)", self.host.address, stop)
         except Exception as err:  # every failure is recorded, whatever its type
+            if self.on_failure is not None:
+                self.on_failure()
             outcome.step = self.step
             outcome.error = describe_error(err)
             log.warning("%s: failed at step %s: %s", self.host.address, self.step, outcome.error)

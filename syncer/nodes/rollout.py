@@ -151,12 +151,17 @@ def run_rollout(
     runs: dict[str, HostRun] = {}
     prepared: dict[str, Future[None]] = {}
 
+    def host_run(plan: HostPlan) -> HostRun:
+        """The host's run: it hands its slot over when it ends, and stops the rollout
+        from starting others the moment it fails."""
+        return HostRun(ctx, plan, recovery, hand_over, stopping.set)
+
     def prepare_ahead() -> None:
         """Stage the next hosts' payloads while they wait for a slot (no slot needed:
         staging paths only, nothing the host runs is touched)."""
         for plan in pending[:workers]:
             if plan.address not in runs:
-                run = runs[plan.address] = HostRun(ctx, plan, recovery, hand_over)
+                run = runs[plan.address] = host_run(plan)
                 prepared[plan.address] = stager.submit(run.prepare)
 
     def start(plan: HostPlan) -> None:
@@ -206,7 +211,7 @@ def run_rollout(
             ready = prepared.pop(plan.address, None)
             if ready is not None:
                 ready.result()
-            run = runs.pop(plan.address, None) or HostRun(ctx, plan, recovery, hand_over)
+            run = runs.pop(plan.address, None) or host_run(plan)
             outcome = run.run()
             if not outcome.ok:
                 stopping.set()
@@ -256,6 +261,9 @@ def run_rollout(
                     if not pending:
                         break
                     prepare_ahead()
+                if stopping.is_set():  # a host failed: its end halts the rollout
+                    collect(block=True)
+                    continue
                 with swap:  # every free slot at once: one Lease write for the next hosts
                     refused = take_slots(max(0, workers - len(running)), [])
                 if refused is not None and not running:

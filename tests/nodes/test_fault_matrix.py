@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 
 from syncer import names
+from syncer.nodes import configure
 from syncer.nodes.slots import RolloutLock
 from syncer.nodes.stage import NodeStageResult, run_node_stage
 from syncer.nodes.status import Phase, read_status
@@ -179,12 +180,41 @@ HOST_FAULTS = [
     HostFault("upload dropped mid-file", _drop_upload, "upgraded", ("upgraded", "upgraded")),
     HostFault("disk full", _disk_full, "halted at transfer", ("upgraded", "not upgraded"),
               touched=False),
-    HostFault("service start failure", _start_failure, "halted at network",
-              ("upgraded", "not upgraded")),
+    # Its partner in the wave may finish before or after it fails (both start together),
+    # so the third host may or may not have started; that none starts after the failure
+    # is test_no_host_starts_once_one_has_failed.
+    HostFault("service start failure", _start_failure, "halted at network", None),
     HostFault("new kubelet crashes, onFailure: rollback", _nothing, "rolled back at start",
               ("rolled back at start", "not upgraded"), on_failure="rollback",
               kubelet="vbroken"),
 ]
+
+
+def test_no_host_starts_once_one_has_failed(
+        node_lab: NodeLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rollout stops starting hosts the moment one fails, not once its failure is
+    recorded: here recording it is slow (a loaded API server), and a host of the same
+    wave that finishes meanwhile must not hand its slot to the next."""
+    victim, *others = _fleet(node_lab, 3, 2)
+    victim.faults.fail_service_start("kube-proxy")
+    record = configure.HostRun._record_failure
+    failed_at: list[float] = []
+    locks: list[tuple[float, str]] = []
+
+    def slowly(run: configure.HostRun, outcome: Any) -> None:
+        failed_at.append(time.monotonic())
+        time.sleep(3.0)
+        record(run, outcome)
+
+    monkeypatch.setattr(configure.HostRun, "_record_failure", slowly)
+    def on_step(address: str, step: str) -> None:
+        if step == "lock":
+            locks.append((time.monotonic(), address))
+
+    done = _upgrade(node_lab, [victim, *others], max_unavailable=2, on_step=on_step)
+    assert done.result.rollout is not None and done.result.rollout.halted is not None
+    assert len(failed_at) == 1 and locks
+    assert [a for t, a in locks if t > failed_at[0]] == [], (failed_at, locks)
 
 
 @pytest.mark.parametrize("fault", HOST_FAULTS, ids=[f.name for f in HOST_FAULTS])
