@@ -39,6 +39,7 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from cryptography import x509
@@ -57,6 +58,8 @@ USER_PREFIXES = {"system:node", NAME_PREFIX}
 USAGES = {"digital signature", "client auth"}
 MAX_SECONDS = 365 * 24 * 3600
 WATCH_SECONDS = 5  # server-side timeout of one watch request
+# What a watch event does: (event type, the object as plain JSON).
+Handler = Callable[[str, dict[str, Any]], None]
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -101,7 +104,7 @@ class OVNKubernetes:
             thread.join(5)
         self._threads = []
 
-    def _follow(self, list_fn: Any, handle: Any, selector: dict[str, str]) -> None:
+    def _follow(self, list_fn: Any, handle: Handler, selector: dict[str, str]) -> None:
         """List, hand every object to ``handle``, then follow the watch from the list's
         ``resourceVersion`` (short server-side timeouts, so :meth:`stop` is prompt); list
         again after an expired watch or an error."""
@@ -117,7 +120,7 @@ class OVNKubernetes:
                 log.debug("ovnk stand-in: list or watch failed", exc_info=True)
             self._stop.wait(self.retry)
 
-    def _watch(self, list_fn: Any, handle: Any, selector: dict[str, str],
+    def _watch(self, list_fn: Any, handle: Handler, selector: dict[str, str],
                version: str) -> str | None:
         """One watch request; the resourceVersion to go on from, None to list again."""
         response = list_fn(watch=True, resource_version=version, timeout_seconds=WATCH_SECONDS,
