@@ -377,7 +377,7 @@ class HostRun:
         for service in self.plan.remove_services:
             services.stop(service)
             services.delete(service)
-        stopped: list[tuple[str, str]] = []
+        exiting: dict[str, str] = {}
         for name in reversed(restart):
             component = CATALOGUE[name]
             assert component.service is not None
@@ -385,12 +385,12 @@ class HostRun:
                 continue
             process = process_name(component)
             if services.stop(component.service) and process is not None:
-                stopped.append((component.service, process))
+                exiting[process] = f"process {process} of service {component.service}"
         # A dependency may stop as soon as its dependents are STOPPED (Windows refuses it
         # only while they run, error 1051); their processes may still be exiting. So the
-        # exits are awaited once every service is stopped, and overlap each other.
-        for service, process in stopped:
-            services.wait_exit(process, f"process {process} of service {service}")
+        # exits are awaited once every service is stopped, together, in one command.
+        if exiting:
+            services.wait_exit(exiting)
         if any(c.name == "containerd" for c in self.plan.transfers):
             # Pods a drain leaves (DaemonSets, mirror pods) keep their shim running, and
             # the shim holds C:\k\containerd\containerd-shim-runhcs-v1.exe.

@@ -4,12 +4,12 @@ Configuring, upgrading and removing a host all stop, start, create and delete se
 they do it through :class:`Services` so every path waits the same way:
 
 - **stop**: ``sc stop`` (retried while the service cannot accept the control, i.e. is
-  start- or stop-pending), then poll until STOPPED, then wait until its process has
-  exited: a binary still held by an exiting process cannot be replaced (WMCO learned
-  this) and a directory holding it cannot be deleted. A service that does not exist is
-  already stopped.
-- **start**: ``sc start`` (already running is fine), then poll until RUNNING; a service
-  that stops again while starting is a failure that says so with its exit code.
+  start- or stop-pending), then wait on the host until STOPPED (``wait-service``: one
+  round trip, not a query per poll), then until its process has exited: a binary still
+  held by an exiting process cannot be replaced (WMCO learned this) and a directory
+  holding it cannot be deleted. A service that does not exist is already stopped.
+- **start**: ``sc start`` (already running is fine), then wait on the host until RUNNING;
+  a service that stops again while starting is a failure that says so with its exit code.
 - **ensure**: create the service, or reconfigure it, with its binary path, dependencies
   and start type, then its description and its recovery actions.
 - **delete**: ``sc delete``; gone or marked for deletion is fine.
@@ -20,6 +20,7 @@ they do it through :class:`Services` so every path waits the same way:
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from syncer.nodes.ssh import HostSession
@@ -68,20 +69,24 @@ class Services:
         if not self.wait(service, ServiceState.STOPPED):
             return False
         if process is not None:
-            self.wait_exit(process, f"process {process} of service {service}")
+            self.wait_exit({process: f"process {process} of service {service}"})
         return True
 
-    def wait_exit(self, process: str, what: str) -> None:
-        gone = vocabulary.parse_wait_process_exit(self.session.run(
-            vocabulary.wait_process_exit(process, self.waits.process_exit),
+    def wait_exit(self, processes: Mapping[str, str]) -> None:
+        """Wait until none of ``processes`` (name -> what it is, for the error) runs."""
+        running = vocabulary.parse_wait_process_exit(self.session.run(
+            vocabulary.wait_process_exit(list(processes), self.waits.process_exit),
             timeout=self.waits.process_exit + self.waits.command))
-        if not gone:
-            raise ServiceFailed(f"{what} still runs after {self.waits.process_exit}s")
+        if running:
+            folded = {name.casefold(): what for name, what in processes.items()}
+            still = [folded.get(name.casefold(), f"process {name}") for name in running]
+            verb = "still runs" if len(still) == 1 else "still run"
+            raise ServiceFailed(f"{', '.join(still)} {verb} after {self.waits.process_exit}s")
 
     def end_processes(self, process: str) -> None:
         """End every process named ``process`` and wait until they are gone."""
         self._run(vocabulary.stop_process(process), "stop-process")
-        self.wait_exit(process, f"process {process}")
+        self.wait_exit({process: f"process {process}"})
 
     # --- start ---------------------------------------------------------------------------
     def start(self, service: str) -> None:
@@ -104,26 +109,21 @@ class Services:
         return vocabulary.parse_sc_status(result).state
 
     def wait(self, service: str, want: ServiceState) -> bool:
-        """Poll until ``service`` is in state ``want``; False if it does not exist."""
-        deadline = time.monotonic() + self.waits.service
-        delay = min(0.02, self.waits.poll)
-        while True:
-            result = self.session.run(vocabulary.sc_query(service))
-            if result.exit_code == vocabulary.ERROR_SERVICE_DOES_NOT_EXIST:
-                return False
-            status = vocabulary.parse_sc_status(result)
-            if status.state is want:
-                return True
-            if want is ServiceState.RUNNING and status.state is ServiceState.STOPPED:
-                raise ServiceFailed(
-                    f"service {service} stopped after start (exit code "
-                    f"{status.win32_exit_code})")
-            if time.monotonic() > deadline:
-                raise ServiceFailed(
-                    f"service {service} is {status.state.name} after "
-                    f"{self.waits.service:.0f}s, expected {want.name}")
-            time.sleep(delay)
-            delay = min(delay * 2, self.waits.poll)
+        """Wait until ``service`` is in state ``want``; False if it does not exist."""
+        timeout_ms = int(self.waits.service * 1000)
+        status = vocabulary.parse_wait_service(self.session.run(
+            vocabulary.wait_service(service, want, timeout_ms),
+            timeout=self.waits.service + self.waits.command))
+        if status is None:
+            return False
+        if status.state is want:
+            return True
+        if want is ServiceState.RUNNING and status.state is ServiceState.STOPPED:
+            raise ServiceFailed(
+                f"service {service} stopped after start (exit code {status.win32_exit_code})")
+        raise ServiceFailed(
+            f"service {service} is {status.state.name} after {self.waits.service:.0f}s, "
+            f"expected {want.name}")
 
     # --- create, configure, delete -------------------------------------------------------------
     def ensure(self, spec: ServiceSpec, exists: bool) -> None:

@@ -245,14 +245,38 @@ def _sc(m: Machine, p: dict[str, Any]) -> Outcome:
 
 
 def _wait_process(m: Machine, p: dict[str, Any]) -> Outcome:
+    # Wait-Process waits on the process handles, so it returns when the last one exits, not
+    # at a poll: here, a sleep until the latest known exit time (a running process has none:
+    # look again in 50 ms). One timeout for them all; then the names of those still
+    # running, as $r.ProcessName | Sort-Object -Unique.
     deadline = time.monotonic() + int(p["timeout"])
-    while m.scm.processes(p["name"]):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return Outcome(win32.TIMEOUT)
-        if not m.sleep(min(0.05, remaining)):
+    while running := [proc for name in p["names"] for proc in m.scm.processes(name)]:
+        now = time.monotonic()
+        if now >= deadline:
+            return Outcome(win32.TIMEOUT, _lines(*sorted({proc.name for proc in running},
+                                                         key=str.casefold)))
+        exits = [proc.exit_at for proc in running if proc.exit_at is not None]
+        until = max(exits) if len(exits) == len(running) else now + 0.05
+        if not m.sleep(min(max(until - now, 0.001), deadline - now)):
             return Outcome(None)
     return Outcome(0)
+
+
+def _wait_service(m: Machine, p: dict[str, Any]) -> Outcome:
+    # Get-Service, then ServiceController.Status until the state is $want (or STOPPED while
+    # RUNNING is awaited) or the time is up, sleeping 10 ms, 20 ms, ... up to 200 ms
+    # between Refresh() calls; then `sc.exe query`.
+    want = State(int(p["want"]))
+    deadline = time.monotonic() + int(p["timeout"]) / 1000
+    delay = 0.01
+    while time.monotonic() < deadline:
+        state = m.scm.state(p["name"])
+        if state is None or state is want or (want is State.RUNNING and state is State.STOPPED):
+            break
+        if not m.sleep(delay):
+            return Outcome(None)
+        delay = min(2 * delay, 0.2)
+    return _sc(m, {"argv": ["query", p["name"]]})
 
 
 def _managed_services(m: Machine, p: dict[str, Any]) -> Outcome:
@@ -428,11 +452,24 @@ BODIES: tuple[Body, ...] = (
     ),
     Body("sc", (("argv", "list"),), "& sc.exe @argv\nexit $LASTEXITCODE", _sc),
     Body(
+        "wait-service",
+        (("name", "str"), ("want", "int"), ("timeout", "int")),
+        "$s=Get-Service -Name $name -ErrorAction SilentlyContinue\n"
+        "if($s){$end=[DateTime]::UtcNow.AddMilliseconds($timeout);$d=10\n"
+        "while([DateTime]::UtcNow -lt $end){$t=[int]$s.Status;"
+        "if($t -eq $want -or ($want -eq 4 -and $t -eq 1)){break};"
+        "Start-Sleep -Milliseconds $d;$d=[Math]::Min(2*$d,200);try{$s.Refresh()}catch{break}}}\n"
+        "& sc.exe query $name\n"
+        "exit $LASTEXITCODE",
+        _wait_service,
+    ),
+    Body(
         "wait-process-exit",
-        (("name", "str"), ("timeout", "int")),
-        "$p=@(Get-Process -Name $name -ErrorAction SilentlyContinue)\n"
+        (("names", "list"), ("timeout", "int")),
+        "$p=@(Get-Process -Name $names -ErrorAction SilentlyContinue)\n"
         "if($p.Count -gt 0){try{$p|Wait-Process -Timeout $timeout}catch{}}\n"
-        "if(@(Get-Process -Name $name -ErrorAction SilentlyContinue).Count -gt 0){exit 1460}",
+        "$r=@(Get-Process -Name $names -ErrorAction SilentlyContinue)\n"
+        "if($r.Count -gt 0){$r.ProcessName|Sort-Object -Unique;exit 1460}",
         _wait_process,
     ),
     Body("restart-computer", (), "Restart-Computer -Force", _restart),

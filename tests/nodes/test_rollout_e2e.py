@@ -126,10 +126,16 @@ def test_version_bump_respects_max_unavailable(node_lab: NodeLab) -> None:
         mkdirs = [c.summary for c in recent if c.summary.startswith("make-directory")]
         assert len(mkdirs) == 3, mkdirs
         # kube-proxy, hybrid-overlay-node and the kubelet stop in that order, each until
-        # STOPPED; their processes' exits are awaited after the last, so they overlap.
+        # STOPPED (the host waits: no query per poll); their processes' exits are awaited
+        # after the last, together, in one command.
         stops = [i for i, c in enumerate(recent) if c.summary.startswith("sc stop")]
-        exits = [i for i, c in enumerate(recent) if c.summary.startswith("wait-process-exit")]
-        assert len(stops) == len(exits) == 3 and max(stops) < min(exits), entries(host)
+        exits = [c.summary for c in recent if c.summary.startswith("wait-process-exit")]
+        assert len(stops) == 3 and len(exits) == 1, entries(host)
+        assert exits[0].startswith(
+            "wait-process-exit ['kube-proxy', 'hybrid-overlay-node', 'kubelet']"), exits
+        assert recent[max(stops) + 1].summary.startswith("wait-service kubelet 1 ")
+        assert recent[max(stops) + 2].summary == exits[0]
+        assert not [c for c in recent if c.summary.startswith("sc query")], entries(host)
         span = downtime(host)
         assert span is not None
         intervals.append(span)

@@ -113,7 +113,7 @@ def test_kubelet_version_follows_the_binary_and_reboots(
         assert wait_for(lambda: ready(kube, name) == "True", 20), kube_lab_error(kube_host)
         boot_id = node(kube, name).status.node_info.boot_id
         c.parse_sc_status(run(ssh, c.sc_stop("kubelet")), "sc-stop")
-        assert c.parse_wait_process_exit(run(ssh, c.wait_process_exit("kubelet", 30)))
+        assert c.parse_wait_process_exit(run(ssh, c.wait_process_exit(["kubelet"], 30))) == []
         sftp = ssh.sftp()
         sftp.putfo(io.BytesIO(payload("kubelet", "v1.31.2")), "/C:/k/kubelet.exe")
         sftp.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 
 import pytest
 from winhelpers import payload, run, wait_for
@@ -135,7 +137,8 @@ def test_lingering_process_blocks_replacing_the_binary(win_client: SimClient,
     assert run(win_client, c.remove_path(PROXY)).exit_code == c.ERROR_ACCESS_DENIED
     assert installed.fs.read_bytes(PROXY) == payload("kube-proxy", "v1.30.4")
     # The right way: wait for the process to exit, then replace.
-    assert c.parse_wait_process_exit(run(win_client, c.wait_process_exit("proxy-service", 30)))
+    gone = run(win_client, c.wait_process_exit(["proxy-service"], 30))
+    assert c.parse_wait_process_exit(gone) == []
     c.check_done(run(win_client, c.move_file(PROXY + ".new", PROXY)))
     assert installed.fs.read_bytes(PROXY) == payload("kube-proxy", "v1.31.0")
     sftp.close()
@@ -156,3 +159,41 @@ def test_archive_over_a_held_file(win_client: SimClient, installed: SimHost) -> 
     assert result.exit_code == 1
     assert "Can't unlink already-existing object" in result.stderr
     assert installed.fs.exists("C:\\k\\containerd\\ctr.exe")  # the rest was extracted
+
+
+def test_wait_service_waits_on_the_host_in_one_round_trip(win_client: SimClient,
+                                                          installed: SimHost) -> None:
+    installed.service_transition_seconds = 0.4
+    c.parse_sc_status(run(win_client, c.sc_start("containerd")), "sc-start")
+    before = len(installed.commands)
+    started = time.monotonic()
+    status = c.parse_wait_service(run(win_client, c.wait_service(
+        "containerd", c.ServiceState.RUNNING, 10_000)))
+    assert status is not None and status.state is c.ServiceState.RUNNING
+    assert time.monotonic() - started >= 0.2  # it waited out START_PENDING on the host
+    assert len(installed.commands) == before + 1
+    c.parse_sc_status(run(win_client, c.sc_stop("containerd")), "sc-stop")
+    # Time up: the state it had, for the caller to report.
+    pending = c.parse_wait_service(run(win_client, c.wait_service(
+        "containerd", c.ServiceState.STOPPED, 0)))
+    assert pending is not None and pending.state is c.ServiceState.STOP_PENDING
+    stopped = c.parse_wait_service(run(win_client, c.wait_service(
+        "containerd", c.ServiceState.STOPPED, 10_000)))
+    assert stopped is not None and stopped.state is c.ServiceState.STOPPED
+    assert c.parse_wait_service(run(win_client, c.wait_service(
+        "nope", c.ServiceState.STOPPED, 10_000))) is None
+
+
+def test_a_service_that_stops_while_starting_ends_the_wait(win_client: SimClient,
+                                                           installed: SimHost) -> None:
+    installed.service_transition_seconds = 5.0
+    c.parse_sc_status(run(win_client, c.sc_start("containerd")), "sc-start")
+    threading.Timer(0.3, installed.scm.crash, ("containerd", 1067)).start()
+    started = time.monotonic()
+    status = c.parse_wait_service(run(win_client, c.wait_service(
+        "containerd", c.ServiceState.RUNNING, 30_000)))
+    assert time.monotonic() - started < 3  # not the whole START_PENDING, not the timeout
+    assert status is not None and status.state is c.ServiceState.STOPPED
+    assert status.win32_exit_code == 1067
+    with pytest.raises(ValueError):
+        c.wait_service("containerd", c.ServiceState.START_PENDING, 1000)

@@ -240,18 +240,27 @@ def test_wait_process_exit(win_client: SimClient, win_host: SimHost) -> None:
     win_host.process_linger_seconds = 0.6
     win_host.fs.make_directory("C:\\k")
     win_host.fs.write_bytes("C:\\k\\network-proxy.exe", payload("kube-proxy", "v1.30.4"))
+    win_host.fs.write_bytes("C:\\k\\node-agent.exe", payload("kubelet", "v1.30.4"))
     win_host.scm.create("kube-proxy", "C:\\k\\network-proxy.exe")
+    win_host.scm.create("kubelet", "C:\\k\\node-agent.exe")
     win_host.scm.start("kube-proxy")
-    assert wait_for(lambda: win_host.scm.state("kube-proxy") == 4)
-    # Running: a zero timeout reports "still there" (ERROR_TIMEOUT).
-    assert c.parse_wait_process_exit(
-        run(win_client, c.wait_process_exit("network-proxy", 0))) is False
+    win_host.scm.start("kubelet")
+    assert wait_for(lambda: win_host.scm.state("kube-proxy") == win_host.scm.state("kubelet") == 4)
+    # Running: a zero timeout names the ones still there (ERROR_TIMEOUT).
+    assert c.parse_wait_process_exit(run(win_client, c.wait_process_exit(
+        ["network-proxy", "node-agent", "absent"], 0))) == ["network-proxy", "node-agent"]
     win_host.scm.stop("kube-proxy")
-    assert c.parse_wait_process_exit(
-        run(win_client, c.wait_process_exit("network-proxy", 10))) is True
-    assert win_host.scm.processes("kube-proxy") == []
+    win_host.scm.stop("kubelet")
+    # Both exits awaited in one command; they linger, then are gone.
+    before = len(win_host.commands)
+    assert c.parse_wait_process_exit(run(win_client, c.wait_process_exit(
+        ["network-proxy", "node-agent"], 10))) == []
+    assert len(win_host.commands) == before + 1
+    assert win_host.scm.processes("network-proxy") == win_host.scm.processes("node-agent") == []
     # Nothing to wait for.
-    assert c.parse_wait_process_exit(run(win_client, c.wait_process_exit("kube-proxy", 5))) is True
+    assert c.parse_wait_process_exit(run(win_client, c.wait_process_exit(["kube-proxy"], 5))) == []
+    with pytest.raises(ValueError):
+        c.wait_process_exit([], 5)
 
 
 def test_restart_computer(win_client: SimClient, win_host: SimHost) -> None:

@@ -703,28 +703,38 @@ def check_done(result: CommandResult, entry: str = "command") -> None:
 
 # --- processes and reboot -----------------------------------------------------------------
 WAIT_PROCESS_BODY = (
-    "$p=@(Get-Process -Name $name -ErrorAction SilentlyContinue)\n"
+    "$p=@(Get-Process -Name $names -ErrorAction SilentlyContinue)\n"
     "if($p.Count -gt 0){try{$p|Wait-Process -Timeout $timeout}catch{}}\n"
-    "if(@(Get-Process -Name $name -ErrorAction SilentlyContinue).Count -gt 0){exit 1460}"
+    "$r=@(Get-Process -Name $names -ErrorAction SilentlyContinue)\n"
+    "if($r.Count -gt 0){$r.ProcessName|Sort-Object -Unique;exit 1460}"
 )
 RESTART_BODY = "Restart-Computer -Force"
 
 
-def wait_process_exit(name: str, timeout_seconds: int) -> str:
-    """Wait up to ``timeout_seconds`` until no process ``name`` (without .exe) runs.
+def wait_process_exit(names: Sequence[str], timeout_seconds: int) -> str:
+    """Wait up to ``timeout_seconds`` until no process of ``names`` (without .exe) runs:
+    the exits overlap, in one round trip.
 
-    Exit 0 when none runs (or none ran), 1460 (ERROR_TIMEOUT) when one still runs. The
-    SSH exec timeout must be longer than ``timeout_seconds``.
+    Exit 0 when none runs (or none ran); 1460 (ERROR_TIMEOUT) when some still run, their
+    names printed one per line. The SSH exec timeout must be longer than ``timeout_seconds``.
     """
+    if not names:
+        raise ValueError("wait_process_exit needs at least one process name")
     if not 0 <= timeout_seconds <= 3600:
         raise ValueError(f"timeout_seconds must be within 0..3600: {timeout_seconds}")
-    return powershell([("name", check_name(name)), ("timeout", timeout_seconds)], WAIT_PROCESS_BODY)
+    return powershell([("names", [check_name(n, "process name") for n in names]),
+                       ("timeout", timeout_seconds)], WAIT_PROCESS_BODY)
 
 
-def parse_wait_process_exit(result: CommandResult) -> bool:
-    """True when the process is gone, False when it still ran at the timeout."""
+def parse_wait_process_exit(result: CommandResult) -> list[str]:
+    """The processes still running at the timeout; empty when they are all gone."""
     _ok("wait-process-exit", result, 0, ERROR_TIMEOUT)
-    return result.exit_code == 0
+    if result.exit_code == 0:
+        return []
+    running = [line for line in _lines(result.stdout) if _NAME.match(line)]
+    if not running:
+        raise ValueError(f"wait-process-exit: timed out naming no process: {result.stdout!r}")
+    return running
 
 
 def restart_computer() -> str:
@@ -967,6 +977,41 @@ def sc_failure(
     return _sc([*argv, "actions=", "/".join(parts)])
 
 
+# Waits on the host for a service to reach a state, then prints its ``sc.exe query`` block:
+# one round trip instead of a query per poll. ``[int]`` of a ServiceControllerStatus is the
+# SERVICE_STATE code (Stopped 1 ... Running 4). A service that stops while a start is
+# awaited ends the wait (it failed); one that disappears meanwhile (deleted) too, and
+# ``sc.exe query`` then says 1060.
+WAIT_SERVICE_BODY = (
+    "$s=Get-Service -Name $name -ErrorAction SilentlyContinue\n"
+    "if($s){$end=[DateTime]::UtcNow.AddMilliseconds($timeout);$d=10\n"
+    "while([DateTime]::UtcNow -lt $end){$t=[int]$s.Status;"
+    "if($t -eq $want -or ($want -eq 4 -and $t -eq 1)){break};"
+    "Start-Sleep -Milliseconds $d;$d=[Math]::Min(2*$d,200);try{$s.Refresh()}catch{break}}}\n"
+    "& sc.exe query $name\n"
+    "exit $LASTEXITCODE"
+)
+
+
+def wait_service(name: str, state: ServiceState, timeout_ms: int) -> str:
+    """Wait on the host, up to ``timeout_ms``, until service ``name`` is in ``state``
+    (STOPPED or RUNNING; awaiting RUNNING also ends when it is STOPPED), then print its
+    status as ``sc-query`` does. The SSH exec timeout must be longer than the wait."""
+    if state not in (ServiceState.STOPPED, ServiceState.RUNNING):
+        raise ValueError(f"wait_service waits for STOPPED or RUNNING, not {state.name}")
+    if not 0 <= timeout_ms <= 3_600_000:
+        raise ValueError(f"timeout_ms must be within 0..3600000: {timeout_ms}")
+    return powershell([("name", check_name(name, "service name")), ("want", int(state)),
+                       ("timeout", timeout_ms)], WAIT_SERVICE_BODY)
+
+
+def parse_wait_service(result: CommandResult) -> ServiceStatus | None:
+    """The status the wait ended with; None when the service does not exist."""
+    if result.exit_code == ERROR_SERVICE_DOES_NOT_EXIST:
+        return None
+    return parse_sc_status(result, "wait-service")
+
+
 @dataclass(frozen=True)
 class ServiceStatus:
     name: str
@@ -1130,6 +1175,7 @@ VOCABULARY: tuple[Entry, ...] = (
     Entry("sc-delete", sc_delete, parse_sc_done, "services, deconfigure"),
     Entry("sc-description", sc_description, parse_sc_done, "services (mark managed)"),
     Entry("sc-failure", sc_failure, parse_sc_done, "services (recovery actions)"),
+    Entry("wait-service", wait_service, parse_wait_service, "services"),
     Entry("wait-process-exit", wait_process_exit, parse_wait_process_exit, "services"),
     Entry("restart-computer", restart_computer, parse_restart_computer, "reboot"),
     Entry("managed-services", managed_services, parse_managed_services, "deconfigure"),
