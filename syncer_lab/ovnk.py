@@ -107,15 +107,29 @@ class OVNKubernetes:
     def _follow(self, list_fn: Any, handle: Handler, selector: dict[str, str]) -> None:
         """List, hand every object to ``handle``, then follow the watch from the list's
         ``resourceVersion`` (short server-side timeouts, so :meth:`stop` is prompt); list
-        again after an expired watch or an error."""
+        again after an expired watch or an error. As an informer's relist does, an object
+        known before that the new list lacks (deleted meanwhile) is handed on as DELETED."""
+        known: set[str] = set()
+
+        def track(kind: str, obj: dict[str, Any]) -> None:
+            name = obj["metadata"]["name"]
+            if kind == "DELETED":
+                known.discard(name)
+            else:
+                known.add(name)
+            handle(kind, obj)
+
         while not self._stop.is_set():
             try:
                 listed = json.loads(list_fn(_preload_content=False, **selector).data)
-                for item in listed.get("items") or []:
-                    handle("ADDED", item)
+                items = listed.get("items") or []
+                for name in known - {item["metadata"]["name"] for item in items}:
+                    track("DELETED", {"metadata": {"name": name}})
+                for item in items:
+                    track("ADDED", item)
                 version = listed["metadata"]["resourceVersion"]
                 while not self._stop.is_set() and version is not None:
-                    version = self._watch(list_fn, handle, selector, version)
+                    version = self._watch(list_fn, track, selector, version)
             except Exception:  # the API server may be stopping; keep trying
                 log.debug("ovnk stand-in: list or watch failed", exc_info=True)
             self._stop.wait(self.retry)
