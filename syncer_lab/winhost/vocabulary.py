@@ -245,10 +245,12 @@ def _sc(m: Machine, p: dict[str, Any]) -> Outcome:
 
 
 def _wait_process(m: Machine, p: dict[str, Any]) -> Outcome:
-    # Wait-Process waits on the process handles, so it returns when the last one exits, not
-    # at a poll: here, a sleep until the latest known exit time (a running process has none:
-    # look again in 50 ms). One timeout for them all; then the names of those still
-    # running, as $r.ProcessName | Sort-Object -Unique.
+    # Wait-Process returns when the last process exits, not at a poll: PowerShell's
+    # WaitProcessCommand (src/Microsoft.PowerShell.Commands.Management/commands/management/
+    # Process.cs) counts down on each Process.Exited event and waits on one ManualResetEvent
+    # with the one -Timeout for them all. Here, a sleep until the latest known exit time (a
+    # running process has none: look again in 50 ms); then the names of those still
+    # running, as $r.ProcessName | Sort-Object -Unique (case-insensitive, like Sort-Object).
     deadline = time.monotonic() + int(p["timeout"])
     while running := [proc for name in p["names"] for proc in m.scm.processes(name)]:
         now = time.monotonic()
@@ -265,7 +267,11 @@ def _wait_process(m: Machine, p: dict[str, Any]) -> Outcome:
 def _wait_service(m: Machine, p: dict[str, Any]) -> Outcome:
     # Get-Service, then ServiceController.Status until the state is $want (or STOPPED while
     # RUNNING is awaited) or the time is up, sleeping 10 ms, 20 ms, ... up to 200 ms
-    # between Refresh() calls; then `sc.exe query`.
+    # between Refresh() calls; then `sc.exe query`. ServiceController.Status is the cached
+    # state until Refresh() reads it again (.NET System.ServiceProcess docs), and its
+    # ServiceControllerStatus values are the SERVICE_STATE codes (Stopped 1 ... Running 4),
+    # hence the state is read once per pass here too; a service deleted meanwhile makes
+    # Refresh() throw, which ends the loop, and `sc.exe query` then says 1060.
     want = State(int(p["want"]))
     deadline = time.monotonic() + int(p["timeout"]) / 1000
     delay = 0.01
