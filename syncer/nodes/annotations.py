@@ -338,12 +338,16 @@ class ConfiguredRecord:
     byoh: bool = False
 
 
-def mark_configured(api: KubeClient, name: str, record: ConfiguredRecord) -> NodeRecord:
+def mark_configured(api: KubeClient, name: str, record: ConfiguredRecord, *,
+                    labels: Mapping[str, str | None] | None = None,
+                    annotations: Mapping[str, str | None] | None = None) -> NodeRecord:
     """Write the configured record: WMCO's ``version``/``desired-version``/
     ``pub-key-hash``/``username``, ``byoh=true`` for BYOH, syncer's components, address
-    and phase ``configured``; clears any failure record. Does not touch ``upgrading`` or
-    ``unschedulable`` (the rollout uncordons, then releases)."""
-    annotations: dict[str, str | None] = {
+    and phase ``configured``; clears any failure record; and ``labels`` and
+    ``annotations`` in the same write. Does not touch ``upgrading`` or ``unschedulable``
+    (the rollout uncordons and drops ``upgrading`` in one write after it)."""
+    written: dict[str, str | None] = {
+        **(annotations or {}),
         names.ANNOTATION_VERSION: record.version,
         names.ANNOTATION_DESIRED_VERSION: record.version,
         names.ANNOTATION_PUB_KEY_HASH: record.pub_key_hash,
@@ -355,10 +359,10 @@ def mark_configured(api: KubeClient, name: str, record: ConfiguredRecord) -> Nod
         names.ANNOTATION_FAILED_STEP: None,
         names.ANNOTATION_LAST_ERROR: None,
     }
-    labels: dict[str, str | None] = {}
+    marks: dict[str, str | None] = dict(labels or {})
     if record.byoh:
-        labels[names.LABEL_BYOH] = "true"
-    return patch_node_metadata(api, name, annotations=annotations, labels=labels or None)
+        marks[names.LABEL_BYOH] = "true"
+    return patch_node_metadata(api, name, annotations=written, labels=marks or None)
 
 
 def mark_deconfigured(api: KubeClient, name: str) -> NodeRecord:

@@ -1,8 +1,8 @@
 """The per-host state machine: configure or upgrade one Windows host, step by step.
 
-Steps, in order (each named, each recorded before it runs — Node annotations
-``syncer.io/phase`` and ``syncer.io/since`` when the host has a Node, the rollout's progress
-and status otherwise — so a restarted controller knows where a host was)::
+Steps, in order (each named and reported to the rollout's progress and status as it
+begins; on the host's Node, annotations ``syncer.io/phase`` and ``syncer.io/since``, once
+the step has lasted half a second, :mod:`syncer.nodes.phases`)::
 
     lock -> cordon -> drain -> prepare -> transfer -> stop-services -> replace -> files
          -> services -> reboot -> start -> join -> network -> verify -> annotate
@@ -49,13 +49,16 @@ and status otherwise — so a restarted controller knows where a host was)::
   syncer approves, the kubelet's serving certificate approved.
 - **annotate**: WMCO's ``version``/``desired-version``/``pub-key-hash``/``username``
   (encrypted, :mod:`syncer.nodes.usernames`), syncer's component record, labels.
-- **uncordon**, **release**: make the Node schedulable, drop ``upgrading``, give the slot
-  back.
+- **uncordon**, **release**: make the Node schedulable and drop ``upgrading`` (one
+  write), give the slot back.
 
-**Recording a step** costs an API round trip, and a host's slot is held through all of
-them: a step whose own work is a Node write (lock, cordon, uncordon) carries its phase in
-that write, and annotate and release write no phase of their own (their write says
-``configured``).
+**Recording a step** on the Node costs an API round trip, and a host's slot is held
+through all of them: a step whose own work is a Node write carries its phase in that
+write (lock, cordon; annotate's one write and uncordon's, which also drops ``upgrading``,
+say ``configured``), release writes only the rollout Lease, and the other steps' phases
+are written behind the host, only for steps that last (:mod:`syncer.nodes.phases`). A
+restarted controller knows a host was mid-upgrade from its ``upgrading`` label and its
+rollout slot.
 
 **Shutdown** (:attr:`StageContext.shutdown`) is honoured between steps, except between
 ``stop-services`` and ``verify``: a host is never left with its services stopped because
@@ -209,6 +212,7 @@ class HostRun:
             self._record_failure(outcome)
         finally:
             self.session = None
+            self._settle()
         outcome.node_name = self.node_name
         outcome.uploads = self.uploads
         outcome.finished = time.time()
@@ -226,8 +230,11 @@ class HostRun:
             self.critical = False
         self.ctx.on_step(self.host.address, step)
         since = now()
-        if self.node_name is not None and not written_by_step:
-            node_meta.set_phase(self.ctx.api, self.node_name, step, since=since)
+        if self.node_name is not None:
+            if written_by_step:  # the step's own write carries it: nothing may overtake it
+                self.ctx.phases.settle(self.node_name)
+            else:
+                self.ctx.phases.post(self.node_name, step, since)
         return {names.ANNOTATION_PHASE: step, names.ANNOTATION_SINCE: since}
 
     def _flow(self) -> None:
@@ -255,17 +262,12 @@ class HostRun:
         self._enter("annotate", written_by_step=True)  # its write says "configured"
         self._annotate()
         assert self.node_name is not None
-        draining.uncordon(ctx.api, self.node_name, self._enter("uncordon", written_by_step=True))
-        self._enter("release", written_by_step=True)  # its write says "configured"
-        node_meta.patch_node_metadata(
-            ctx.api,
-            self.node_name,
-            labels={names.LABEL_UPGRADING: None},
-            annotations={
-                names.ANNOTATION_PHASE: names.PHASE_CONFIGURED,
-                names.ANNOTATION_SINCE: now(),
-            },
-        )
+        self._enter("uncordon", written_by_step=True)  # its write says "configured"
+        draining.uncordon(ctx.api, self.node_name,
+                          {names.ANNOTATION_PHASE: names.PHASE_CONFIGURED,
+                           names.ANNOTATION_SINCE: now()},
+                          labels={names.LABEL_UPGRADING: None})
+        self._enter("release", written_by_step=True)  # the Node says "configured" already
         self.release(self.host.address)
 
     def _apply(self, restart: list[str]) -> None:
@@ -303,8 +305,14 @@ class HostRun:
             self.session = session
             self._apply(self._restart_set())
         assert self.node_name is not None
+        self._settle()
         draining.uncordon(self.ctx.api, self.node_name)
         node_meta.set_upgrading(self.ctx.api, self.node_name, False)
+
+    def _settle(self) -> None:
+        """No phase of this host is written after this (:mod:`syncer.nodes.phases`)."""
+        if self.node_name is not None:
+            self.ctx.phases.settle(self.node_name)
 
     def _session(self) -> HostSession:
         assert self.session is not None
@@ -549,21 +557,20 @@ class HostRun:
     def _annotate(self) -> None:
         ctx = self.ctx
         assert self.node_name is not None
-        node_meta.mark_configured(ctx.api, self.node_name, configured_record(ctx, self.host))
         labels: dict[str, str | None] = {names.LABEL_WORKER_ROLE: ""}
         labels.update(dict(self.host.labels))
         annotations: dict[str, str | None] = {names.ANNOTATION_SHELL: str(self.facts.shell)}
         if self.plan.reboot:
             annotations[names.ANNOTATION_REBOOT_REQUIRED] = None
-        node_meta.patch_node_metadata(
-            ctx.api, self.node_name, labels=labels, annotations=annotations
-        )
+        node_meta.mark_configured(ctx.api, self.node_name, configured_record(ctx, self.host),
+                                  labels=labels, annotations=annotations)
         # mark_configured cleared the Node's failure record; drop a host-state one too.
         ctx.lock.clear_failure(self.host.address)
 
     # --- failure ------------------------------------------------------------------------
     def _record_failure(self, outcome: HostOutcome) -> None:
         ctx = self.ctx
+        self._settle()
         error = outcome.error or "unknown error"
         try:
             if self.recover is not None and self.plan.node is not None:

@@ -25,6 +25,7 @@ from syncer.nodes.hostkeys import HostKeyStore, PinningPolicy
 from syncer.nodes.inputs import Host
 from syncer.nodes.managedfiles import ManagedFile
 from syncer.nodes.payloads import Payload, PayloadCache, PayloadError
+from syncer.nodes.phases import PhaseWriter
 from syncer.nodes.resolving import ReverseResolver, reverse_lookup
 from syncer.nodes.services import ServiceFailed, Waits
 from syncer.nodes.sharedreads import SharedList
@@ -94,6 +95,8 @@ class StageContext:
             lambda: csr_approval.list_csrs(self.api), self.timeouts.poll)
         self.all_nodes: SharedList[dict[str, Any]] = SharedList(
             lambda: csr_approval.list_nodes(self.api), self.timeouts.poll)
+        # Each host's step on its Node, written behind the host (closed by the stage).
+        self.phases = PhaseWriter(self.api)
 
     def open_session(self, host: Host, node_name: str | None) -> HostSession:
         policy = PinningPolicy(

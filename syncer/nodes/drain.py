@@ -90,16 +90,24 @@ def cordon(api: KubeClient, node: str,
 
 
 def uncordon(api: KubeClient, node: str,
-             annotations: Mapping[str, str | None] | None = None) -> None:
-    """Mark the node schedulable again (and set ``annotations`` in the same write)."""
-    _set_unschedulable(api, node, False, annotations)
+             annotations: Mapping[str, str | None] | None = None, *,
+             labels: Mapping[str, str | None] | None = None) -> None:
+    """Mark the node schedulable again (and set ``annotations`` and ``labels`` in the
+    same write)."""
+    _set_unschedulable(api, node, False, annotations, labels)
 
 
 def _set_unschedulable(api: KubeClient, node: str, value: bool,
-                       annotations: Mapping[str, str | None] | None) -> None:
+                       annotations: Mapping[str, str | None] | None,
+                       labels: Mapping[str, str | None] | None = None) -> None:
     body: dict[str, Any] = {"spec": {"unschedulable": value}}
+    meta: dict[str, Any] = {}
     if annotations:
-        body["metadata"] = {"annotations": dict(annotations)}
+        meta["annotations"] = dict(annotations)
+    if labels:
+        meta["labels"] = dict(labels)
+    if meta:
+        body["metadata"] = meta
     api.request("PATCH", node_path(node), body=body, content_type=MERGE_PATCH,
                 accept=METADATA)  # no status back
 

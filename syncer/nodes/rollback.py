@@ -100,6 +100,7 @@ def roll_back(ctx: StageContext, plan: HostPlan, facts: HostFacts) -> str | None
     except PayloadError as err:
         raise StepFailed(f"previous payload unavailable: {err}") from None
     back = replace(ctx, desired=desired, committed=committed, shutdown=threading.Event())
+    back.phases = ctx.phases  # one writer per round: the stage closes it
     fresh = node_meta.read_node(ctx.api, node.name) or node
     probe = probe_host(
         plan.host.address,

@@ -352,6 +352,7 @@ def _round(
         rollout = run_rollout(ctx, plans, orphans, progress=progress or opts.progress,
                               on_outcome=live.outcome)
     finally:
+        ctx.phases.close()
         live.close()
     previous = live.previous
     result.rollout = rollout

@@ -8,6 +8,7 @@ import base64
 import json
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from syncer import names
 from syncer.cli.main import cli
 from syncer.cluster.client import ApiError, KubeClient
-from syncer.nodes import annotations as node_meta
 from syncer.nodes.slots import RolloutLock
 from syncer.nodes.stage import NodeStageResult, run_node_stage
 from syncer.nodes.status import read_status
@@ -333,28 +333,51 @@ def test_failed_host_halts_the_rollout_and_stays_cordoned(node_lab: NodeLab) -> 
         assert not any(e.startswith("sc stop") for e in entries(host))
 
 
-def test_steps_that_write_the_node_carry_their_phase_in_that_write(
+def test_an_upgrade_writes_the_node_five_times_and_shows_the_step_that_lasts(
         node_lab: NodeLab, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A write of its own only for the steps that do not write the Node anyway: lock,
-    cordon and uncordon carry their phase, annotate and release say "configured"."""
+    """Lock, cordon, annotate and uncordon write the Node (the last two say
+    "configured"); of the other steps only one that lasts is written, behind the host,
+    with the moment it began: here the kubelet's start, made to take two seconds."""
     _join(node_lab, 1)
-    written: list[str] = []
-    real = node_meta.set_phase
-
-    def recording(api: KubeClient, name: str, phase: str, **kwargs: Any) -> Any:
-        written.append(phase)
-        return real(api, name, phase, **kwargs)
-
-    monkeypatch.setattr(node_meta, "set_phase", recording)
-    node_lab.set_fleet("1.1.0", kubelet="v1.31.0")
-    result = node_lab.run()
-    assert result.ok, (result.summary(), result.rows)
-    assert written == ["drain", "transfer", "stop-services", "replace", "files", "services",
-                       "start", "join", "network", "verify"]
     [host] = node_lab.hosts
+    host.faults.slow_command(r"^sc start kubelet$", 2.0)
+    patches: list[dict[str, Any]] = []
+    request = node_lab.api.request
+
+    def recording(method: str, path: str, **kw: Any) -> Any:
+        if method == "PATCH" and path.startswith("/api/v1/nodes/"):
+            patches.append(kw.get("body") or {})
+        return request(method, path, **kw)
+
+    monkeypatch.setattr(node_lab.api, "request", recording)
+    seen: list[tuple[str, float]] = []
+    began: dict[str, float] = {}
+
+    def on_step(address: str, step: str) -> None:
+        began[step] = time.time()
+        if step == "join":  # the start is over: what does the Node say?
+            node = node_lab.node_of(host)
+            assert node is not None
+            ann = node["metadata"]["annotations"]
+            since = datetime.strptime(ann[names.ANNOTATION_SINCE], "%Y-%m-%dT%H:%M:%S%z")
+            seen.append((ann[names.ANNOTATION_PHASE], since.timestamp()))
+
+    node_lab.set_fleet("1.1.0", kubelet="v1.31.0")
+    result = run_node_stage(node_lab.api, node_lab.options(), on_step=on_step)
+    assert result.ok, (result.summary(), result.rows)
+    phases = [p.get("metadata", {}).get("annotations", {}).get(names.ANNOTATION_PHASE)
+              for p in patches]
+    assert phases == ["lock", "cordon", "start", names.PHASE_CONFIGURED,
+                      names.PHASE_CONFIGURED], patches
+    [(phase, since)] = seen
+    assert phase == "start" and int(began["start"]) <= since <= began["start"] + 1
+    assert patches[-1]["spec"] == {"unschedulable": False}
+    assert patches[-1]["metadata"]["labels"] == {names.LABEL_UPGRADING: None}
     node = node_lab.node_of(host)
     assert node is not None
     assert node["metadata"]["annotations"][names.ANNOTATION_PHASE] == names.PHASE_CONFIGURED
+    assert names.LABEL_UPGRADING not in node["metadata"]["labels"]
+    assert not node["spec"].get("unschedulable")
 
 
 def test_rollback_policy_restores_the_previous_version(node_lab: NodeLab) -> None:
