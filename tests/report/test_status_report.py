@@ -145,3 +145,19 @@ def test_status_yaml_reads_what_ruamel_wrote_and_round_trips_awkward_text() -> N
     assert StatusReport.from_yaml(report.to_yaml()) == report
     assert ruamel.load(report.to_yaml()) == report.to_dict()
     assert fleet_report().to_yaml() == old(fleet_report().to_dict())
+
+
+def test_reports_are_dumped_piecewise_as_the_same_text() -> None:
+    """dump_yaml writes a mapping key by key and a list item by item (no node graph of the
+    whole report): the text is what PyYAML dumps for the whole document at once."""
+    from syncer.writeback.status.model import _dump, dump_yaml
+
+    awkward = ["", "yes", "line one\nline two\n", "Grüße, 日本", "- dash", "a: b", "~"]
+    report = replace(fleet_report(), error="multi\nline", objects=tuple(
+        ObjectStatus("ConfigMap", "ns", f"cm-{i}", "failed", text)
+        for i, text in enumerate(awkward)))
+    note = ApplyNote.from_report(report).to_dict()
+    nested = {"empty": [], "none": None, "scalars": ["a", 1, None, True, "1.10"],
+              "lists": [[1, [2, 3]], {"k": [{"deep": ["x", {"y": "z"}]}]}], "tail": "end"}
+    for data in (report.to_dict(), note, nested, [{"a": [1, 2]}, "b"], "plain"):
+        assert dump_yaml(data) == _dump(data)
