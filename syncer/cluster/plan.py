@@ -68,8 +68,8 @@ class PlanEntry:
     action: Action
     resource: Resource | None = None
     desired: dict[str, Any] | None = None
-    live: dict[str, Any] | None = None
-    change: Change | None = None
+    live: dict[str, Any] | None = None  # which live object (identity()); None: none
+    change: Change | None = None  # what differs; None when nothing does
     source: tuple[str, int] | None = None
     reason: str = ""  # why: "drift", "adopt", a prune-skip reason
     skip: Skip | None = None
@@ -227,20 +227,21 @@ def _compute_plan(
             entry.reason = "new to syncer: created, or adopted if it exists"
         if current is not None and res is not None:
             change = diff(obj, current, namespaced=res.namespaced)
-            entry.change = change
             if change.adopt:
                 entry.action, entry.reason = Action.UPDATE, "not yet applied by syncer"
             elif change.patch:
                 entry.action, entry.reason = Action.UPDATE, "differs from Git"
             else:
                 entry.action = Action.UNCHANGED
+            entry.change = change if change.changed else None
+        entry.live = identity(current)
         entries.append(entry)
     policy = fleet.prune
     for ref, res in prunable.items():
         current = live.get(ref)
         skip = Skip.UNKNOWN_KIND if res is None else skip_reason(current, fleet.name,
                                                                   policy.enabled)
-        entry = PlanEntry(ref, Action.PRUNE, resource=res, live=current)
+        entry = PlanEntry(ref, Action.PRUNE, resource=res, live=identity(current))
         if skip is not None:
             entry.action, entry.skip, entry.reason = Action.PRUNE_SKIPPED, skip, str(skip)
         entries.append(entry)
@@ -251,6 +252,20 @@ def _compute_plan(
     if refusal and not (confirm or Confirmation()).covers(revision):
         plan.refusal = refusal
     return plan
+
+
+def identity(live: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a plan keeps of a live object once it is compared: which object it is (the
+    uid a prune's delete is conditioned on, its labels and annotations), not its
+    content. A plan lives through the apply, the node stage and the write-back; the live
+    objects it compared (20 MiB of decoded JSON for 4,000 ConfigMaps) need not, nor the
+    projections of the objects that did not change."""
+    if live is None:
+        return None
+    meta = live.get("metadata") or {}
+    kept = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations")
+    return {"apiVersion": live.get("apiVersion"), "kind": live.get("kind"),
+            "metadata": {k: meta[k] for k in kept if k in meta}}
 
 
 def _sorted(entries: list[PlanEntry]) -> list[PlanEntry]:

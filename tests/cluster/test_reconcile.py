@@ -89,6 +89,13 @@ def test_update_sends_only_the_changed_object(
     [update] = [e for e in plan.entries if e.action is Action.UPDATE]
     assert update.ref.name == "app"
     assert update.patch == [{"op": "replace", "path": "/data/value", "value": "2"}]
+    # The plan lives through the node stage and the write-back: of what it compared it
+    # keeps which objects they were, not their content, nor the unchanged ones' diffs.
+    for entry in plan.entries:
+        assert entry.live is not None and entry.live["metadata"]["uid"]
+        assert set(entry.live) == {"apiVersion", "kind", "metadata"}
+        assert "managedFields" not in entry.live["metadata"]
+        assert (entry.change is None) is (entry.action is Action.UNCHANGED)
 
     result = sync(fleet.root)
     assert result.ok and result.revision != first.revision
