@@ -483,7 +483,7 @@ class HostRun:
         decisions = csr_approval.approve_byoh_csrs(
             ctx.api, addresses, {a: self.facts.hostname for a in addresses},
             reverse=ctx.reverse, bootstrapper=csr_approval.bootstrapper_user(ctx.namespace),
-            listed=listed, read_nodes=ctx.all_nodes.get)
+            listed=listed)
         if any(d.approved for d in decisions):
             ctx.csrs.stale()
         return decisions

@@ -93,8 +93,6 @@ class StageContext:
             self.timeouts.poll)
         self.csrs: SharedList[dict[str, Any]] = SharedList(
             lambda: csr_approval.list_csrs(self.api), self.timeouts.poll)
-        self.all_nodes: SharedList[dict[str, Any]] = SharedList(
-            lambda: csr_approval.list_nodes(self.api), self.timeouts.poll)
         # Each host's step on its Node, written behind the host (closed by the stage).
         self.phases = PhaseWriter(self.api)
 

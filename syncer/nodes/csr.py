@@ -37,7 +37,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
@@ -213,6 +213,11 @@ def evaluate(
     node_name = req.common_name[len(NODE_PREFIX) :]
     if req.organizations != (NODES_GROUP,):
         return leave(f"subject O must be exactly {NODES_GROUP}", node_name, kind)
+    # Whose it is before what the cluster says about it: the hosts of a round poll the
+    # pending CSRs together, and another host's CSR costs no Node read.
+    found = matcher.match(node_name)
+    if found is None:
+        return leave(f"{node_name} matches no BYOH host", node_name, kind)
     usages = frozenset(spec.get("usages") or [])
     groups = set(spec.get("groups") or [])
     node = nodes.get(node_name)
@@ -248,9 +253,6 @@ def evaluate(
         if strays:
             return leave(f"SANs {strays} are not addresses of Node {node_name}", node_name, kind)
 
-    found = matcher.match(node_name)
-    if found is None:
-        return leave(f"{node_name} matches no BYOH host", node_name, kind)
     address, how = found
     if not is_rfc1123_subdomain(node_name):
         return leave(
@@ -269,19 +271,17 @@ def approve_byoh_csrs(
     reverse: ReverseResolver = reverse_lookup,
     bootstrapper: str | None = None,
     listed: list[dict[str, Any]] | None = None,
-    read_nodes: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> list[CsrDecision]:
     """Approve every pending kubelet CSR that belongs to one of ``addresses`` (BYOH hosts).
 
     ``ssh_hostnames`` maps address -> host name read over SSH (the fallback); ``listed``:
-    the CSRs as :func:`list_csrs` read them, ``read_nodes``: where the Nodes come from
-    (both read here if not given). Returns one decision per kubelet CSR seen (approved
-    or left alone, with why)."""
+    the CSRs as :func:`list_csrs` read them (read here if not given). The Node a CSR
+    names is read only for a CSR of one of ``addresses``, by name. Returns one decision
+    per kubelet CSR seen (approved or left alone, with why)."""
     csrs = [c for c in (list_csrs(api) if listed is None else listed) if _pending(c)]
     if not csrs:
         return []
-    nodes = {str((n.get("metadata") or {}).get("name", "")): n
-             for n in (list_nodes(api) if read_nodes is None else read_nodes())}
+    nodes = NodesByName(api)
     matcher = NameMatcher(addresses, ssh_hostnames, reverse)
     decisions: list[CsrDecision] = []
     for csr in sorted(csrs, key=lambda c: str(c["metadata"]["name"])):
@@ -294,9 +294,34 @@ def approve_byoh_csrs(
     return decisions
 
 
-def list_nodes(api: KubeClient) -> list[dict[str, Any]]:
-    """Every Node of the cluster (a CSR's node name must not be another Node's)."""
-    return list(api.request("GET", "/api/v1/nodes").get("items") or [])
+class NodesByName(Mapping[str, Mapping[str, Any]]):
+    """The cluster's Nodes, each read by name the first time it is asked for (one GET,
+    404 for none): a CSR concerns one Node, and listing every Node of a cluster for it,
+    at every poll of every host waiting for its serving certificate, was most of what
+    a rollout's node stage decoded."""
+
+    def __init__(self, api: KubeClient) -> None:
+        self.api = api
+        self._read: dict[str, dict[str, Any] | None] = {}
+
+    def __getitem__(self, name: str) -> Mapping[str, Any]:
+        if name not in self._read:
+            try:
+                self._read[name] = self.api.request("GET", f"/api/v1/nodes/{quote(name, safe='')}")
+            except ApiError as err:
+                if not err.not_found:
+                    raise
+                self._read[name] = None
+        node = self._read[name]
+        if node is None:
+            raise KeyError(name)
+        return node
+
+    def __iter__(self) -> Iterator[str]:  # the Nodes read so far
+        return (name for name, node in self._read.items() if node is not None)
+
+    def __len__(self) -> int:
+        return sum(node is not None for node in self._read.values())
 
 
 def list_csrs(api: KubeClient) -> list[dict[str, Any]]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -170,6 +172,40 @@ def test_serving_csr_needs_the_node_and_its_addresses(
     assert decisions[good].approved and decisions[good].kind == "serving"
     assert not decisions[stray].approved and "10.99.99.99" in decisions[stray].reason
     assert not decisions[by_admin].approved and "not the node" in decisions[by_admin].reason
+
+
+def test_a_hosts_approval_reads_its_own_node_only(
+    control_plane: ControlPlane, api: KubeClient, scope: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hosts waiting for their serving certificates each decide the pending CSRs: a CSR
+    of another host is left without reading the cluster, and the host's own reads its
+    Node by name — never a LIST of every Node of the cluster."""
+    ips, nodes = [unique_ip(), unique_ip()], [unique("win"), unique("win")]
+    csrs = []
+    for ip, node in zip(ips, nodes, strict=True):
+        create_node(api, node, ip=ip, labels={"syncer-test": scope})
+        as_node = KubeClient(control_plane.impersonate(
+            f"system:node:{node}", ["system:nodes", "system:authenticated"]))
+        try:
+            csrs.append(create_csr(as_node, csr_pem(f"system:node:{node}", ips=(ip,)),
+                                   SERVING_SIGNER, SERVING))
+        finally:
+            as_node.close()
+    reads: list[str] = []
+    request = api.request
+
+    def recording(method: str, path: str, **kw: Any) -> Any:
+        if method == "GET" and path.startswith("/api/v1/nodes"):
+            reads.append(path)
+        return request(method, path, **kw)
+
+    monkeypatch.setattr(api, "request", recording)
+    names_by_ip = dict(zip(ips, nodes, strict=True))
+    decisions = {d.name: d for d in approve_byoh_csrs(api, [ips[0]], reverse=ptr(names_by_ip))}
+    assert decisions[csrs[0]].approved
+    assert not decisions[csrs[1]].approved
+    assert "matches no BYOH host" in decisions[csrs[1]].reason
+    assert reads == [f"/api/v1/nodes/{nodes[0]}"]
 
 
 def test_evaluate_ignores_other_signers_and_decided_csrs() -> None:
