@@ -1,4 +1,4 @@
-"""How much memory the controller keeps: two glibc malloc arenas, trimmed after each reconcile.
+"""How much memory the controller keeps: one glibc malloc arena, trimmed after each reconcile.
 
 glibc gives each new thread that allocates an arena of its own, up to eight per
 core (``mallopt(3)``, ``M_ARENA_MAX``). The controller runs many threads at once — the
@@ -6,9 +6,12 @@ apply's workers, a probe pool, a thread per host in a rollout and per SSH transp
 each arena keeps the memory it once held (freed chunks stay fragmented in it and are not
 handed back to the kernel). Measured with ``benchmarks/controller_run.py`` (4,000
 objects and 500 hosts): 258 to 290 MiB resident after ten reconciles with glibc's
-default, 227 MiB with two arenas, push-to-applied latency unchanged. The same setting
-(``MALLOC_ARENA_MAX=2``) is what Heroku's "Tuning glibc memory behavior" recommends for
-threaded servers; ``mallopt(3)`` documents the knob.
+default, 227 MiB with two arenas, push-to-applied latency unchanged. Heroku's "Tuning
+glibc memory behavior" recommends ``MALLOC_ARENA_MAX=2`` for threaded servers;
+``mallopt(3)`` documents the knob. A Python process allocates under its interpreter
+lock, so its threads hardly contend for one arena: with one (later, after the work the
+reconcile frees was made smaller), the glibc heaps held 36 MiB where two held 45, and
+``syncer run`` was 154 MiB resident after ten reconciles where two arenas gave 170-179.
 
 :func:`limit_arenas` applies it at start, before the threads exist, unless the
 environment already sets ``MALLOC_ARENA_MAX`` (glibc reads it itself; the operator's
@@ -33,7 +36,7 @@ import os
 from typing import Any
 
 M_ARENA_MAX = -8  # <malloc.h>
-ARENAS = 2
+ARENAS = 1
 
 
 def limit_arenas(arenas: int = ARENAS) -> bool:

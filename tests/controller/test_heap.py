@@ -44,9 +44,9 @@ def arenas(mode: str, **env: str) -> tuple[str, int]:
     return done.stdout.strip(), len(re.findall(r"^Arena \d+:", done.stderr, re.M))
 
 
-def test_threads_share_at_most_two_arenas() -> None:
+def test_threads_share_one_arena() -> None:
     capped, count = arenas("cap")
-    assert capped == "True" and 1 <= count <= 2
+    assert capped == "True" and count == 1
     # The same threads without the cap: glibc gives them arenas of their own.
     assert arenas("none")[1] > 2
 
