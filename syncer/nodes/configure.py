@@ -475,8 +475,9 @@ class HostRun:
         return self.host.kind is HostKind.BYOH or self.ctx.approve_machine_csrs
 
     def _approve_csrs(self, listed: list[dict[str, Any]]) -> list[csr_approval.CsrDecision]:
-        """Approve this host's pending kubelet CSRs among ``listed`` (the round's shared
-        list, :attr:`StageContext.csrs`, which an approval makes stale)."""
+        """Approve this host's pending kubelet CSRs among ``listed`` (one of the round's
+        shared lists, :attr:`StageContext.csrs` or ``serving_csrs``, which an approval
+        makes stale)."""
         ctx = self.ctx
         ip = self.host.connect_address
         addresses = [self.host.address] if self.host.address == ip else [self.host.address, ip]
@@ -486,6 +487,7 @@ class HostRun:
             listed=listed)
         if any(d.approved for d in decisions):
             ctx.csrs.stale()
+            ctx.serving_csrs.stale()
         return decisions
 
     def _verify(self) -> None:
@@ -511,7 +513,7 @@ class HostRun:
         serving = not self._approves()  # else: wait for the serving certificate too
         while True:
             if self._approves():
-                csrs = ctx.csrs.get()
+                csrs = ctx.serving_csrs.get()
                 approved = self._approve_csrs(csrs)
                 serving = (serving or csr_approval.serving_approved(csrs, self.node_name)
                            or any(d.approved and d.kind == "serving"

@@ -93,6 +93,12 @@ class StageContext:
             self.timeouts.poll)
         self.csrs: SharedList[dict[str, Any]] = SharedList(
             lambda: csr_approval.list_csrs(self.api), self.timeouts.poll)
+        # What hosts whose Node exists poll for: only a serving CSR can still be theirs
+        # (a client CSR for an existing Node is never approved), and every restarted
+        # kubelet leaves one more of each kind in the cluster.
+        self.serving_csrs: SharedList[dict[str, Any]] = SharedList(
+            lambda: csr_approval.list_csrs(self.api, csr_approval.SERVING_SIGNER),
+            self.timeouts.poll)
         # Each host's step on its Node, written behind the host (closed by the stage).
         self.phases = PhaseWriter(self.api)
 

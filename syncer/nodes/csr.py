@@ -324,10 +324,12 @@ class NodesByName(Mapping[str, Mapping[str, Any]]):
         return sum(node is not None for node in self._read.values())
 
 
-def list_csrs(api: KubeClient) -> list[dict[str, Any]]:
-    """Every CertificateSigningRequest of the cluster (one LIST: a cluster of hundreds of
-    Nodes holds hundreds of them, so a caller that needs them twice reads them once)."""
-    return list(api.request("GET", _CSRS).get("items") or [])
+def list_csrs(api: KubeClient, signer: str | None = None) -> list[dict[str, Any]]:
+    """Every CertificateSigningRequest of the cluster, or every one for ``signer`` (the
+    API server selects on ``spec.signerName``). One LIST: a cluster of hundreds of Nodes
+    holds hundreds of them, so a caller that needs them twice reads them once."""
+    query = [("fieldSelector", f"spec.signerName={signer}")] if signer else None
+    return list(api.request("GET", _CSRS, query=query).get("items") or [])
 
 
 def serving_approved(csrs: Iterable[Mapping[str, Any]], node_name: str) -> bool:

@@ -21,6 +21,7 @@ from syncer.nodes.csr import (
     approve_byoh_csrs,
     bootstrapper_user,
     evaluate,
+    list_csrs,
 )
 from syncer_lab.kube import ControlPlane
 
@@ -206,6 +207,27 @@ def test_a_hosts_approval_reads_its_own_node_only(
     assert not decisions[csrs[1]].approved
     assert "matches no BYOH host" in decisions[csrs[1]].reason
     assert reads == [f"/api/v1/nodes/{nodes[0]}"]
+
+
+def test_serving_csrs_are_listed_by_their_signer(
+    control_plane: ControlPlane, api: KubeClient, scope: str
+) -> None:
+    """A host whose Node exists waits only for its serving certificate: the API server
+    selects those (``spec.signerName``), and the client CSRs every join left behind are
+    not read again at each poll."""
+    ip, node = unique_ip(), unique("win")
+    create_node(api, node, ip=ip, labels={"syncer-test": scope})
+    client = create_csr(api, csr_pem(f"system:node:{unique('win')}"), CLIENT_SIGNER, CLIENT)
+    as_node = KubeClient(control_plane.impersonate(
+        f"system:node:{node}", ["system:nodes", "system:authenticated"]))
+    try:
+        serving = create_csr(as_node, csr_pem(f"system:node:{node}", ips=(ip,)),
+                             SERVING_SIGNER, SERVING)
+    finally:
+        as_node.close()
+    listed = {c["metadata"]["name"] for c in list_csrs(api, SERVING_SIGNER)}
+    assert serving in listed and client not in listed
+    assert {client, serving} <= {c["metadata"]["name"] for c in list_csrs(api)}
 
 
 def test_evaluate_ignores_other_signers_and_decided_csrs() -> None:
