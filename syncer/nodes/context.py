@@ -94,8 +94,8 @@ class StageContext:
         self.csrs: SharedList[dict[str, Any]] = SharedList(
             lambda: csr_approval.list_csrs(self.api), self.timeouts.poll)
         # What hosts whose Node exists poll for: only a serving CSR can still be theirs
-        # (a client CSR for an existing Node is never approved), and every restarted
-        # kubelet leaves one more of each kind in the cluster.
+        # (a client CSR for an existing Node is never approved), and the client CSRs of
+        # every join stay in the cluster until its CSR cleaner removes them.
         self.serving_csrs: SharedList[dict[str, Any]] = SharedList(
             lambda: csr_approval.list_csrs(self.api, csr_approval.SERVING_SIGNER),
             self.timeouts.poll)
