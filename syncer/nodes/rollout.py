@@ -21,7 +21,8 @@ others need no slot.
    rollout waits for one of its own hosts to finish; when no slot is free and none of its
    own hosts runs (another controller's, or failed hosts hold them all), it stops and
    says why.
-3. **A failed host halts the rollout**: no new host starts, running ones finish, and the
+3. **A failed host halts the rollout**: no new host starts (nor one whose slot was granted
+   the moment before and whose thread had not begun), running ones finish, and the
    result says ``rollout halted: <address> failed at step <step>: <error>``. The failed
    host keeps counting against ``maxUnavailable`` (its failure record), so the next round
    does not start another host either until it is fixed.
@@ -43,6 +44,7 @@ from collections.abc import Callable, Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from syncer.cluster.client import ApiError
 from syncer.desired import OnFailure
 from syncer.nodes.configure import HostRun, Recovery
 from syncer.nodes.context import HostOutcome, StageContext
@@ -142,7 +144,7 @@ def run_rollout(
     swap = threading.Lock()
     pending = list(work)
     handing: list[str] = []  # finished hosts whose slots wait to be handed over
-    running: dict[Future[HostOutcome], HostPlan] = {}
+    running: dict[Future[HostOutcome | None], HostPlan] = {}
     stopping = threading.Event()  # a host failed or was interrupted: start no other
     active = 0
     active_lock = threading.Lock()
@@ -202,7 +204,9 @@ def run_rollout(
             if release:  # else an earlier write gave this slot back
                 take_slots(len(release) if go_on else 0, release)
 
-    def run_one(plan: HostPlan) -> HostOutcome:
+    def run_one(plan: HostPlan) -> HostOutcome | None:
+        """The host's run; None when another host failed between this one's slot being
+        granted and its thread starting: it does not start, and its slot goes back."""
         nonlocal active
         with active_lock:
             active += 1
@@ -212,6 +216,13 @@ def run_rollout(
             if ready is not None:
                 ready.result()
             run = runs.pop(plan.address, None) or host_run(plan)
+            if stopping.is_set():
+                run.discard()
+                try:
+                    ctx.lock.release(plan.address)
+                except ApiError as err:  # an orphaned slot: the next round hands it back
+                    log.warning("%s: cannot give back its slot: %s", plan.address, err)
+                return None
             outcome = run.run()
             if not outcome.ok:
                 stopping.set()
@@ -231,6 +242,8 @@ def run_rollout(
                 plan = running.pop(future)
             renewer.remove(plan.address)
             outcome = future.result()
+            if outcome is None:  # never started
+                continue
             result.outcomes[plan.address] = outcome
             if on_outcome is not None:
                 on_outcome(plan.address, outcome)
