@@ -47,6 +47,7 @@ from cryptography.x509.oid import NameOID
 
 from syncer import names
 from syncer.cluster.client import ApiError, KubeClient
+from syncer.nodes.annotations import NODES
 from syncer.nodes.resolving import ReverseResolver, reverse_lookup
 
 CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
@@ -306,12 +307,7 @@ class NodesByName(Mapping[str, Mapping[str, Any]]):
 
     def __getitem__(self, name: str) -> Mapping[str, Any]:
         if name not in self._read:
-            try:
-                self._read[name] = self.api.request("GET", f"/api/v1/nodes/{quote(name, safe='')}")
-            except ApiError as err:
-                if not err.not_found:
-                    raise
-                self._read[name] = None
+            self._read[name] = self.api.get(NODES, "", name)
         node = self._read[name]
         if node is None:
             raise KeyError(name)
