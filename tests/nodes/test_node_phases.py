@@ -14,7 +14,8 @@ from nodehelpers import create_node, unique
 
 from syncer import names
 from syncer.cluster.client import KubeClient
-from syncer.nodes.annotations import now, patch_node_metadata, read_node
+from syncer.cluster.objects import now
+from syncer.nodes.annotations import patch_node_metadata, read_node
 from syncer.nodes.phases import PhaseWriter
 
 
@@ -41,6 +42,14 @@ def _phase(api: KubeClient, name: str) -> tuple[str | None, str | None]:
     return node.phase, node.since
 
 
+def _await_phase(api: KubeClient, name: str, phase: str) -> tuple[str | None, str | None]:
+    """The Node's phase and since, once the phase is ``phase`` (or after 10 s)."""
+    deadline = time.monotonic() + 10
+    while (seen := _phase(api, name))[0] != phase and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return seen
+
+
 def test_only_the_step_that_lasts_is_written_with_its_start(
         api: KubeClient, scope: str, monkeypatch: pytest.MonkeyPatch) -> None:
     name = unique("phase")
@@ -52,10 +61,7 @@ def test_only_the_step_that_lasts_is_written_with_its_start(
         writer.post(name, "replace", now())  # transfer ended at once: never written
         began = now()
         writer.post(name, "start", began)
-        deadline = time.monotonic() + 10
-        while _phase(api, name)[0] != "start" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _phase(api, name) == ("start", began)
+        assert _await_phase(api, name, "start") == ("start", began)
         time.sleep(0.5)
         assert len(sent) == 1
     finally:
@@ -118,10 +124,7 @@ def test_a_failed_write_does_not_stop_the_writer(
     try:
         writer.post(unique("gone"), "drain", now())  # no such Node: 404
         writer.post(name, "drain", now())
-        deadline = time.monotonic() + 10
-        while _phase(api, name)[0] != "drain" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _phase(api, name)[0] == "drain"
+        assert _await_phase(api, name, "drain")[0] == "drain"
         assert "phase drain not written" in caplog.text
     finally:
         writer.close()
