@@ -4,10 +4,13 @@ One :class:`~syncer_lab.winhost.lab.HostLab` in the process of a test or benchma
 that process's interpreter lock with the code under test: with hundreds of hosts, the
 simulator's SSH handshakes and command parsing compete with the node stage it serves, and
 a measurement says as much about the simulator as about syncer. :class:`LabProcesses`
-runs ``python -m syncer_lab.winhost --control`` N times (each its own interpreter, its
-own /24 of loopback addresses, its own simulated kubelets) and deals hosts out to them
-round-robin; a benchmark's baseline and syncer then talk to the same processes over real
-sockets and compete equally.
+runs ``python -m syncer_lab.winhost --control`` N times (each its own interpreter and
+its own simulated kubelets) and deals hosts out to them round-robin; a benchmark's
+baseline and syncer then talk to the same processes over real sockets and compete
+equally. Consecutive loopback addresses go to consecutive processes: the node stage works
+through its hosts sorted by address, and with a /24 per process (as before 2026-12-07) its
+16 probes, or a rollout's wave of 20 hosts, all met one interpreter while the others
+idled — the baseline, dealing hosts in the order they were made, met all of them.
 
 A host here is a :class:`RemoteHost` (what a client needs: address, port, host key);
 faults are set on every host of every process at once (``slow_command``,
@@ -127,7 +130,7 @@ class LabProcesses:
         self.count = count
         self.root = root
         self.port = default_port() if port is None else port
-        first = ipaddress.IPv4Address(first_address)
+        first = self._first = ipaddress.IPv4Address(first_address)
         self._configs = [{"root": str(root / f"lab-{n}"), "port": self.port,
                           "first_address": str(first + 256 * n),
                           **({"kubelets": kubelets} if kubelets is not None else {})}
@@ -146,10 +149,16 @@ class LabProcesses:
     def add_hosts(self, names: list[str], *, timeout: float = 300.0,
                   **options: Any) -> list[RemoteHost]:
         """Create hosts (``options`` as ``HostLab.add_host`` takes them, JSON values),
-        dealt round-robin to the processes, which create theirs in parallel."""
+        dealt round-robin to the processes, which create theirs in parallel. The n-th
+        host gets the n-th address from ``first_address`` on, so hosts next to each other
+        in address order live in different processes: a caller that works through its
+        hosts in address order (the node stage sorts them) meets every process at once,
+        as it would meet separate machines, not one interpreter at a time."""
         shares: list[list[dict[str, Any]]] = [[] for _ in self._processes]
         for i, name in enumerate(names):
-            shares[(len(self.hosts) + i) % self.count].append({"name": name, **options})
+            index = len(self.hosts) + i
+            shares[index % self.count].append(
+                {"name": name, "address": self._address(index), **options})
         per_process = {n: len([h for h in self.hosts if h.process == n]) + len(share)
                        for n, share in enumerate(shares)}
         if max(per_process.values()) > HOSTS_PER_PROCESS:
@@ -169,6 +178,17 @@ class LabProcesses:
         new = [added[name] for name in names]
         self.hosts.extend(new)
         return new
+
+    def _address(self, index: int) -> str:
+        """The ``index``-th loopback address from the first one, counting only ``.1`` to
+        ``.254`` of each /24 (a HostLab never takes ``.0`` or ``.255``)."""
+        block, offset = divmod(int(self._first), 256)
+        position = min(max(offset, 1), 255) - 1 + index  # among the usable addresses
+        block += position // 254
+        address = ipaddress.IPv4Address(block * 256 + 1 + position % 254)
+        if not str(address).startswith("127."):
+            raise ValueError(f"no loopback address left for host {index}")
+        return str(address)
 
     def _broadcast(self, command: dict[str, Any], timeout: float = 60.0) -> list[dict[str, Any]]:
         for process in self._processes:
