@@ -513,18 +513,25 @@ class Kubelets:
         from kubernetes import client
 
         core = client.CoreV1Api(kubelet.api)
-        pods: Any = core.list_pod_for_all_namespaces(
-            field_selector=f"spec.nodeName={kubelet.node_name}")
+        # A kubelet's pod source is a reflector over this selector
+        # (pkg/kubelet/config/apiserver.go NewSourceApiserver); its LIST asks for
+        # resourceVersion 0 (client-go tools/cache/reflector.go relistResourceVersion),
+        # which the API server answers from its watch cache, not with a read from etcd.
+        # Decoded as JSON, not into model objects: the LIST repeats every heartbeat here.
+        answer: Any = core.list_pod_for_all_namespaces(
+            field_selector=f"spec.nodeName={kubelet.node_name}", resource_version="0",
+            _preload_content=False)
         seen = set()
-        for pod in pods.items:
-            uid = pod.metadata.uid
+        for pod in json.loads(_drain(answer))["items"]:
+            meta = pod["metadata"]
+            uid = meta["uid"]
             seen.add(uid)
-            if pod.metadata.deletion_timestamp is not None:
+            if meta.get("deletionTimestamp") is not None:
                 continue
             known = kubelet.pods.get(uid)
             if known is not None and known.shim is not None:
                 continue
-            sim = known or SimPod(pod.metadata.namespace, pod.metadata.name)
+            sim = known or SimPod(meta["namespace"], meta["name"])
             kubelet.pods[uid] = sim
             problem = self._sandbox_problem(kubelet)
             if problem is not None:
@@ -537,7 +544,7 @@ class Kubelets:
             sim.shim = kubelet.host.scm.add_process(SHIM_IMAGE)
             sim.ip = self._pod_ip(kubelet, sim)
             now = _rfc3339(_now())
-            core.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, {
+            core.patch_namespaced_pod_status(meta["name"], meta["namespace"], {
                 "status": {"phase": "Running", "podIP": sim.ip, "hostIP":
                            kubelet.args.node_ip or kubelet.host.address,
                            "conditions": [{"type": "Ready", "status": "True",
@@ -561,22 +568,22 @@ class Kubelets:
         return ""
 
     @staticmethod
-    def _event(core: Any, pod: Any, reason: str, message: str) -> None:
+    def _event(core: Any, pod: dict[str, Any], reason: str, message: str) -> None:
         from kubernetes.client.exceptions import ApiException
 
         now = _rfc3339(_now())
+        meta = pod["metadata"]
         body: Any = {
-            "metadata": {"generateName": f"{pod.metadata.name}.",
-                         "namespace": pod.metadata.namespace},
-            "involvedObject": {"kind": "Pod", "name": pod.metadata.name,
-                               "namespace": pod.metadata.namespace, "uid": pod.metadata.uid,
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"kind": "Pod", "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta["uid"],
                                "apiVersion": "v1"},
             "reason": reason, "message": message, "type": "Warning",
             "source": {"component": "kubelet"}, "firstTimestamp": now, "lastTimestamp": now,
             "count": 1,
         }
         try:
-            core.create_namespaced_event(pod.metadata.namespace, body)
+            core.create_namespaced_event(meta["namespace"], body)
         except ApiException as err:
             log.info("kubelet: cannot record event %s: %s", reason, err.reason)
 
@@ -724,9 +731,10 @@ class Kubelets:
             "spec": {"holderIdentity": kubelet.node_name, "leaseDurationSeconds": 40,
                      "renewTime": now},
         }
-        try:
-            leases.patch_namespaced_lease(kubelet.node_name, LEASE_NAMESPACE,
-                                          {"spec": body["spec"]})
+        try:  # the answer is not decoded: no model objects made every heartbeat
+            _drain(leases.patch_namespaced_lease(kubelet.node_name, LEASE_NAMESPACE,
+                                                 {"spec": body["spec"]},
+                                                 _preload_content=False))
         except ApiException as err:
             if err.status != 404:
                 raise
@@ -796,3 +804,13 @@ class Kubelets:
                 api.close()
             except Exception:
                 log.debug("closing the kubelet's client failed", exc_info=True)
+
+
+def _drain(answer: Any) -> bytes:
+    """The body of an answer asked for with ``_preload_content=False``, its connection
+    back in the pool."""
+    try:
+        data: bytes = answer.data
+    finally:
+        answer.release_conn()
+    return data
