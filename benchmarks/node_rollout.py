@@ -23,7 +23,8 @@ The fleet grows in steps (the ``--growth`` sizes, then ``--rollout-hosts`` and
   node-facts commands — approves no CSR, plans, compares the status report), against the
   **baseline**: as many bare paramiko round-trips, each ``SSHClient`` connect with the host
   key checked (``RejectPolicy``, key pinned) and key authentication + the same two
-  commands + close, on a thread pool of the stage's probe pool size (16). Median of
+  commands (built as the stage builds them) + close, over a socket with Nagle's algorithm
+  off as the stage's are, on a thread pool of the stage's probe pool size (16). Median of
   ``--repeat`` runs each (5), interleaved: on two cores shared with 500 SSH servers, 500
   kubelets and the API server, one run of either side varies by up to 30 %, and a median
   of three was once 1.25 where the runs before and after gave 0.98-1.04. Target <= 1.2.
@@ -40,6 +41,7 @@ import argparse
 import base64
 import math
 import random
+import socket
 import statistics
 import sys
 import tempfile
@@ -53,11 +55,14 @@ from pathlib import Path
 import paramiko
 
 from syncer.cluster.client import KubeClient
+from syncer.nodes import kubeconfig
+from syncer.nodes.clusterinfo import read_cluster_facts, read_cluster_settings
 from syncer.nodes.hostplan import probe_files, probe_services
 from syncer.nodes.inputs import read_desired_state
+from syncer.nodes.managedfiles import round_files, runs_overlay
 from syncer.nodes.payloads import PayloadCache, host_view
 from syncer.nodes.stage import NodeStageOptions, NodeStageResult, run_node_stage
-from syncer.nodes.windows import layout, vocabulary
+from syncer.nodes.windows import vocabulary
 from syncer_lab.kube import ControlPlane
 from syncer_lab.nodelab import NodeLab
 from syncer_lab.winhost.workers import LabProcesses, RemoteHost
@@ -82,8 +87,14 @@ def bare_round_trips(hosts: Sequence[RemoteHost], pkey: paramiko.PKey, workers: 
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
             try:
+                # Nagle's algorithm off, as the node stage's own connections have it
+                # (syncer.nodes.ssh._open_socket): with it on, a paramiko exec waits
+                # ~40 ms for a delayed ACK, and a round trip costs 100 ms, not 5.
+                sock = socket.create_connection((host.address, host.port), timeout=10)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 client.connect(host.address, port=host.port, username="Administrator",
-                               pkey=pkey, allow_agent=False, look_for_keys=False, timeout=10)
+                               pkey=pkey, allow_agent=False, look_for_keys=False, timeout=10,
+                               sock=sock)
             except (paramiko.SSHException, OSError) as err:
                 if not retry:
                     raise
@@ -106,15 +117,17 @@ def bare_round_trips(hosts: Sequence[RemoteHost], pkey: paramiko.PKey, workers: 
 
 
 def probe_commands(api: KubeClient, nl: NodeLab, options: NodeStageOptions) -> tuple[str, str]:
-    """The two commands of the stage's no-change probe, for the baseline to send."""
+    """The two commands of the stage's no-change probe, built as the stage builds them
+    (the round's managed files included), for the baseline to send."""
     desired = read_desired_state(api, nl.namespace)
     assert desired is not None
     state = host_view(PayloadCache(options.cache_dir), desired)
-    managed = dict.fromkeys((layout.KUBELET_CONFIG, layout.CONTAINERD_CONFIG,
-                             layout.KUBELET_CA, layout.BOOTSTRAP_CA, layout.BOOTSTRAP_KUBECONFIG))
-    inventory = vocabulary.inventory(files=probe_files(state, managed),  # type: ignore[arg-type]
+    cluster = read_cluster_facts(api, desired.nodes, overlay=runs_overlay(desired.components))
+    bootstrap = kubeconfig.bootstrap_files(api, nl.namespace, api_server=cluster.api_server)
+    managed = round_files(cluster, bootstrap, desired.components, read_cluster_settings(api))
+    inventory = vocabulary.inventory(files=probe_files(state, managed),
                                      services=probe_services(state))
-    return inventory, vocabulary.node_facts()
+    return inventory, vocabulary.node_facts(platform=cluster.platform)
 
 
 def no_change(api: KubeClient, options: NodeStageOptions) -> float:
