@@ -26,10 +26,10 @@ the *effective* KubeletConfiguration that code produced (``--kubeconfig``,
    NodeRestriction apply: the credentials must be the node's own.
 4. ``serverTLSBootstrap``: a ``kubernetes.io/kubelet-serving`` CSR once the Node exists
    (SANs: the node's name and IP); the certificate is collected when issued.
-5. Heartbeats: the Lease every ``heartbeat_seconds``; node status every
-   ``status_seconds`` and at once when Ready changes. Ready needs containerd running and
-   its pod network ready: a CNI config in containerd's ``conf_dir`` (else
-   "NetworkReady=false ... cni plugin not initialized").
+5. Heartbeats, spread over the interval kubelet by kubelet: the Lease every
+   ``heartbeat_seconds``; node status every ``status_seconds`` and at once when Ready
+   changes. Ready needs containerd running and its pod network ready: a CNI config in
+   containerd's ``conf_dir`` (else "NetworkReady=false ... cni plugin not initialized").
 6. Pods bound to the node get a sandbox (a ``containerd-shim-runhcs-v1`` process that
    holds its executable, as on Windows) or, when the DNS config, HCS or CNI cannot make
    one, a ``FailedCreatePodSandBox`` Event with the reason (see
@@ -172,6 +172,7 @@ class SimKubelet:
     serving_csr: str | None = None  # the kubelet-serving CSR it asked for
     serving_certificate: bytes | None = None
     pods: dict[str, SimPod] = field(default_factory=dict)  # pod UID -> what runs for it
+    next_beat: float = 0.0  # time.monotonic() of its next heartbeat; 0: one interval on
 
 
 @dataclass
@@ -748,13 +749,28 @@ class Kubelets:
 
     # --- heartbeats and stop ------------------------------------------------------------------
     def _heartbeat_loop(self) -> None:
-        while not self._stop.wait(self.heartbeat_seconds):
+        """Each running kubelet beats every ``heartbeat_seconds`` counted from its own
+        start, as every kubelet runs its own lease loop
+        (component-helpers/apimachinery/lease/controller.go ``Run``:
+        ``wait.JitterUntilWithContext(ctx, c.sync, c.renewInterval, 0.04, true)``): a
+        fleet's renewals arrive spread over the interval, not all in the same instant."""
+        while True:
+            now = time.monotonic()
             with self._lock:
                 kubelets = [k for k in self._running.values() if not k.stopped]
+            due = []
             for kubelet in kubelets:
-                if self._stop.is_set():
-                    return
+                if not kubelet.next_beat:
+                    kubelet.next_beat = now + self.heartbeat_seconds
+                elif kubelet.next_beat <= now:
+                    missed = int((now - kubelet.next_beat) // self.heartbeat_seconds)
+                    kubelet.next_beat += self.heartbeat_seconds * (missed + 1)
+                    due.append(kubelet)
+            for kubelet in due:
                 self._submit(self._beat, kubelet)
+            wake = min((k.next_beat for k in kubelets), default=now + self.heartbeat_seconds)
+            if self._stop.wait(min(max(wake - time.monotonic(), 0.01), 0.5)):
+                return
 
     def _beat(self, kubelet: SimKubelet) -> None:
         if kubelet.stopped or not kubelet.busy.acquire(blocking=False):
