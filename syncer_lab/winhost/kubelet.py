@@ -172,7 +172,7 @@ class SimKubelet:
     serving_csr: str | None = None  # the kubelet-serving CSR it asked for
     serving_certificate: bytes | None = None
     pods: dict[str, SimPod] = field(default_factory=dict)  # pod UID -> what runs for it
-    next_beat: float = 0.0  # time.monotonic() of its next heartbeat; 0: one interval on
+    next_beat: float = 0.0  # time.monotonic() of its next heartbeat (0: not yet set)
 
 
 @dataclass
@@ -283,6 +283,7 @@ class Kubelets:
                 self._register(kubelet)
                 self._post_status(kubelet)
                 self._renew_lease(kubelet)
+                kubelet.next_beat = time.monotonic() + self.heartbeat_seconds
                 kubelet.registered = True
                 if kubelet.args.server_tls_bootstrap:
                     self._request_serving_certificate(kubelet)
