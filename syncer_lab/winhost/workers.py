@@ -35,7 +35,7 @@ from typing import IO, Any
 
 from syncer_lab.winhost.lab import default_port
 
-# A HostLab takes addresses within one /24 (it stops at .255): at most this many hosts.
+# At most this many hosts in one lab process, whose one interpreter serves them all.
 HOSTS_PER_PROCESS = 254
 READY_TIMEOUT = 120.0
 
@@ -130,9 +130,8 @@ class LabProcesses:
         self.count = count
         self.root = root
         self.port = default_port() if port is None else port
-        first = self._first = ipaddress.IPv4Address(first_address)
+        self._first = ipaddress.IPv4Address(first_address)
         self._configs = [{"root": str(root / f"lab-{n}"), "port": self.port,
-                          "first_address": str(first + 256 * n),
                           **({"kubelets": kubelets} if kubelets is not None else {})}
                          for n in range(count)]
         self._processes: list[_Process] = []
