@@ -4,10 +4,10 @@ A host passes through fifteen steps (:mod:`syncer.nodes.configure`), most of whi
 within tens of milliseconds; writing ``syncer.io/phase`` and ``syncer.io/since`` to the
 Node at the start of each step that makes no Node write of its own put ten Node writes
 on every host's critical path, each one a round trip while the host holds a slot, and
-each one an update of a Node object
-(a Windows Node's status is most of its bytes) that the API server stores and sends to
-every Node watcher: in a 200-host rollout, leaving out the writes of the steps that end
-sooner (below) took a fifth of the API server's CPU time off.
+each one an update of a Node object (a Windows Node's status is most of its bytes) that
+the API server stores and sends to every Node watcher: in a 200-host rollout, leaving
+out the writes of the steps that end sooner (below) took a fifth of the API server's CPU
+time off.
 
 What a reader of the phase needs is where a host *is*: the step it has been in for a
 while, and since when. So a :class:`PhaseWriter` writes a step's phase once the step has
