@@ -46,7 +46,9 @@ the step has lasted half a second, :mod:`syncer.nodes.phases`)::
   running with them.
 - **verify**: files and services as wanted; the Node Ready with the committed kubelet
   version (``v1.30.4`` also matches a build's ``v1.30.4+abc123``); for hosts whose CSRs
-  syncer approves, the kubelet's serving certificate approved.
+  syncer approves, the kubelet's serving certificate: in its certificate store already
+  (a restarted kubelet keeps it and asks for none, while the cluster's CSR cleaner has
+  long deleted the CSR it came from), or else its CSR approved.
 - **annotate**: WMCO's ``version``/``desired-version``/``pub-key-hash``/``username``
   (encrypted, :mod:`syncer.nodes.usernames`), syncer's component record, labels.
 - **uncordon**, **release**: make the Node schedulable and drop ``upgrading`` (one
@@ -114,6 +116,7 @@ from syncer.nodes.windows import vocabulary
 from syncer.nodes.windows.layout import (
     CERT_DIR,
     CNI_CONFIG_DIR,
+    KUBELET_SERVING_CERT,
     PAYLOADS_DIR,
     REGISTRIES_DIR,
     ROOT,
@@ -326,9 +329,9 @@ class HostRun:
         vocabulary.check_done(result, entry)
         return result
 
-    def _inventory(self) -> HostFacts:
+    def _inventory(self, *extra_files: str) -> HostFacts:
         ctx = self.ctx
-        return inventory(self._session(), probe_files(ctx.desired, ctx.managed),
+        return inventory(self._session(), [*probe_files(ctx.desired, ctx.managed), *extra_files],
                          probe_services(ctx.desired), self.facts.shell, ctx.cluster.platform)
 
     # --- steps ----------------------------------------------------------------------------
@@ -492,7 +495,7 @@ class HostRun:
 
     def _verify(self) -> None:
         ctx = self.ctx
-        facts = self._inventory()
+        facts = self._inventory(KUBELET_SERVING_CERT)
         self.facts = facts
         for name in managed_components(list(ctx.desired.components)):
             c = CATALOGUE[name]
@@ -510,7 +513,8 @@ class HostRun:
         assert self.node_name is not None
         want = ctx.desired.kubelet_version
         deadline = time.monotonic() + ctx.timeouts.ready_wait
-        serving = not self._approves()  # else: wait for the serving certificate too
+        # A kubelet without a serving certificate asks for one; wait for it to be approved.
+        serving = not self._approves() or facts.files.get(KUBELET_SERVING_CERT) is not None
         while True:
             if self._approves():
                 csrs = ctx.serving_csrs.get()

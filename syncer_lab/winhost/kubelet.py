@@ -25,7 +25,10 @@ the *effective* KubeletConfiguration that code produced (``--kubeconfig``,
    ``nodeInfo``. An existing Node is taken over, as a real kubelet does. RBAC and
    NodeRestriction apply: the credentials must be the node's own.
 4. ``serverTLSBootstrap``: a ``kubernetes.io/kubelet-serving`` CSR once the Node exists
-   (SANs: the node's name and IP); the certificate is collected when issued.
+   (SANs: the node's name and IP), unless ``<cert-dir>\\kubelet-server-current.pem``
+   already holds a certificate that still serves: a restarted kubelet keeps its
+   certificate and asks for none. The certificate is collected when issued and written
+   to that file with its key.
 5. Heartbeats, spread over the interval kubelet by kubelet: the Lease every
    ``heartbeat_seconds``; node status every ``status_seconds`` and at once when Ready
    changes. Ready needs containerd running and its pod network ready: a CNI config in
@@ -62,6 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
 from ruamel.yaml import YAML
 
 from syncer_lab.pki import csr_object
@@ -170,6 +174,7 @@ class SimKubelet:
     busy: threading.Lock = field(default_factory=threading.Lock)  # one API round at a time
     last_ready: tuple[str, str] | None = None  # the Ready (status, message) last posted
     serving_csr: str | None = None  # the kubelet-serving CSR it asked for
+    serving_key: bytes | None = None  # the PEM key of that CSR
     serving_certificate: bytes | None = None
     pods: dict[str, SimPod] = field(default_factory=dict)  # pod UID -> what runs for it
     next_beat: float = 0.0  # time.monotonic() of its next heartbeat (0: not yet set)
@@ -285,7 +290,8 @@ class Kubelets:
                 self._renew_lease(kubelet)
                 kubelet.next_beat = time.monotonic() + self.heartbeat_seconds
                 kubelet.registered = True
-                if kubelet.args.server_tls_bootstrap:
+                if kubelet.args.server_tls_bootstrap and not self._has_serving_certificate(
+                        kubelet):
                     self._request_serving_certificate(kubelet)
         except KubeletCrash as crash:
             kubelet.error = str(crash)
@@ -375,9 +381,7 @@ class Kubelets:
                 time.sleep(0.3)
             else:
                 raise KubeletCrash(f"no certificate for CSR {name}")
-        key_pem = key.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.TraditionalOpenSSL,
-                                    serialization.NoEncryption())
+        key_pem = _key_pem(key)
         pem_path = args.cert_dir + "\\kubelet-client-current.pem"
         host.fs.make_directory(args.cert_dir)
         host.fs.write_bytes(pem_path, cert_pem + key_pem)
@@ -590,6 +594,44 @@ class Kubelets:
             log.info("kubelet: cannot record event %s: %s", reason, err.reason)
 
     # --- the serving certificate ---------------------------------------------------------------
+    @staticmethod
+    def _serving_path(kubelet: SimKubelet) -> str:
+        # pkg/kubelet/certificate/kubelet.go NewKubeletServerCertificateManager:
+        # certificate.NewFileStore("kubelet-server", certDirectory, ...), whose current
+        # pair is <prefix>-current.pem, certificate and key in one file
+        # (client-go util/certificate/certificate_store.go).
+        return kubelet.args.cert_dir + "\\kubelet-server-current.pem"
+
+    def _has_serving_certificate(self, kubelet: SimKubelet) -> bool:
+        """Whether the certificate store holds a serving certificate the certificate
+        manager keeps at start (client-go util/certificate/certificate_manager.go:
+        ``getCurrentCertificateOrBootstrap`` takes the current pair if not expired; no
+        rotation before ``nextRotationDeadline``, 70-90 % of its lifetime — here the
+        earliest, 70 % —, or while it lacks the template's CN, organisation, DNS name
+        or IP, ``certSatisfiesTemplateLocked``)."""
+        host, path = kubelet.host, self._serving_path(kubelet)
+        if not host.fs.is_file(path):
+            return False
+        try:
+            cert = x509.load_pem_x509_certificate(host.fs.read_bytes(path))
+            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except (ValueError, x509.ExtensionNotFound):
+            return False
+        begins, ends = cert.not_valid_before_utc, cert.not_valid_after_utc
+        if _now() >= begins + (ends - begins) * 0.7:
+            return False
+        subject = cert.subject
+        ip = ipaddress.ip_address(kubelet.args.node_ip or host.address)
+        if ([a.value for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+                != [f"system:node:{kubelet.node_name}"]
+                or "system:nodes" not in [
+                    a.value for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+                or kubelet.node_name not in sans.get_values_for_type(x509.DNSName)
+                or ip not in sans.get_values_for_type(x509.IPAddress)):
+            return False
+        kubelet.serving_certificate = host.fs.read_bytes(path)
+        return True
+
     def _request_serving_certificate(self, kubelet: SimKubelet) -> None:
         """serverTLSBootstrap: a kubelet-serving CSR once the Node exists
         (pkg/kubelet/certificate/kubelet.go NewKubeletServerCertificateManager: CN
@@ -598,12 +640,13 @@ class Kubelets:
 
         ip = kubelet.args.node_ip or kubelet.host.address
         name = f"csr-{secrets.token_hex(5)}"
-        _, body = csr_object(
+        key, body = csr_object(
             name, f"system:node:{kubelet.node_name}", "system:nodes", SERVING_SIGNER,
             ["digital signature", "server auth"],
             sans=[x509.DNSName(kubelet.node_name), x509.IPAddress(ipaddress.ip_address(ip))])
         client.CertificatesV1Api(kubelet.api).create_certificate_signing_request(body)
         kubelet.serving_csr = name
+        kubelet.serving_key = _key_pem(key)
 
     def _collect_serving_certificate(self, kubelet: SimKubelet) -> None:
         from kubernetes import client
@@ -612,7 +655,12 @@ class Kubelets:
         obj: Any = client.CertificatesV1Api(kubelet.api).read_certificate_signing_request(
             kubelet.serving_csr)
         if obj.status and obj.status.certificate:
+            assert kubelet.serving_key is not None
             kubelet.serving_certificate = base64.b64decode(obj.status.certificate)
+            host = kubelet.host
+            host.fs.make_directory(kubelet.args.cert_dir)
+            host.fs.write_bytes(self._serving_path(kubelet),
+                                kubelet.serving_certificate + kubelet.serving_key)
 
     def _status(self, kubelet: SimKubelet, *, ready: bool | None) -> dict[str, Any]:
         host = kubelet.host
@@ -821,6 +869,13 @@ class Kubelets:
                 api.close()
             except Exception:
                 log.debug("closing the kubelet's client failed", exc_info=True)
+
+
+def _key_pem(key: Any) -> bytes:
+    pem: bytes = key.private_bytes(serialization.Encoding.PEM,
+                                   serialization.PrivateFormat.TraditionalOpenSSL,
+                                   serialization.NoEncryption())
+    return pem
 
 
 def _drain(answer: Any) -> bytes:

@@ -132,32 +132,72 @@ def test_upgrading_containerd_ends_the_shims_of_daemonset_pods(node_lab: NodeLab
 
 
 # --- 6: serving CSRs, every round -----------------------------------------------------------
-def test_serving_csrs_are_approved_in_every_round(node_lab: NodeLab) -> None:
-    """The kubelet asks for a serving certificate whenever it needs one (here: it
-    restarted); the next round approves it, though the host needs nothing else."""
-    [host] = _join(node_lab)
+SERVING_PEM = "C:\\var\\lib\\kubelet\\pki\\kubelet-server-current.pem"
+CSRS = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
+
+
+def _serving(node_lab: NodeLab, host: SimHost, approved: bool) -> list[str]:
     node = host.name.lower()
+    doc = node_lab.api.request("GET", CSRS)
+    return [c["metadata"]["name"] for c in doc["items"]
+            if c["spec"]["signerName"] == SERVING_SIGNER
+            and c["spec"]["username"] == f"system:node:{node}"
+            and approved == any(x["type"] == "Approved"
+                                for x in (c.get("status") or {}).get("conditions") or [])]
 
-    def serving(approved: bool) -> list[str]:
-        doc = node_lab.api.request("GET", "/apis/certificates.k8s.io/v1/"
-                                   "certificatesigningrequests")
-        return [c["metadata"]["name"] for c in doc["items"]
-                if c["spec"]["signerName"] == SERVING_SIGNER
-                and c["spec"]["username"] == f"system:node:{node}"
-                and approved == any(x["type"] == "Approved"
-                                    for x in (c.get("status") or {}).get("conditions") or [])]
 
-    assert serving(approved=True) and not serving(approved=False)  # verify waited for it
+def _restart_node_services(node_lab: NodeLab, host: SimHost) -> None:
+    """Restart the kubelet and what depends on it, and wait until the new kubelet has
+    registered and asked for whatever it asks for at start."""
     for service in ("kube-proxy", "hybrid-overlay-node", "kubelet"):
         host.scm.stop(service)
         assert _wait(lambda s=service: host.scm.state(s).name == "STOPPED")  # type: ignore
+    old = node_lab.lab.kubelets.get(host.name) if node_lab.lab.kubelets else None
     for service in ("kubelet", "hybrid-overlay-node", "kube-proxy"):
         host.scm.start(service)
         assert _wait(lambda s=service: host.scm.state(s).name == "RUNNING")  # type: ignore
-    assert _wait(lambda: bool(serving(approved=False)))
+
+    def started() -> bool:
+        kubelet = node_lab.lab.kubelets.get(host.name) if node_lab.lab.kubelets else None
+        return (kubelet is not None and kubelet is not old and kubelet.registered
+                and not kubelet.busy.locked())
+
+    assert _wait(started)
+
+
+def test_serving_csrs_are_approved_in_every_round(node_lab: NodeLab) -> None:
+    """The kubelet asks for a serving certificate whenever it needs one (here: its
+    certificate store lost it before a restart); the next round approves it, though the
+    host needs nothing else. A restart alone asks for none: the kubelet keeps the
+    certificate its store holds."""
+    [host] = _join(node_lab)
+    assert _serving(node_lab, host, approved=True)  # verify waited for it
+    assert not _serving(node_lab, host, approved=False)
+    assert _wait(lambda: host.fs.is_file(SERVING_PEM))
+    _restart_node_services(node_lab, host)
+    assert not _serving(node_lab, host, approved=False)
+    host.fs.remove(SERVING_PEM, recursive=False)
+    _restart_node_services(node_lab, host)
+    assert _wait(lambda: bool(_serving(node_lab, host, approved=False)))
     result = node_lab.run()
     assert [r.text for r in result.rows] == ["up-to-date"]
-    assert serving(approved=False) == []
+    assert _serving(node_lab, host, approved=False) == []
+
+
+def test_an_upgrade_after_the_csr_cleaner_ran(node_lab: NodeLab) -> None:
+    """kube-controller-manager's CSR cleaner deletes approved CSRs after an hour
+    (pkg/controller/certificates/cleaner/cleaner.go, approvedExpiration), and a restarted
+    kubelet asks for no serving certificate while its own still serves: an upgrade a day
+    after the join finds no serving CSR of the Node, and needs none."""
+    [host] = _join(node_lab)
+    assert _wait(lambda: host.fs.is_file(SERVING_PEM))
+    node_lab.api.request("DELETE", CSRS)
+    node_lab.set_fleet("1.1.0", kubelet="v1.30.5")
+    result = node_lab.run()
+    assert result.ok, (result.summary(), result.rows)
+    assert node_lab.node_of(host)["status"]["nodeInfo"]["kubeletVersion"] == "v1.30.5"
+    assert _serving(node_lab, host, approved=False) == []
+    assert _serving(node_lab, host, approved=True) == []
 
 
 # --- 8: the Containers feature; vSphere host names ------------------------------------------

@@ -72,6 +72,10 @@ CONTAINERD_DIR = ROOT + "\\containerd"
 CONTAINERD_CONFIG = CONTAINERD_DIR + "\\containerd_conf.toml"
 REGISTRIES_DIR = CONTAINERD_DIR + "\\registries"
 CERT_DIR = "c:\\var\\lib\\kubelet\\pki\\"  # WMCO's spelling, trailing separator included
+# Where the kubelet keeps its serving certificate and key (its certificate store,
+# pkg/kubelet/certificate/kubelet.go NewFileStore("kubelet-server", certDirectory, ...):
+# <prefix>-current.pem, written only once a CSR was signed, kept across restarts).
+KUBELET_SERVING_CERT = CERT_DIR + "kubelet-server-current.pem"
 LOG_ROOT = "C:\\var\\log"
 MANAGED_PREFIX = "OpenShift managed"
 DESCRIPTION = MANAGED_PREFIX + " (syncer) {component}"
