@@ -15,7 +15,7 @@ The fleet grows in steps (the ``--growth`` sizes, then ``--rollout-hosts`` and
   allocated at its peak (``tracemalloc``, in a second, untimed pass) — printed as a table;
 - **rollout** (at ``--rollout-hosts``): a version bump (kubelet and kube-proxy change) with
   ``maxUnavailable = --max-unavailable``, where every host's upgrade takes a fixed
-  simulated time D (every host delays ``sc start kubelet`` by D). Ratio: total rollout
+  simulated time D (every host delays ``start-service kubelet`` by D). Ratio: total rollout
   time / the ideal ``ceil(hosts / maxUnavailable) x D``. The goal is 1.1; runs reach
   1.13-1.25 (docs/performance.md), so 1.3 is enforced and the goal printed;
 - **no-change pass** (at ``--hosts``): the stage over up-to-date hosts (reads its inputs
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
 
                 if size == args.rollout_hosts:
-                    lab.slow_command(r"^sc start kubelet$", args.d)
+                    lab.slow_command(r"^start-service kubelet$", args.d)
                     version, kubelet = "1.1.0", "v1.31.0"
                     nl.set_fleet(version, kubelet=kubelet, max_unavailable=args.max_unavailable)
                     begin = time.monotonic()

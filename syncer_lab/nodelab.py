@@ -341,8 +341,8 @@ def entries(host: SimHost) -> list[str]:
 
 def downtime(host: SimHost) -> tuple[float, float] | None:
     """(first service stop, last service start) on a host: when it was out."""
-    stops = [c.received_at for c in host.commands if c.summary.startswith("sc stop")]
-    starts = [c.received_at for c in host.commands if c.summary.startswith("sc start")]
+    stops = [c.received_at for c in host.commands if c.summary.startswith("stop-service")]
+    starts = [c.received_at for c in host.commands if c.summary.startswith("start-service")]
     if not stops or not starts:
         return None
     return min(stops), max(starts)

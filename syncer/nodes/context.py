@@ -57,7 +57,7 @@ class Timeouts:
     slot_renew: float = 60.0  # how often held slots are renewed
 
     def waits(self, command_timeout: float) -> Waits:
-        return Waits(self.service_wait, self.process_exit, self.poll, command_timeout)
+        return Waits(self.service_wait, self.process_exit, command_timeout)
 
 
 @dataclass

@@ -3,13 +3,16 @@
 Configuring, upgrading and removing a host all stop, start, create and delete services;
 they do it through :class:`Services` so every path waits the same way:
 
-- **stop**: ``sc stop`` (retried while the service cannot accept the control, i.e. is
-  start- or stop-pending), then wait on the host until STOPPED (``wait-service``: one
-  round trip, not a query per poll), then until its process has exited: a binary still
-  held by an exiting process cannot be replaced (WMCO learned this) and a directory
-  holding it cannot be deleted. A service that does not exist is already stopped.
-- **start**: ``sc start`` (already running is fine), then wait on the host until RUNNING;
-  a service that stops again while starting is a failure that says so with its exit code.
+- **stop**: ``stop-service``: ``sc stop`` (retried on the host while the service cannot
+  accept the control, i.e. is start- or stop-pending), then a wait on the host until
+  STOPPED, in one round trip (each SSH exec starts a PowerShell, which costs more on a
+  Windows host than the command itself); then, when asked, until its process has exited:
+  a binary still held by an exiting process cannot be replaced (WMCO learned this) and a
+  directory holding it cannot be deleted. A service that does not exist is already
+  stopped.
+- **start**: ``start-service``: ``sc start`` (already running is fine), then a wait on
+  the host until RUNNING, in one round trip; a service that stops again while starting
+  is a failure that says so with its exit code.
 - **ensure**: create the service, or reconfigure it, with its binary path, dependencies
   and start type, then its description and its recovery actions.
 - **delete**: ``sc delete``; gone or marked for deletion is fine.
@@ -19,7 +22,6 @@ they do it through :class:`Services` so every path waits the same way:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -37,7 +39,6 @@ class ServiceFailed(Exception):
 class Waits:
     service: float = 120.0  # one service to reach RUNNING / STOPPED
     process_exit: int = 120  # wait-process-exit timeout, passed to the host
-    poll: float = 1.0
     command: float = 60.0  # the SSH command timeout, added to the host-side waits
 
 
@@ -54,20 +55,18 @@ class Services:
     # --- stop ----------------------------------------------------------------------------
     def stop(self, service: str, process: str | None = None) -> bool:
         """Stop ``service`` and wait for ``process`` to exit. False if it does not exist."""
-        deadline = time.monotonic() + self.waits.service
-        while True:
-            result = self.session.run(vocabulary.sc_stop(service))
-            if result.exit_code == vocabulary.ERROR_SERVICE_DOES_NOT_EXIST:
-                return False
-            if result.exit_code in (0, vocabulary.ERROR_SERVICE_NOT_ACTIVE):
-                break
-            if result.exit_code != vocabulary.ERROR_SERVICE_CANNOT_ACCEPT_CTRL:
-                raise CommandFailed(f"sc stop {service}", result)
-            if time.monotonic() > deadline:
-                raise ServiceFailed(f"service {service} did not accept a stop request")
-            time.sleep(self.waits.poll)  # start or stop pending: try again
-        if not self.wait(service, ServiceState.STOPPED):
+        result = self.session.run(vocabulary.stop_service(service, self._timeout_ms),
+                                  timeout=2 * self.waits.service + self.waits.command)
+        if result.exit_code == vocabulary.ERROR_SERVICE_DOES_NOT_EXIST:
             return False
+        if result.exit_code == vocabulary.ERROR_SERVICE_CANNOT_ACCEPT_CTRL:
+            raise ServiceFailed(f"service {service} did not accept a stop request")
+        if result.exit_code != 0:
+            raise CommandFailed(f"sc stop {service}", result)
+        status = vocabulary.parse_wait_service(result)
+        if status is None:  # deleted meanwhile
+            return False
+        self._reached(service, status, ServiceState.STOPPED)
         if process is not None:
             self.wait_exit({process: f"process {process} of service {service}"})
         return True
@@ -90,12 +89,13 @@ class Services:
 
     # --- start ---------------------------------------------------------------------------
     def start(self, service: str) -> None:
-        result = self.session.run(vocabulary.sc_start(service))
-        if result.exit_code not in (0, vocabulary.ERROR_SERVICE_ALREADY_RUNNING):
+        result = self.session.run(vocabulary.start_service(service, self._timeout_ms),
+                                  timeout=self.waits.service + self.waits.command)
+        if result.exit_code != 0:
             raise ServiceFailed(
                 f"service {service} did not start: Win32 error {result.exit_code}: "
                 f"{vocabulary.error_text(result)}")
-        self.wait(service, ServiceState.RUNNING)
+        self._reached(service, vocabulary.parse_wait_service(result), ServiceState.RUNNING)
 
     def restart(self, service: str, process: str | None = None) -> None:
         self.stop(service, process)
@@ -108,16 +108,18 @@ class Services:
             return None
         return vocabulary.parse_sc_status(result).state
 
-    def wait(self, service: str, want: ServiceState) -> bool:
-        """Wait until ``service`` is in state ``want``; False if it does not exist."""
-        timeout_ms = int(self.waits.service * 1000)
-        status = vocabulary.parse_wait_service(self.session.run(
-            vocabulary.wait_service(service, want, timeout_ms),
-            timeout=self.waits.service + self.waits.command))
+    @property
+    def _timeout_ms(self) -> int:
+        return int(self.waits.service * 1000)
+
+    def _reached(self, service: str, status: vocabulary.ServiceStatus | None,
+                 want: ServiceState) -> None:
+        """The wait on the host ended with ``status``: fail unless it is ``want``."""
         if status is None:
-            return False
+            raise ServiceFailed(f"service {service} disappeared while waiting for "
+                                f"{want.name}")
         if status.state is want:
-            return True
+            return
         if want is ServiceState.RUNNING and status.state is ServiceState.STOPPED:
             raise ServiceFailed(
                 f"service {service} stopped after start (exit code {status.win32_exit_code})")

@@ -9,8 +9,8 @@ demo knows before the controller's round has finished, so a waiting host shows
 ``1.0.0 -> 1.1.0`` instead of its last report's ``up-to-date``.
 
 :func:`outages` and :func:`most_out_at_once` check ``maxUnavailable`` from the hosts' own
-records — when each simulated host received its first ``sc stop`` and its last
-``sc start`` after a moment — independent of anything syncer reports.
+records — when each simulated host received its first ``stop-service`` and its last
+``start-service`` after a moment — independent of anything syncer reports.
 """
 
 from __future__ import annotations
@@ -101,13 +101,13 @@ def _moving(address: str, holders: set[str]) -> Phase:
 
 
 def outages(hosts: list[SimHost], since: float) -> dict[str, tuple[float, float]]:
-    """Per host, (first ``sc stop``, last ``sc start``) received after ``since`` (unix
+    """Per host, (first ``stop-service``, last ``start-service``) received after ``since`` (unix
     time): the span its services were out."""
     spans = {}
     for host in hosts:
         recent = [c for c in list(host.commands) if c.received_at >= since]
-        stops = [c.received_at for c in recent if c.summary.startswith("sc stop")]
-        starts = [c.received_at for c in recent if c.summary.startswith("sc start")]
+        stops = [c.received_at for c in recent if c.summary.startswith("stop-service")]
+        starts = [c.received_at for c in recent if c.summary.startswith("start-service")]
         if stops and starts:
             spans[host.address] = (min(stops), max(starts))
     return spans

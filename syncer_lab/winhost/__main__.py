@@ -14,7 +14,7 @@ parent gone) stops the lab. This is how :class:`~syncer_lab.winhost.workers.LabP
 spreads hosts over several processes::
 
     {"op": "add_hosts", "hosts": [{"name": "WIN-1", ...host options...}]}
-    {"op": "slow_command", "pattern": "^sc start kubelet$", "seconds": 10}
+    {"op": "slow_command", "pattern": "^start-service kubelet$", "seconds": 10}
     {"op": "clear_faults"}
     {"op": "unexpected"}          -> {"ok": true, "unexpected": ["WIN-1: ...", ...]}
     {"op": "usage"}               -> {"ok": true, "rss_kib": ..., "cpu_seconds": ...}

@@ -27,8 +27,9 @@ it) does, so the node stage meets the same errors it will meet in a lab:
 - ``fill_disk(free_bytes=0)``: writes fail with ERROR_DISK_FULL (112) / SFTP failure.
 - ``fail_service_start(name, code)``: ``sc.exe start`` fails with ``code`` (e.g. 1053).
 
-Patterns are regular expressions searched in the command's summary (``sc start
-kubelet``, ``inventory ...``, ``hostname``) and in its decoded script text.
+Patterns are regular expressions searched in the command's summary (``start-service
+kubelet``, ``sc delete kubelet``, ``inventory ...``, ``hostname``) and in its decoded
+script text.
 """
 
 from __future__ import annotations

@@ -79,10 +79,13 @@ class Executed:
 
     @property
     def summary(self) -> str:
-        """A short readable form, e.g. ``sc start kubelet`` (what fault patterns match)."""
+        """A short readable form, e.g. ``start-service kubelet`` (what fault patterns
+        match)."""
         if self.entry == "sc":
             argv = self.params.get("argv", [])
             return "sc " + " ".join(str(a) for a in argv) if isinstance(argv, list) else "sc"
+        if self.entry in ("start-service", "stop-service"):
+            return f"{self.entry} {self.params.get('name')}"
         if self.entry and self.params:
             values = " ".join(str(v) for v in self.params.values())
             return f"{self.entry} {values}"

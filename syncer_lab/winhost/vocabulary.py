@@ -285,6 +285,44 @@ def _wait_service(m: Machine, p: dict[str, Any]) -> Outcome:
     return _sc(m, {"argv": ["query", p["name"]]})
 
 
+_WAIT_SERVICE = (
+    "$s=Get-Service -Name $name -ErrorAction SilentlyContinue\n"
+    "if($s){$end=[DateTime]::UtcNow.AddMilliseconds($timeout);$d=10\n"
+    "while([DateTime]::UtcNow -lt $end){$t=[int]$s.Status;"
+    "if($t -eq $want -or ($want -eq 4 -and $t -eq 1)){break};"
+    "Start-Sleep -Milliseconds $d;$d=[Math]::Min(2*$d,200);try{$s.Refresh()}catch{break}}}\n"
+    "& sc.exe query $name\n"
+    "exit $LASTEXITCODE"
+)
+
+
+def _start_service(m: Machine, p: dict[str, Any]) -> Outcome:
+    # `$o=& sc.exe start $name`; on an exit code other than 0 or 1056 (already running)
+    # print sc.exe's answer and exit with its code, else the wait-service body.
+    started = _sc(m, {"argv": ["start", p["name"]]})
+    if started.exit_code not in (0, win32.SERVICE_ALREADY_RUNNING) or started.unexpected:
+        return started
+    return _wait_service(m, p)
+
+
+def _stop_service(m: Machine, p: dict[str, Any]) -> Outcome:
+    # `sc.exe stop` again every 200 ms while it answers 1061 (a start or stop is pending)
+    # and $timeout has not passed; an exit code other than 0 or 1062 (not started) prints
+    # sc.exe's answer and exits with it, else the wait-service body.
+    deadline = time.monotonic() + int(p["timeout"]) / 1000
+    while True:
+        stopped = _sc(m, {"argv": ["stop", p["name"]]})
+        if stopped.exit_code != win32.SERVICE_CANNOT_ACCEPT_CTRL:
+            break
+        if not m.sleep(0.2):
+            return Outcome(None)
+        if time.monotonic() >= deadline:
+            break
+    if stopped.exit_code not in (0, win32.SERVICE_NOT_ACTIVE) or stopped.unexpected:
+        return stopped
+    return _wait_service(m, p)
+
+
 def _managed_services(m: Machine, p: dict[str, Any]) -> Outcome:
     found = [s.name for s in m.scm.services() if s.description.startswith(p["prefix"])]
     return Outcome(0, _lines(*found) if found else "")
@@ -457,17 +495,25 @@ BODIES: tuple[Body, ...] = (
         _expand_archive,
     ),
     Body("sc", (("argv", "list"),), "& sc.exe @argv\nexit $LASTEXITCODE", _sc),
+    Body("wait-service", (("name", "str"), ("want", "int"), ("timeout", "int")),
+         _WAIT_SERVICE, _wait_service),
     Body(
-        "wait-service",
+        "start-service",
         (("name", "str"), ("want", "int"), ("timeout", "int")),
-        "$s=Get-Service -Name $name -ErrorAction SilentlyContinue\n"
-        "if($s){$end=[DateTime]::UtcNow.AddMilliseconds($timeout);$d=10\n"
-        "while([DateTime]::UtcNow -lt $end){$t=[int]$s.Status;"
-        "if($t -eq $want -or ($want -eq 4 -and $t -eq 1)){break};"
-        "Start-Sleep -Milliseconds $d;$d=[Math]::Min(2*$d,200);try{$s.Refresh()}catch{break}}}\n"
-        "& sc.exe query $name\n"
-        "exit $LASTEXITCODE",
-        _wait_service,
+        "$o=& sc.exe start $name\n"
+        "if($LASTEXITCODE -ne 0 -and $LASTEXITCODE -ne 1056){$o;exit $LASTEXITCODE}\n"
+        + _WAIT_SERVICE,
+        _start_service,
+    ),
+    Body(
+        "stop-service",
+        (("name", "str"), ("want", "int"), ("timeout", "int")),
+        "$end=[DateTime]::UtcNow.AddMilliseconds($timeout)\n"
+        "do{$o=& sc.exe stop $name;$c=$LASTEXITCODE;if($c -ne 1061){break};"
+        "Start-Sleep -Milliseconds 200}while([DateTime]::UtcNow -lt $end)\n"
+        "if($c -ne 0 -and $c -ne 1062){$o;exit $c}\n"
+        + _WAIT_SERVICE,
+        _stop_service,
     ),
     Body(
         "wait-process-exit",

@@ -129,8 +129,8 @@ def test_webhook_failover_key_rotation_and_metrics(world: World) -> None:
             spans = {h.address: h for h in world.hosts}
             for host in spans.values():
                 recent = [c for c in list(host.commands) if c.received_at >= since]
-                stops = [c.received_at for c in recent if c.summary.startswith("sc stop")]
-                if stops and not any(c.summary.startswith("sc start") and
+                stops = [c.received_at for c in recent if c.summary.startswith("stop-service")]
+                if stops and not any(c.summary.startswith("start-service") and
                                      c.received_at > max(stops) for c in recent):
                     return True
             return False
@@ -153,7 +153,7 @@ def test_webhook_failover_key_rotation_and_metrics(world: World) -> None:
                   for o in orphans)
     for address, host in by_address.items():
         later_stops = [c.received_at for c in host.commands
-                       if c.summary.startswith("sc stop") and c.received_at > killed_at]
+                       if c.summary.startswith("stop-service") and c.received_at > killed_at]
         if address not in orphans:
             assert all(t > resumed for t in later_stops), (address, orphans)
     # Never more than maxUnavailable out: the hosts' own service logs and the labels.

@@ -147,11 +147,13 @@ def _refuse(host: SimHost, _: NodeLab) -> None:
 
 
 def _hang(host: SimHost, _: NodeLab) -> None:
-    host.faults.slow_command(r"^sc stop kubelet$", 30.0, times=1)
+    # A command with no wait of its own on the host (a stop or start waits up to the
+    # service timeout, which its SSH timeout covers), with services already stopped.
+    host.faults.slow_command(r"^move-file ", 30.0, times=1)
 
 
 def _trickle(host: SimHost, _: NodeLab) -> None:
-    host.faults.trickle_output(r"^sc stop kubelet$", 0.2, times=1)
+    host.faults.trickle_output(r"^move-file ", 0.2, times=1)
 
 
 def _drop_upload(host: SimHost, _: NodeLab) -> None:
@@ -173,9 +175,9 @@ def _nothing(host: SimHost, _: NodeLab) -> None:
 HOST_FAULTS = [
     HostFault("SSH refused", _refuse, "blocked (unreachable)", ("upgraded", "upgraded"),
               touched=False),
-    HostFault("SSH hanging mid-command", _hang, "halted at stop-services", None,
+    HostFault("SSH hanging mid-command", _hang, "halted at replace", None,
               command_timeout=3.0),
-    HostFault("SSH trickling mid-command", _trickle, "halted at stop-services", None,
+    HostFault("SSH trickling mid-command", _trickle, "halted at replace", None,
               command_timeout=3.0),
     HostFault("upload dropped mid-file", _drop_upload, "upgraded", ("upgraded", "upgraded")),
     HostFault("disk full", _disk_full, "halted at transfer", ("upgraded", "not upgraded"),

@@ -126,15 +126,19 @@ def test_version_bump_respects_max_unavailable(node_lab: NodeLab) -> None:
         mkdirs = [c.summary for c in recent if c.summary.startswith("make-directory")]
         assert len(mkdirs) == 3, mkdirs
         # kube-proxy, hybrid-overlay-node and the kubelet stop in that order, each until
-        # STOPPED (the host waits: no query per poll); their processes' exits are awaited
-        # after the last, together, in one command.
-        stops = [i for i, c in enumerate(recent) if c.summary.startswith("sc stop")]
+        # STOPPED in the same command (the host waits: no query per poll, no second
+        # command); their processes' exits are awaited after the last, together, in one.
+        stops = [c.summary for c in recent if c.summary.startswith("stop-service")]
+        assert stops == ["stop-service kube-proxy", "stop-service hybrid-overlay-node",
+                         "stop-service kubelet"], entries(host)
         exits = [c.summary for c in recent if c.summary.startswith("wait-process-exit")]
-        assert len(stops) == 3 and len(exits) == 1, entries(host)
+        assert len(exits) == 1, entries(host)
         assert exits[0].startswith(
             "wait-process-exit ['kube-proxy', 'hybrid-overlay-node', 'kubelet']"), exits
-        assert recent[max(stops) + 1].summary.startswith("wait-service kubelet 1 ")
-        assert recent[max(stops) + 2].summary == exits[0]
+        summaries = [c.summary for c in recent]
+        assert summaries[summaries.index("stop-service kubelet") + 1] == exits[0]
+        # Every start waits in its own command too.
+        assert not [c for c in recent if c.summary.startswith("wait-service")], entries(host)
         assert not [c for c in recent if c.summary.startswith("sc query")], entries(host)
         span = downtime(host)
         assert span is not None
@@ -325,12 +329,12 @@ def test_failed_host_halts_the_rollout_and_stays_cordoned(node_lab: NodeLab) -> 
     assert ann[names.ANNOTATION_PHASE] == names.PHASE_FAILED
     assert "kubelet" in ann[names.ANNOTATION_LAST_ERROR]
     for host in others:  # never touched: the failed host holds the only slot
-        assert not any(e.startswith("sc stop") for e in entries(host))
+        assert not any(e.startswith("stop-service") for e in entries(host))
     # The next round does not start another host either, and says why.
     again = node_lab.run()
     assert again.halted is not None and "failed at" in again.halted
     for host in others:
-        assert not any(e.startswith("sc stop") for e in entries(host))
+        assert not any(e.startswith("stop-service") for e in entries(host))
 
 
 def test_an_upgrade_writes_the_node_five_times_and_shows_the_step_that_lasts(
@@ -340,7 +344,7 @@ def test_an_upgrade_writes_the_node_five_times_and_shows_the_step_that_lasts(
     with the moment it began: here the kubelet's start, made to take two seconds."""
     _join(node_lab, 1)
     [host] = node_lab.hosts
-    host.faults.slow_command(r"^sc start kubelet$", 2.0)
+    host.faults.slow_command(r"^start-service kubelet$", 2.0)
     patches: list[dict[str, Any]] = []
     request = node_lab.api.request
 

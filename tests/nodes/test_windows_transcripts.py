@@ -225,30 +225,26 @@ class Replay:
 
 def services(script: list[tuple[str, CommandResult]]) -> tuple[Services, Replay]:
     replay = Replay(script)
-    return Services(cast(HostSession, replay), Waits(service=5, poll=0.01)), replay
+    return Services(cast(HostSession, replay), Waits(service=5)), replay
 
 
+# stop-service and start-service print what their wait ended with (sc.exe query's block),
+# or, when sc.exe stop / start failed, that command's own answer and exit code.
 def test_a_stop_waits_on_the_host_until_stopped() -> None:
-    svc, replay = services([
-        (vocabulary.sc_stop("kubelet"), ok(STOP_PENDING)),
-        (vocabulary.wait_service("kubelet", ServiceState.STOPPED, 5000), ok(STOPPED)),
-    ])
+    svc, replay = services([(vocabulary.stop_service("kubelet", 5000), ok(STOPPED))])
     assert svc.stop("kubelet") is True
     assert replay.script == []
 
 
 def test_a_stop_still_pending_at_the_timeout_fails_with_the_state() -> None:
-    svc, _ = services([
-        (vocabulary.sc_stop("kubelet"), ok(STOP_PENDING)),
-        (vocabulary.wait_service("kubelet", ServiceState.STOPPED, 5000), ok(STOP_PENDING)),
-    ])
+    svc, _ = services([(vocabulary.stop_service("kubelet", 5000), ok(STOP_PENDING))])
     with pytest.raises(ServiceFailed) as err:
         svc.stop("kubelet")
     assert str(err.value) == "service kubelet is STOP_PENDING after 5s, expected STOPPED"
 
 
 def test_a_start_that_times_out_fails_with_the_hosts_message() -> None:
-    svc, _ = services([(vocabulary.sc_start("kubelet"), ok(START_FAILED_1053, 1053))])
+    svc, _ = services([(vocabulary.start_service("kubelet", 5000), ok(START_FAILED_1053, 1053))])
     with pytest.raises(ServiceFailed) as err:
         svc.start("kubelet")
     assert str(err.value) == (
@@ -259,12 +255,13 @@ def test_a_start_that_times_out_fails_with_the_hosts_message() -> None:
 def test_a_missing_service_has_no_state() -> None:
     svc, _ = services([(vocabulary.sc_query("kubelet"), ok(QUERY_MISSING, 1060))])
     assert svc.state("kubelet") is None
+    svc, _ = services([(vocabulary.stop_service("kubelet", 5000), ok(QUERY_MISSING, 1060))])
+    assert svc.stop("kubelet") is False
 
 
-def test_a_start_reads_pid_and_waits_for_running() -> None:
+def test_a_start_waits_for_running() -> None:
     svc, replay = services([
-        (vocabulary.sc_start("dns"), ok(START_PENDING)),
-        (vocabulary.wait_service("dns", ServiceState.RUNNING, 5000),
+        (vocabulary.start_service("dns", 5000),
          ok(QUERY_RUNNING.replace("spoofer-scheduler", "dns"))),
     ])
     svc.start("dns")
@@ -273,10 +270,7 @@ def test_a_start_reads_pid_and_waits_for_running() -> None:
 
 def test_a_service_that_stops_while_starting_fails_with_its_exit_code() -> None:
     crashed = STOPPED.replace("WIN32_EXIT_CODE    : 0  (0x0)", "WIN32_EXIT_CODE    : 1067  (0x42b)")
-    svc, _ = services([
-        (vocabulary.sc_start("kubelet"), ok(START_PENDING)),
-        (vocabulary.wait_service("kubelet", ServiceState.RUNNING, 5000), ok(crashed)),
-    ])
+    svc, _ = services([(vocabulary.start_service("kubelet", 5000), ok(crashed))])
     with pytest.raises(ServiceFailed) as err:
         svc.start("kubelet")
     assert str(err.value) == "service kubelet stopped after start (exit code 1067)"

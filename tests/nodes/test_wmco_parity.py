@@ -282,7 +282,7 @@ def test_a_rotated_kubelet_client_ca_reaches_every_host_without_a_drain(
         assert [p.action.value for p in result.plans] == ["refresh", "refresh"]
         for host in hosts:
             assert host.fs.read_bytes("C:\\k\\kubelet-ca.crt") == b"ROTATED-CA\n"
-            assert not any(e.startswith("sc stop") for e in entries(host)[seen[host.name]:])
+            assert not any(e.startswith("stop-service") for e in entries(host)[seen[host.name]:])
     finally:
         node_lab.api.request("DELETE", f"/api/v1/namespaces/{ns}/configmaps/{name}")
 
@@ -421,8 +421,8 @@ def test_fresh_and_wmco_hosts_join_upgrade_and_one_leaves(node_lab: NodeLab) -> 
         node = node_lab.node_of(host)
         assert node is not None and node["status"]["nodeInfo"]["kubeletVersion"] == "v1.31.0"
         recent = [c for c in host.commands if c.received_at >= start]
-        stops = [c.received_at for c in recent if c.summary.startswith("sc stop")]
-        starts = [c.received_at for c in recent if c.summary.startswith("sc start")]
+        stops = [c.received_at for c in recent if c.summary.startswith("stop-service")]
+        starts = [c.received_at for c in recent if c.summary.startswith("start-service")]
         spans.append((min(stops), max(starts)))
     assert max_overlap(spans) <= 2
 

@@ -184,6 +184,34 @@ def test_wait_service_waits_on_the_host_in_one_round_trip(win_client: SimClient,
         "nope", c.ServiceState.STOPPED, 10_000))) is None
 
 
+def test_start_and_stop_service_wait_in_the_same_command(win_client: SimClient,
+                                                        installed: SimHost) -> None:
+    """start-service and stop-service: sc.exe and the wait after it in one round trip; a
+    stop is retried on the host while the service is still START_PENDING (1061)."""
+    installed.service_transition_seconds = 1.0
+    before = len(installed.commands)
+    started = time.monotonic()
+    status = c.parse_wait_service(run(win_client, c.start_service("containerd", 10_000)))
+    assert status is not None and status.state is c.ServiceState.RUNNING
+    assert time.monotonic() - started >= 0.5  # it waited out START_PENDING on the host
+    assert [x.summary for x in installed.commands[before:]] == ["start-service containerd"]
+    assert c.parse_wait_service(run(win_client, c.start_service(
+        "containerd", 10_000))).state is c.ServiceState.RUNNING  # type: ignore[union-attr]
+    c.parse_sc_status(run(win_client, c.sc_stop("containerd")), "sc-stop")  # STOP_PENDING
+    c.parse_sc_status(run(win_client, c.sc_query("containerd")))
+    stopped = c.parse_wait_service(run(win_client, c.stop_service("containerd", 10_000)))
+    assert stopped is not None and stopped.state is c.ServiceState.STOPPED
+    assert run(win_client, c.stop_service("nope", 10_000)).exit_code == 1060
+    # Still START_PENDING: sc.exe stop answers 1061 and is asked again until it is not.
+    c.parse_sc_status(run(win_client, c.sc_start("containerd")), "sc-start")
+    status = c.parse_wait_service(run(win_client, c.stop_service("containerd", 10_000)))
+    assert status is not None and status.state is c.ServiceState.STOPPED
+    # A start sc.exe refuses: its answer and its code, no wait.
+    installed.scm.start_failures["containerd"] = 1053
+    failed = run(win_client, c.start_service("containerd", 10_000))
+    assert failed.exit_code == 1053 and "StartService FAILED 1053" in failed.stdout
+
+
 def test_a_service_that_stops_while_starting_ends_the_wait(win_client: SimClient,
                                                            installed: SimHost) -> None:
     installed.service_transition_seconds = 5.0

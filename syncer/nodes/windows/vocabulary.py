@@ -1005,6 +1005,43 @@ def wait_service(name: str, state: ServiceState, timeout_ms: int) -> str:
                        ("timeout", timeout_ms)], WAIT_SERVICE_BODY)
 
 
+# sc-start and sc-stop with the wait after them, in one round trip: each SSH exec starts a
+# PowerShell on the host, which costs more than either command. A stop is retried every
+# 200 ms while the service cannot accept it (1061: a start or stop is pending), for up to
+# $timeout; a failure prints sc.exe's own answer and exits with its code.
+START_SERVICE_BODY = (
+    "$o=& sc.exe start $name\n"
+    "if($LASTEXITCODE -ne 0 -and $LASTEXITCODE -ne 1056){$o;exit $LASTEXITCODE}\n"
+    + WAIT_SERVICE_BODY
+)
+STOP_SERVICE_BODY = (
+    "$end=[DateTime]::UtcNow.AddMilliseconds($timeout)\n"
+    "do{$o=& sc.exe stop $name;$c=$LASTEXITCODE;if($c -ne 1061){break};"
+    "Start-Sleep -Milliseconds 200}while([DateTime]::UtcNow -lt $end)\n"
+    "if($c -ne 0 -and $c -ne 1062){$o;exit $c}\n"
+    + WAIT_SERVICE_BODY
+)
+
+
+def _transition(name: str, state: ServiceState, timeout_ms: int, body: str) -> str:
+    if not 0 <= timeout_ms <= 3_600_000:
+        raise ValueError(f"timeout_ms must be within 0..3600000: {timeout_ms}")
+    return powershell([("name", check_name(name, "service name")), ("want", int(state)),
+                       ("timeout", timeout_ms)], body)
+
+
+def start_service(name: str, timeout_ms: int) -> str:
+    """``sc.exe start`` (already running is fine), then ``wait-service`` RUNNING: the
+    status the wait ended with, or sc.exe's failure and its exit code."""
+    return _transition(name, ServiceState.RUNNING, timeout_ms, START_SERVICE_BODY)
+
+
+def stop_service(name: str, timeout_ms: int) -> str:
+    """``sc.exe stop`` (not running is fine; retried while start- or stop-pending), then
+    ``wait-service`` STOPPED. The SSH exec timeout must cover twice ``timeout_ms``."""
+    return _transition(name, ServiceState.STOPPED, timeout_ms, STOP_SERVICE_BODY)
+
+
 def parse_wait_service(result: CommandResult) -> ServiceStatus | None:
     """The status the wait ended with; None when the service does not exist."""
     if result.exit_code == ERROR_SERVICE_DOES_NOT_EXIST:
@@ -1170,12 +1207,14 @@ VOCABULARY: tuple[Entry, ...] = (
     Entry("sc-config", sc_config, parse_sc_done, "services"),
     Entry("sc-qc", sc_qc, parse_sc_qc, "services, verify"),
     Entry("sc-query", sc_query, parse_sc_status, "services, verify"),
-    Entry("sc-start", sc_start, parse_sc_status, "services"),
-    Entry("sc-stop", sc_stop, parse_sc_status, "services, deconfigure"),
+    Entry("sc-start", sc_start, parse_sc_status, "start-service"),
+    Entry("sc-stop", sc_stop, parse_sc_status, "stop-service"),
     Entry("sc-delete", sc_delete, parse_sc_done, "services, deconfigure"),
     Entry("sc-description", sc_description, parse_sc_done, "services (mark managed)"),
     Entry("sc-failure", sc_failure, parse_sc_done, "services (recovery actions)"),
-    Entry("wait-service", wait_service, parse_wait_service, "services"),
+    Entry("wait-service", wait_service, parse_wait_service, "start-service, stop-service"),
+    Entry("start-service", start_service, parse_wait_service, "services"),
+    Entry("stop-service", stop_service, parse_wait_service, "services, deconfigure"),
     Entry("wait-process-exit", wait_process_exit, parse_wait_process_exit, "services"),
     Entry("restart-computer", restart_computer, parse_restart_computer, "reboot"),
     Entry("managed-services", managed_services, parse_managed_services, "deconfigure"),
