@@ -23,7 +23,10 @@ another controller changed it meanwhile, so read and decide again. Two controlle
 therefore never both take the last slot. A host that is already out (failed or labelled)
 may take a slot without making things worse, so a failed host can be retried.
 :meth:`RolloutLock.acquire_many` decides several hosts in order on one read and adds them
-in one write (the rollout's free slots at once).
+in one write (the rollout's free slots at once). A process starts its next write from
+the Lease its last write returned rather than from a ``GET``: the ``PUT`` checks that
+``resourceVersion`` all the same, so a Lease another controller changed meanwhile makes
+it fail with the 409 that sends it to read again.
 
 **Restarts.** Each holder record names the controller (``identity``, stable across
 restarts, e.g. the Deployment name) and the process (``incarnation``, new per
@@ -140,6 +143,7 @@ class RolloutLock:
         self.clock = clock
         # This process's Lease writes one at a time: its own hosts' CAS never conflict.
         self._guard = threading.Lock()
+        self._written: dict[str, Any] | None = None  # the Lease as our last write left it
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -183,6 +187,11 @@ class RolloutLock:
                 raise
         again: dict[str, Any] = self.api.request("GET", self._lease_path)
         return again
+
+    def _last_lease(self) -> dict[str, Any]:
+        """The Lease to change: as this process last wrote it, else read. Under
+        ``_guard``; :meth:`_write` finds out if it is out of date."""
+        return self._written if self._written is not None else self._read_lease()
 
     @staticmethod
     def _holders_of(lease: dict[str, Any]) -> dict[str, SlotHolder]:
@@ -314,8 +323,9 @@ class RolloutLock:
                 release: Collection[str]) -> list[SlotResult] | None:
         """One read-decide-write of :meth:`acquire_many`; None on a write conflict. The
         Lease is read before the Nodes: a host that fails records that before it gives
-        its slot back, so it is counted in one or the other."""
-        lease = self._read_lease()
+        its slot back, so it is counted in one or the other (a Lease this process wrote
+        earlier is as good as read here: the write succeeds only if it is unchanged)."""
+        lease = self._last_lease()
         holders = self._holders_of(lease)
         out: list[Unavailable] | None = None  # counted once, when first needed
         results: list[SlotResult] = []
@@ -382,7 +392,7 @@ class RolloutLock:
         controller does not hold it any more."""
         for _attempt in range(MAX_ATTEMPTS):
             with self._guard:
-                lease = self._read_lease()
+                lease = self._last_lease()
                 holders = self._holders_of(lease)
                 mine = holders.get(address)
                 if mine is None or mine.incarnation != self.incarnation:
@@ -404,7 +414,7 @@ class RolloutLock:
         a failed host keeps counting until :meth:`clear_failure`."""
         for _attempt in range(MAX_ATTEMPTS):
             with self._guard:
-                lease = self._read_lease()
+                lease = self._last_lease()
                 holders = self._holders_of(lease)
                 if address not in holders:
                     return False
@@ -423,12 +433,14 @@ class RolloutLock:
         }
         meta.pop("managedFields", None)
         body = {**lease, "metadata": meta}
+        self._written = None
         try:
-            self.api.request("PUT", self._lease_path, body=body)
+            written: dict[str, Any] = self.api.request("PUT", self._lease_path, body=body)
         except ApiError as err:
             if err.status == 409:
                 return False
             raise
+        self._written = written
         return True
 
     # -- failure records -----------------------------------------------------------------

@@ -219,3 +219,36 @@ def test_free_slots_are_taken_in_order_with_one_lease_write(
     assert [(r.address, r.granted, r.resumed) for r in resumed] == [
         (orphan, True, True), (c, True, False), (d, False, False)]  # failed + orphan + c
     assert lease_writes == ["PUT"]
+
+
+def test_a_write_starts_from_the_lease_this_process_wrote_last(
+    control_plane: ControlPlane, namespace: str, scope: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hand-over reads no Lease it wrote itself; when another controller wrote since,
+    the compare-and-swap fails and the write is decided again on the Lease read anew."""
+    api = KubeClient(control_plane.api_client())
+    ours = _lock(api, namespace, scope, max_unavailable=2, identity="ours")
+    theirs = _lock(KubeClient(control_plane.api_client()), namespace, scope,
+                   max_unavailable=2, identity="theirs")
+    a, b, c, d = (unique_ip() for _ in range(4))
+    assert ours.acquire(a).granted
+    calls: list[str] = []
+    send = api.request
+
+    def request(method: str, path: str, **kw: Any) -> Any:
+        if "/leases" in path:
+            calls.append(method)
+        return send(method, path, **kw)
+
+    monkeypatch.setattr(api, "request", request)
+    assert ours.acquire_many([(b, None)], release=[a])[0].granted
+    assert calls == ["PUT"]
+    assert theirs.acquire(c).granted  # ours' copy of the Lease is out of date now
+    calls.clear()
+    assert ours.acquire_many([(d, None)], release=[b])[0].granted
+    assert calls == ["PUT", "GET", "PUT"]  # 409, read, decided again
+    assert [(h.address, h.holder) for h in ours.holders()] == sorted(
+        [(c, "theirs"), (d, "ours")])
+    # Two out of two: the count sees the other controller's slot.
+    refused = ours.acquire(unique_ip())
+    assert not refused.granted and c in refused.reason
