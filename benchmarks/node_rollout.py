@@ -17,7 +17,7 @@ The fleet grows in steps (the ``--growth`` sizes, then ``--rollout-hosts`` and
   ``maxUnavailable = --max-unavailable``, where every host's upgrade takes a fixed
   simulated time D (every host delays ``start-service kubelet`` by D). Ratio: total rollout
   time / the ideal ``ceil(hosts / maxUnavailable) x D``. The goal is 1.1; runs reach
-  1.13-1.25 (docs/performance.md), so 1.3 is enforced and the goal printed;
+  1.10-1.11 (docs/performance.md), so 1.3 is enforced and the goal printed;
 - **no-change pass** (at ``--hosts``): the stage over up-to-date hosts (reads its inputs
   and the cluster's facts, probes every host — host-key check, the inventory and
   node-facts commands — approves no CSR, plans, compares the status report), against the

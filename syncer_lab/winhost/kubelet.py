@@ -612,8 +612,9 @@ class Kubelets:
         host, path = kubelet.host, self._serving_path(kubelet)
         if not host.fs.is_file(path):
             return False
+        pem = host.fs.read_bytes(path)
         try:
-            cert = x509.load_pem_x509_certificate(host.fs.read_bytes(path))
+            cert = x509.load_pem_x509_certificate(pem)
             sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         except (ValueError, x509.ExtensionNotFound):
             return False
@@ -629,7 +630,7 @@ class Kubelets:
                 or kubelet.node_name not in sans.get_values_for_type(x509.DNSName)
                 or ip not in sans.get_values_for_type(x509.IPAddress)):
             return False
-        kubelet.serving_certificate = host.fs.read_bytes(path)
+        kubelet.serving_certificate = pem
         return True
 
     def _request_serving_certificate(self, kubelet: SimKubelet) -> None:
