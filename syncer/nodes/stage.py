@@ -21,8 +21,9 @@
 4. **approve** the pending kubelet CSRs of BYOH hosts (:mod:`syncer.nodes.csr`), every
    round, as WMCO's CSR controller does all the time: a serving certificate a kubelet asks
    for after its host was configured is approved too.
-5. **plan** each host (:mod:`syncer.nodes.hostplan`). Up-to-date hosts cost nothing more.
-   ``rollout.paused``: stop here, report the plans.
+5. **plan** each host (:mod:`syncer.nodes.hostplan`), on its probe's thread as soon as
+   its probe is back, so planning overlaps the other probes. Up-to-date hosts cost
+   nothing more. ``rollout.paused``: stop here, report the plans.
 6. **payloads**: every payload any plan needs is fetched and verified *before* any host is
    touched (:mod:`syncer.nodes.payloads`); a bad checksum ends the round here.
 7. **record** (annotations only) and **refresh** (files no service restarts for) where
@@ -281,30 +282,31 @@ def _round(
         node_selector=opts.node_selector,
     )
 
-    # --- probe, approve, plan ----------------------------------------------------------
-    probes = _probe_all(ctx, opts, inputs, previous, shutdown)
-    _approve_csrs(ctx, inputs.hosts, probes)
+    # --- probe and plan (each host on its probe's thread), approve ---------------------
     orphans = {h.address for h in lock.orphans()}
     failures = {f.address: f for f in lock.failures(inputs.nodes.values()) if f.address}
-    plans: list[HostPlan] = []
-    for host in inputs.hosts:
+
+    def plan_one(host: Host, probe: ProbeResult | None) -> HostPlan:
         node = inputs.nodes.get(host.node_name) if host.node_name else None
         failure = failures.get(host.address) if node is None else None
         old = previous.hosts.get(host.address)
-        plans.append(
-            plan_host(
-                host,
-                view,
-                probes.get(host.address),
-                node,
-                cluster=cluster,
-                managed=ctx.managed,
-                committed=desired.components,
-                failure=f"failed at step {failure.step}: {failure.error}" if failure else None,
-                failed_version=old.desired if failure and old else None,
-                orphaned=host.address in orphans,
-            )
+        return plan_host(
+            host,
+            view,
+            probe,
+            node,
+            cluster=cluster,
+            managed=ctx.managed,
+            committed=desired.components,
+            failure=f"failed at step {failure.step}: {failure.error}" if failure else None,
+            failed_version=old.desired if failure and old else None,
+            orphaned=host.address in orphans,
         )
+
+    probed = _probe_all(ctx, opts, inputs, previous, shutdown, plan_one)
+    _approve_csrs(ctx, inputs.hosts, {a: p.probe for a, p in probed.items()})
+    plans = [probed[h.address].plan if h.address in probed else plan_one(h, None)
+             for h in inputs.hosts]
     result.plans = plans
 
     if desired.rollout.paused:
@@ -417,13 +419,23 @@ def _with_key_file(inputs: NodeInputs, read: Callable[[], bytes | None]) -> Node
     return replace(inputs, private_key=key, problems=problems)
 
 
+@dataclass(frozen=True)
+class _Probed:
+    probe: ProbeResult
+    plan: HostPlan
+
+
 def _probe_all(
     ctx: StageContext,
     opts: NodeStageOptions,
     inputs: NodeInputs,
     previous: StatusReport,
     shutdown: threading.Event,
-) -> dict[str, ProbeResult]:
+    plan: Callable[[Host, ProbeResult], HostPlan],
+) -> dict[str, _Probed]:
+    """Probe every host, ``probe_workers`` at a time, and plan each on its probe's
+    thread as soon as its probe is back: the planning overlaps the other probes' round
+    trips instead of following them all."""
     desired = ctx.desired
     files = probe_files(desired, ctx.managed)
     services = probe_services(desired)
@@ -434,7 +446,7 @@ def _probe_all(
         auth_timeout_total=opts.probe_attempts_for,
     )
 
-    def one(host: Host) -> ProbeResult:
+    def one(host: Host) -> _Probed:
         node = inputs.nodes.get(host.node_name) if host.node_name else None
         shell = _known_shell(node, previous.hosts.get(host.address))
 
@@ -443,8 +455,9 @@ def _probe_all(
             session.options = probe_ssh
             return session
 
-        return probe_host(host.address, open_session, files, services, shell,
-                          ctx.cluster.platform)
+        probe = probe_host(host.address, open_session, files, services, shell,
+                           ctx.cluster.platform)
+        return _Probed(probe, plan(host, probe))
 
     if not inputs.hosts or shutdown.is_set():
         return {}
