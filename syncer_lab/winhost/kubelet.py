@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from ruamel.yaml import YAML
 
@@ -872,7 +873,9 @@ class Kubelets:
                 log.debug("closing the kubelet's client failed", exc_info=True)
 
 
-def _key_pem(key: Any) -> bytes:
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """The key as a kubelet's certificate store writes it (an ``EC PRIVATE KEY`` block,
+    keyutil.ECPrivateKeyBlockType), not the PKCS#8 of :func:`syncer_lab.pki.key_pem`."""
     pem: bytes = key.private_bytes(serialization.Encoding.PEM,
                                    serialization.PrivateFormat.TraditionalOpenSSL,
                                    serialization.NoEncryption())

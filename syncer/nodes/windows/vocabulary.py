@@ -993,16 +993,21 @@ WAIT_SERVICE_BODY = (
 )
 
 
+def _with_wait(name: str, state: ServiceState, timeout_ms: int, body: str) -> str:
+    """``body`` (one that ends with the wait-service text) with its parameters."""
+    if not 0 <= timeout_ms <= 3_600_000:
+        raise ValueError(f"timeout_ms must be within 0..3600000: {timeout_ms}")
+    return powershell([("name", check_name(name, "service name")), ("want", int(state)),
+                       ("timeout", timeout_ms)], body)
+
+
 def wait_service(name: str, state: ServiceState, timeout_ms: int) -> str:
     """Wait on the host, up to ``timeout_ms``, until service ``name`` is in ``state``
     (STOPPED or RUNNING; awaiting RUNNING also ends when it is STOPPED), then print its
     status as ``sc-query`` does. The SSH exec timeout must be longer than the wait."""
     if state not in (ServiceState.STOPPED, ServiceState.RUNNING):
         raise ValueError(f"wait_service waits for STOPPED or RUNNING, not {state.name}")
-    if not 0 <= timeout_ms <= 3_600_000:
-        raise ValueError(f"timeout_ms must be within 0..3600000: {timeout_ms}")
-    return powershell([("name", check_name(name, "service name")), ("want", int(state)),
-                       ("timeout", timeout_ms)], WAIT_SERVICE_BODY)
+    return _with_wait(name, state, timeout_ms, WAIT_SERVICE_BODY)
 
 
 # sc-start and sc-stop with the wait after them, in one round trip: each SSH exec starts a
@@ -1023,23 +1028,16 @@ STOP_SERVICE_BODY = (
 )
 
 
-def _transition(name: str, state: ServiceState, timeout_ms: int, body: str) -> str:
-    if not 0 <= timeout_ms <= 3_600_000:
-        raise ValueError(f"timeout_ms must be within 0..3600000: {timeout_ms}")
-    return powershell([("name", check_name(name, "service name")), ("want", int(state)),
-                       ("timeout", timeout_ms)], body)
-
-
 def start_service(name: str, timeout_ms: int) -> str:
     """``sc.exe start`` (already running is fine), then ``wait-service`` RUNNING: the
     status the wait ended with, or sc.exe's failure and its exit code."""
-    return _transition(name, ServiceState.RUNNING, timeout_ms, START_SERVICE_BODY)
+    return _with_wait(name, ServiceState.RUNNING, timeout_ms, START_SERVICE_BODY)
 
 
 def stop_service(name: str, timeout_ms: int) -> str:
     """``sc.exe stop`` (not running is fine; retried while start- or stop-pending), then
     ``wait-service`` STOPPED. The SSH exec timeout must cover twice ``timeout_ms``."""
-    return _transition(name, ServiceState.STOPPED, timeout_ms, STOP_SERVICE_BODY)
+    return _with_wait(name, ServiceState.STOPPED, timeout_ms, STOP_SERVICE_BODY)
 
 
 def parse_wait_service(result: CommandResult) -> ServiceStatus | None:
