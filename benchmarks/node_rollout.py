@@ -61,8 +61,8 @@ from syncer.nodes.hostplan import probe_files, probe_services
 from syncer.nodes.inputs import read_desired_state
 from syncer.nodes.managedfiles import round_files, runs_overlay
 from syncer.nodes.payloads import PayloadCache, host_view
+from syncer.nodes.probe import ProbeCommands
 from syncer.nodes.stage import NodeStageOptions, NodeStageResult, run_node_stage
-from syncer.nodes.windows import vocabulary
 from syncer_lab.kube import ControlPlane
 from syncer_lab.nodelab import NodeLab
 from syncer_lab.winhost.workers import LabProcesses, RemoteHost
@@ -125,9 +125,9 @@ def probe_commands(api: KubeClient, nl: NodeLab, options: NodeStageOptions) -> t
     cluster = read_cluster_facts(api, desired.nodes, overlay=runs_overlay(desired.components))
     bootstrap = kubeconfig.bootstrap_files(api, nl.namespace, api_server=cluster.api_server)
     managed = round_files(cluster, bootstrap, desired.components, read_cluster_settings(api))
-    inventory = vocabulary.inventory(files=probe_files(state, managed),
-                                     services=probe_services(state))
-    return inventory, vocabulary.node_facts(platform=cluster.platform)
+    commands = ProbeCommands.build(probe_files(state, managed), probe_services(state),
+                                   cluster.platform)
+    return commands.inventory, commands.node_facts
 
 
 def no_change(api: KubeClient, options: NodeStageOptions) -> float:

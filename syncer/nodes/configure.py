@@ -108,7 +108,7 @@ from syncer.nodes.hostplan import (
 )
 from syncer.nodes.inputs import Host, HostKind
 from syncer.nodes.managedfiles import runs_overlay
-from syncer.nodes.probe import HostFacts, inventory
+from syncer.nodes.probe import HostFacts, ProbeCommands, inventory
 from syncer.nodes.services import Services
 from syncer.nodes.ssh import HostSession
 from syncer.nodes.status import Phase
@@ -331,8 +331,9 @@ class HostRun:
 
     def _inventory(self, *extra_files: str) -> HostFacts:
         ctx = self.ctx
-        return inventory(self._session(), [*probe_files(ctx.desired, ctx.managed), *extra_files],
-                         probe_services(ctx.desired), self.facts.shell, ctx.cluster.platform)
+        commands = ProbeCommands.build([*probe_files(ctx.desired, ctx.managed), *extra_files],
+                                       probe_services(ctx.desired), ctx.cluster.platform)
+        return inventory(self._session(), commands, self.facts.shell)
 
     # --- steps ----------------------------------------------------------------------------
     def _restart_set(self) -> list[str]:

@@ -91,13 +91,25 @@ class ProbeResult:
         return self.facts is not None
 
 
-def inventory(
-    session: HostSession, files: Sequence[str], services: Sequence[str], shell: Shell,
-    platform: str = "none",
-) -> HostFacts:
+@dataclass(frozen=True)
+class ProbeCommands:
+    """The inventory and node-facts commands, built once for all the hosts of a round:
+    they are the same for every host, and building one checks and quotes every path."""
+
+    inventory: str
+    node_facts: str
+
+    @classmethod
+    def build(cls, files: Sequence[str], services: Sequence[str],
+              platform: str = "none") -> ProbeCommands:
+        return cls(vocabulary.inventory(files, services),
+                   vocabulary.node_facts(platform=platform))
+
+
+def inventory(session: HostSession, commands: ProbeCommands, shell: Shell) -> HostFacts:
     """Run the inventory and node-facts commands on an open session."""
-    inv = vocabulary.parse_inventory(session.run(vocabulary.inventory(files, services)))
-    node = vocabulary.parse_node_facts(session.run(vocabulary.node_facts(platform=platform)))
+    inv = vocabulary.parse_inventory(session.run(commands.inventory))
+    node = vocabulary.parse_node_facts(session.run(commands.node_facts))
     return HostFacts.from_inventory(session.address, shell, inv, node)
 
 
@@ -108,16 +120,14 @@ def detect_shell(session: HostSession) -> Shell:
 def probe_host(
     address: str,
     open_session: Callable[[], HostSession],
-    files: Sequence[str],
-    services: Sequence[str],
+    commands: ProbeCommands,
     known_shell: Shell | None = None,
-    platform: str = "none",
 ) -> ProbeResult:
     """Connect, detect the shell unless known, take the inventory, close."""
     try:
         with open_session() as session:
             shell = known_shell or detect_shell(session)
-            facts = inventory(session, files, services, shell, platform)
+            facts = inventory(session, commands, shell)
             return ProbeResult(address, facts, commands=session.commands_run)
     except HostKeyMismatch as err:
         return ProbeResult(address, error=str(err), kind="host-key")

@@ -32,7 +32,7 @@ from syncer.nodes.configure import HostRun
 from syncer.nodes.context import StageContext, StepFailed
 from syncer.nodes.hostplan import Action, HostPlan, plan_host, probe_files, probe_services
 from syncer.nodes.payloads import PayloadCache, PayloadError, fetch_all, host_view
-from syncer.nodes.probe import HostFacts, probe_host
+from syncer.nodes.probe import HostFacts, ProbeCommands, probe_host
 from syncer.nodes.status import PAYLOAD_SOURCES_KEY
 
 MAX_SOURCES = 512  # remembered payload sources (a few versions of every component)
@@ -105,10 +105,9 @@ def roll_back(ctx: StageContext, plan: HostPlan, facts: HostFacts) -> str | None
     probe = probe_host(
         plan.host.address,
         lambda: back.open_session(plan.host, node.name),
-        probe_files(desired, ctx.managed),
-        probe_services(desired),
+        ProbeCommands.build(probe_files(desired, ctx.managed), probe_services(desired),
+                            ctx.cluster.platform),
         facts.shell,
-        ctx.cluster.platform,
     )
     # Plan against the previous set; the failure record must not block this plan.
     clean = replace(

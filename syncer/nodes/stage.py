@@ -39,9 +39,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from syncer import names
 from syncer.cluster.client import ApiError, KubeClient
@@ -63,7 +64,7 @@ from syncer.nodes.hostplan import Action, HostPlan, plan_host, probe_files, prob
 from syncer.nodes.inputs import DesiredState, Host, HostKind, NodeInputs, read_node_inputs
 from syncer.nodes.managedfiles import round_files, runs_overlay
 from syncer.nodes.payloads import PayloadCache, PayloadError, fetch_all, host_view
-from syncer.nodes.probe import ProbeResult, probe_host
+from syncer.nodes.probe import ProbeCommands, ProbeResult, probe_host
 from syncer.nodes.progress import ProgressReporter
 from syncer.nodes.resolving import Resolver, ReverseResolver, resolve_ipv4, reverse_lookup
 from syncer.nodes.rollback import cached_digests, remember_sources
@@ -303,8 +304,15 @@ def _round(
             orphaned=host.address in orphans,
         )
 
-    probed = _probe_all(ctx, opts, inputs, previous, shutdown, plan_one)
-    _approve_csrs(ctx, inputs.hosts, {a: p.probe for a, p in probed.items()})
+    # The CSRs are listed while the hosts are probed: a LIST of every CSR of a cluster of
+    # hundreds of Nodes takes tens of milliseconds, and only their approval needs the
+    # probes' host names. A CSR made meanwhile is approved by the next round.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncer-csrs") as side:
+        csrs = side.submit(csr_approval.list_csrs, api) \
+            if any(_approves(ctx, h) for h in inputs.hosts) else None
+        probed = _probe_all(ctx, opts, inputs, previous, shutdown, plan_one)
+    if csrs is not None:
+        _approve_csrs(ctx, inputs.hosts, {a: p.probe for a, p in probed.items()}, csrs)
     plans = [probed[h.address].plan if h.address in probed else plan_one(h, None)
              for h in inputs.hosts]
     result.plans = plans
@@ -437,8 +445,8 @@ def _probe_all(
     thread as soon as its probe is back: the planning overlaps the other probes' round
     trips instead of following them all."""
     desired = ctx.desired
-    files = probe_files(desired, ctx.managed)
-    services = probe_services(desired)
+    commands = ProbeCommands.build(probe_files(desired, ctx.managed), probe_services(desired),
+                                   ctx.cluster.platform)
     probe_ssh = replace(
         opts.ssh,
         port=desired.nodes.ssh_port,
@@ -455,8 +463,7 @@ def _probe_all(
             session.options = probe_ssh
             return session
 
-        probe = probe_host(host.address, open_session, files, services, shell,
-                           ctx.cluster.platform)
+        probe = probe_host(host.address, open_session, commands, shell)
         return _Probed(probe, plan(host, probe))
 
     if not inputs.hosts or shutdown.is_set():
@@ -467,25 +474,31 @@ def _probe_all(
                         pool.map(one, inputs.hosts), strict=True))
 
 
-def _approve_csrs(ctx: StageContext, hosts: list[Host], probes: dict[str, ProbeResult]) -> None:
-    """Approve the pending kubelet CSRs of every BYOH host (Machines' belong to the
-    cluster's machine approver), with the host names the probes read as fallback."""
+def _approves(ctx: StageContext, host: Host) -> bool:
+    """Whether syncer approves the host's kubelet CSRs: a BYOH host's (Machines' belong to
+    the cluster's machine approver unless told otherwise)."""
+    return host.kind is HostKind.BYOH or ctx.approve_machine_csrs
+
+
+def _approve_csrs(ctx: StageContext, hosts: list[Host], probes: dict[str, ProbeResult],
+                  listed: Future[list[dict[str, Any]]]) -> None:
+    """Approve the pending kubelet CSRs of the hosts whose CSRs syncer approves, with the
+    host names the probes read as fallback; ``listed``: the cluster's CSRs."""
     addresses: list[str] = []
     hostnames: dict[str, str] = {}
     for host in hosts:
-        if host.kind is not HostKind.BYOH and not ctx.approve_machine_csrs:
+        if not _approves(ctx, host):
             continue
         facts = probes[host.address].facts if host.address in probes else None
         for address in dict.fromkeys([host.address, host.connect_address]):
             addresses.append(address)
             if facts is not None:
                 hostnames[address] = facts.hostname
-    if not addresses:
-        return
     try:
         for decision in csr_approval.approve_byoh_csrs(
                 ctx.api, addresses, hostnames, reverse=ctx.reverse,
-                bootstrapper=csr_approval.bootstrapper_user(ctx.namespace)):
+                bootstrapper=csr_approval.bootstrapper_user(ctx.namespace),
+                listed=listed.result()):
             if decision.approved:
                 log.info("approved CSR %s: %s", decision.name, decision.reason)
     except ApiError as err:
