@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
@@ -126,7 +126,9 @@ class HostStatus:
         return not self.done and not self.failed and self.phase not in _IDLE
 
     def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
+        # Every field is a str, None or the phase: no deep copy (``asdict``) needed, and
+        # the report of a 500-host pass builds this twice per host.
+        doc = {f.name: getattr(self, f.name) for f in fields(self)}
         doc["phase"] = self.phase.value
         return {k: v for k, v in doc.items()
                 if v is not None or k in ("node", "current", "last_error")}
