@@ -20,7 +20,9 @@
    for WMCO's ten minutes (the configure flow itself keeps WMCO's retries).
 4. **approve** the pending kubelet CSRs of BYOH hosts (:mod:`syncer.nodes.csr`), every
    round, as WMCO's CSR controller does all the time: a serving certificate a kubelet asks
-   for after its host was configured is approved too.
+   for after its host was configured is approved too. The CSRs are listed while the
+   hosts are probed (the probes' host names are a fallback for the approval); one made
+   meanwhile waits for the next round.
 5. **plan** each host (:mod:`syncer.nodes.hostplan`), on its probe's thread as soon as
    its probe is back, so planning overlaps the other probes. Up-to-date hosts cost
    nothing more. ``rollout.paused``: stop here, report the plans.
@@ -304,9 +306,8 @@ def _round(
             orphaned=host.address in orphans,
         )
 
-    # The CSRs are listed while the hosts are probed: a LIST of every CSR of a cluster of
-    # hundreds of Nodes takes tens of milliseconds, and only their approval needs the
-    # probes' host names. A CSR made meanwhile is approved by the next round.
+    # A LIST of every CSR of a cluster of hundreds of Nodes takes tens of milliseconds:
+    # it runs beside the probes, and only the approval waits for them.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncer-csrs") as side:
         csrs = side.submit(csr_approval.list_csrs, api) \
             if any(_approves(ctx, h) for h in inputs.hosts) else None
