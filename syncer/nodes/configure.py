@@ -329,11 +329,20 @@ class HostRun:
         vocabulary.check_done(result, entry)
         return result
 
-    def _inventory(self, *extra_files: str) -> HostFacts:
+    def _inventory(self) -> HostFacts:
         ctx = self.ctx
-        commands = ProbeCommands.build([*probe_files(ctx.desired, ctx.managed), *extra_files],
+        commands = ProbeCommands.build(probe_files(ctx.desired, ctx.managed),
                                        probe_services(ctx.desired), ctx.cluster.platform)
         return inventory(self._session(), commands, self.facts.shell)
+
+    def _files_and_services(self, *extra_files: str) -> HostFacts:
+        """The inventory command alone, without node-facts: what ``verify`` checks (files,
+        services, the kubelet's serving certificate). The node facts stay as last read;
+        ``verify`` checks none of them."""
+        ctx = self.ctx
+        command = vocabulary.inventory([*probe_files(ctx.desired, ctx.managed), *extra_files],
+                                       probe_services(ctx.desired))
+        return self.facts.with_inventory(vocabulary.parse_inventory(self._session().run(command)))
 
     # --- steps ----------------------------------------------------------------------------
     def _restart_set(self) -> list[str]:
@@ -496,7 +505,7 @@ class HostRun:
 
     def _verify(self) -> None:
         ctx = self.ctx
-        facts = self._inventory(KUBELET_SERVING_CERT)
+        facts = self._files_and_services(KUBELET_SERVING_CERT)
         self.facts = facts
         for name in managed_components(list(ctx.desired.components)):
             c = CATALOGUE[name]

@@ -23,7 +23,7 @@ that host until an operator acts; ``unreachable``; ``probe`` for a command that 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import paramiko
 
@@ -76,6 +76,13 @@ class HostFacts:
             managed=node.managed,
             cloud_hostname=node.cloud_hostname,
         )
+
+    def with_inventory(self, inv: Inventory) -> HostFacts:
+        """These facts with a fresh inventory (host name, build, free space, files,
+        services) and the node facts as they were."""
+        return replace(self, hostname=inv.hostname, os_build=str(inv.os_build),
+                       free_bytes=inv.free_bytes, files=dict(inv.files),
+                       services=dict(inv.services))
 
 
 @dataclass(frozen=True)

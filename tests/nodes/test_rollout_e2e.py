@@ -137,6 +137,12 @@ def test_version_bump_respects_max_unavailable(node_lab: NodeLab) -> None:
             "wait-process-exit ['kube-proxy', 'hybrid-overlay-node', 'kubelet']"), exits
         summaries = [c.summary for c in recent]
         assert summaries[summaries.index("stop-service kubelet") + 1] == exits[0]
+        # node-facts runs in the probe and after hybrid-overlay-node's restart (the
+        # network's subnet and management IP); verify checks files and services only, so
+        # its inventory runs alone and is the host's last command.
+        facts = [s for s in summaries if s.startswith("node-facts ")]
+        assert len(facts) == 2, entries(host)
+        assert summaries[-1].startswith("inventory "), entries(host)
         # Every start waits in its own command too.
         assert not [c for c in recent if c.summary.startswith("wait-service")], entries(host)
         assert not [c for c in recent if c.summary.startswith("sc query")], entries(host)
