@@ -398,20 +398,22 @@ class HostRun:
         for service in self.plan.remove_services:
             services.stop(service)
             services.delete(service)
+        stops: list[str] = []
         exiting: dict[str, str] = {}
         for name in reversed(restart):
             component = CATALOGUE[name]
             assert component.service is not None
             if self.facts.services.get(component.service) is None:
                 continue
-            process = process_name(component)
-            if services.stop(component.service) and process is not None:
+            stops.append(component.service)
+            if (process := process_name(component)) is not None:
                 exiting[process] = f"process {process} of service {component.service}"
         # A dependency may stop as soon as its dependents are STOPPED (Windows refuses it
         # only while they run, error 1051); their processes may still be exiting. So the
-        # exits are awaited once every service is stopped, together, in one command.
-        if exiting:
-            services.wait_exit(exiting)
+        # exits are awaited once every service is stopped, together; and all of it is one
+        # command, which starts one PowerShell on the host, not four.
+        if stops:
+            services.stop_all(stops, exiting)
         if any(c.name == "containerd" for c in self.plan.transfers):
             # Pods a drain leaves (DaemonSets, mirror pods) keep their shim running, and
             # the shim holds C:\k\containerd\containerd-shim-runhcs-v1.exe.

@@ -10,6 +10,8 @@ they do it through :class:`Services` so every path waits the same way:
   a binary still held by an exiting process cannot be replaced (WMCO learned this) and a
   directory holding it cannot be deleted. A service that does not exist is already
   stopped.
+- **stop several**: ``stop-services``: the same stop for each service in turn, then the
+  wait for their processes, all in one round trip (an upgrade stops three services).
 - **start**: ``start-service``: ``sc start`` (already running is fine), then a wait on
   the host until RUNNING, in one round trip; a service that stops again while starting
   is a failure that says so with its exit code.
@@ -22,7 +24,7 @@ they do it through :class:`Services` so every path waits the same way:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from syncer.nodes.ssh import HostSession
@@ -71,11 +73,37 @@ class Services:
             self.wait_exit({process: f"process {process} of service {service}"})
         return True
 
+    def stop_all(self, services: Sequence[str], processes: Mapping[str, str]) -> None:
+        """Stop ``services`` in this order, each until STOPPED, then wait until none of
+        ``processes`` (name -> what it is, for the error) runs: one command. A service
+        that does not exist is already stopped."""
+        result = self.session.run(
+            vocabulary.stop_services(services, list(processes), self._timeout_ms,
+                                     self.waits.process_exit),
+            timeout=len(services) * 2 * self.waits.service + self.waits.process_exit
+            + self.waits.command)
+        report = vocabulary.parse_stop_services(result)
+        if report.refused is not None:
+            if result.exit_code == vocabulary.ERROR_SERVICE_CANNOT_ACCEPT_CTRL:
+                raise ServiceFailed(f"service {report.refused} did not accept a stop request")
+            raise CommandFailed(f"sc stop {report.refused}",
+                                vocabulary.CommandResult(result.exit_code, report.answer,
+                                                         result.stderr))
+        for name, status in report.statuses.items():
+            if status is not None:
+                self._reached(name, status, ServiceState.STOPPED)
+        if not report.waited:
+            raise ServiceFailed(f"stop-services ended before its last service: "
+                                f"{vocabulary.error_text(result)}")
+        self._still_running(processes, report.running)
+
     def wait_exit(self, processes: Mapping[str, str]) -> None:
         """Wait until none of ``processes`` (name -> what it is, for the error) runs."""
-        running = vocabulary.parse_wait_process_exit(self.session.run(
+        self._still_running(processes, vocabulary.parse_wait_process_exit(self.session.run(
             vocabulary.wait_process_exit(list(processes), self.waits.process_exit),
-            timeout=self.waits.process_exit + self.waits.command))
+            timeout=self.waits.process_exit + self.waits.command)))
+
+    def _still_running(self, processes: Mapping[str, str], running: Sequence[str]) -> None:
         if running:
             folded = {name.casefold(): what for name, what in processes.items()}
             still = [folded.get(name.casefold(), f"process {name}") for name in running]

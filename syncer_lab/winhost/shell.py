@@ -86,6 +86,10 @@ class Executed:
             return "sc " + " ".join(str(a) for a in argv) if isinstance(argv, list) else "sc"
         if self.entry in ("start-service", "stop-service"):
             return f"{self.entry} {self.params.get('name')}"
+        if self.entry == "stop-services":
+            services = self.params.get("services", [])
+            return "stop-services " + " ".join(str(n) for n in services) \
+                if isinstance(services, list) else "stop-services"
         if self.entry and self.params:
             values = " ".join(str(v) for v in self.params.values())
             return f"{self.entry} {values}"

@@ -296,6 +296,14 @@ _WAIT_SERVICE = (
 )
 
 
+_WAIT_PROCESS_EXIT = (
+    "$p=@(Get-Process -Name $names -ErrorAction SilentlyContinue)\n"
+    "if($p.Count -gt 0){try{$p|Wait-Process -Timeout $timeout}catch{}}\n"
+    "$r=@(Get-Process -Name $names -ErrorAction SilentlyContinue)\n"
+    "if($r.Count -gt 0){$r.ProcessName|Sort-Object -Unique;exit 1460}"
+)
+
+
 def _start_service(m: Machine, p: dict[str, Any]) -> Outcome:
     # `$o=& sc.exe start $name`; on an exit code other than 0 or 1056 (already running)
     # print sc.exe's answer and exit with its code, else the wait-service body.
@@ -305,22 +313,62 @@ def _start_service(m: Machine, p: dict[str, Any]) -> Outcome:
     return _wait_service(m, p)
 
 
-def _stop_service(m: Machine, p: dict[str, Any]) -> Outcome:
+def _sc_stop(m: Machine, name: str, timeout_ms: int) -> Outcome:
     # `sc.exe stop` again every 200 ms while it answers 1061 (a start or stop is pending)
-    # and $timeout has not passed; an exit code other than 0 or 1062 (not started) prints
-    # sc.exe's answer and exits with it, else the wait-service body.
-    deadline = time.monotonic() + int(p["timeout"]) / 1000
+    # and the timeout has not passed.
+    deadline = time.monotonic() + timeout_ms / 1000
     while True:
-        stopped = _sc(m, {"argv": ["stop", p["name"]]})
+        stopped = _sc(m, {"argv": ["stop", name]})
         if stopped.exit_code != win32.SERVICE_CANNOT_ACCEPT_CTRL:
-            break
+            return stopped
         if not m.sleep(0.2):
             return Outcome(None)
         if time.monotonic() >= deadline:
-            break
+            return stopped
+
+
+def _stop_service(m: Machine, p: dict[str, Any]) -> Outcome:
+    # The stop (_sc_stop); an exit code other than 0 or 1062 (not started) prints sc.exe's
+    # answer and exits with it, else the wait-service body.
+    stopped = _sc_stop(m, p["name"], int(p["timeout"]))
     if stopped.exit_code not in (0, win32.SERVICE_NOT_ACTIVE) or stopped.unexpected:
         return stopped
     return _wait_service(m, p)
+
+
+def _stop_services(m: Machine, p: dict[str, Any]) -> Outcome:
+    # For each of $services in turn, after a line "== <name>": the stop (_sc_stop), where
+    # 1060 (no such service) goes on to the next and another code other than 0 or 1062
+    # prints sc.exe's answer and exits with it; the wait-service loop for STOPPED; then
+    # `sc.exe query`: a failure (deleted meanwhile) goes on to the next, else its block is
+    # printed and a state other than STOPPED ends the command (exit 0). After them a line
+    # "==" and, when $names has any, the wait-process-exit body (_wait_process).
+    out = ""
+    for name in p["services"]:
+        out += _lines(f"== {name}")
+        stopped = _sc_stop(m, name, int(p["wait"]))
+        if stopped.exit_code is None or stopped.unexpected:
+            return stopped
+        if stopped.exit_code == win32.SERVICE_DOES_NOT_EXIST:
+            continue
+        if stopped.exit_code not in (0, win32.SERVICE_NOT_ACTIVE):
+            return Outcome(stopped.exit_code, out + stopped.stdout)
+        queried = _wait_service(m, {"name": name, "want": int(State.STOPPED),
+                                    "timeout": p["wait"]})
+        if queried.exit_code is None or queried.unexpected:
+            return queried
+        if queried.exit_code != 0:
+            continue
+        out += queried.stdout
+        if m.scm.state(name) is not State.STOPPED:
+            return Outcome(0, out)
+    out += _lines("==")
+    if not p["names"]:
+        return Outcome(0, out)
+    waited = _wait_process(m, {"names": p["names"], "timeout": p["timeout"]})
+    if waited.exit_code is None:
+        return waited
+    return Outcome(waited.exit_code, out + waited.stdout)
 
 
 def _managed_services(m: Machine, p: dict[str, Any]) -> Outcome:
@@ -516,14 +564,28 @@ BODIES: tuple[Body, ...] = (
         _stop_service,
     ),
     Body(
-        "wait-process-exit",
-        (("names", "list"), ("timeout", "int")),
-        "$p=@(Get-Process -Name $names -ErrorAction SilentlyContinue)\n"
-        "if($p.Count -gt 0){try{$p|Wait-Process -Timeout $timeout}catch{}}\n"
-        "$r=@(Get-Process -Name $names -ErrorAction SilentlyContinue)\n"
-        "if($r.Count -gt 0){$r.ProcessName|Sort-Object -Unique;exit 1460}",
-        _wait_process,
+        "stop-services",
+        (("services", "list"), ("wait", "int"), ("names", "list"), ("timeout", "int")),
+        "foreach($name in $services){'== '+$name\n"
+        "$end=[DateTime]::UtcNow.AddMilliseconds($wait)\n"
+        "do{$o=& sc.exe stop $name;$c=$LASTEXITCODE;if($c -ne 1061){break};"
+        "Start-Sleep -Milliseconds 200}while([DateTime]::UtcNow -lt $end)\n"
+        "if($c -eq 1060){continue}\n"
+        "if($c -ne 0 -and $c -ne 1062){$o;exit $c}\n"
+        "$s=Get-Service -Name $name -ErrorAction SilentlyContinue\n"
+        "if($s){$end=[DateTime]::UtcNow.AddMilliseconds($wait);$d=10\n"
+        "while([DateTime]::UtcNow -lt $end){if([int]$s.Status -eq 1){break};"
+        "Start-Sleep -Milliseconds $d;$d=[Math]::Min(2*$d,200);try{$s.Refresh()}catch{break}}}\n"
+        "$q=& sc.exe query $name\n"
+        "if($LASTEXITCODE -ne 0){continue}\n"
+        "$q\n"
+        "if([int]$s.Status -ne 1){exit 0}}\n"
+        "'=='\n"
+        "if($names.Count -gt 0){\n" + _WAIT_PROCESS_EXIT + "}",
+        _stop_services,
     ),
+    Body("wait-process-exit", (("names", "list"), ("timeout", "int")), _WAIT_PROCESS_EXIT,
+         _wait_process),
     Body("restart-computer", (), "Restart-Computer -Force", _restart),
     Body("stop-process", (("name", "str"),),
          "Stop-Process -Force -Name $name -ErrorAction SilentlyContinue", _stop_process),

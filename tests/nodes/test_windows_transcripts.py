@@ -243,6 +243,48 @@ def test_a_stop_still_pending_at_the_timeout_fails_with_the_state() -> None:
     assert str(err.value) == "service kubelet is STOP_PENDING after 5s, expected STOPPED"
 
 
+# stop-services: each service's part after "== <name>" (its wait's block; nothing when it
+# does not exist), then "==" and what the processes' wait printed.
+STOP_THREE = (vocabulary.stop_services(["kube-proxy", "nope", "kubelet"], ["kubelet"], 5000, 120))
+KUBELET = {"kubelet": "process kubelet of service kubelet"}
+
+
+def test_stop_services_stop_in_one_command() -> None:
+    out = "== kube-proxy\r\n" + STOPPED + "== nope\r\n== kubelet\r\n" + STOPPED + "==\r\n"
+    svc, replay = services([(STOP_THREE, ok(out))])
+    svc.stop_all(["kube-proxy", "nope", "kubelet"], KUBELET)
+    assert replay.script == []
+
+
+@pytest.mark.parametrize(("out", "code", "message"), [
+    # The wait ended with the service still stopping: the command ended there.
+    ("== kube-proxy\r\n" + STOP_PENDING, 0,
+     "service kube-proxy is STOP_PENDING after 5s, expected STOPPED"),
+    # sc.exe stop still answered 1061 at the timeout: its answer, its code.
+    ("== kube-proxy\r\n" + STOPPED + "== nope\r\n== kubelet\r\n[SC] ControlService FAILED "
+     "1061:\r\n\r\nThe service cannot accept control messages at this time.\r\n", 1061,
+     "service kubelet did not accept a stop request"),
+    # Every service stopped; the kubelet's process had not exited when the wait ended.
+    ("== kube-proxy\r\n" + STOPPED + "== nope\r\n== kubelet\r\n" + STOPPED + "==\r\nkubelet\r\n",
+     1460, "process kubelet of service kubelet still runs after 120s"),
+])
+def test_stop_services_failures_name_the_service(out: str, code: int, message: str) -> None:
+    svc, _ = services([(STOP_THREE, ok(out, code))])
+    with pytest.raises(ServiceFailed) as err:
+        svc.stop_all(["kube-proxy", "nope", "kubelet"], KUBELET)
+    assert str(err.value) == message
+
+
+def test_stop_services_refused_with_another_code_is_sc_exes_answer() -> None:
+    out = ("== kubelet\r\n[SC] ControlService FAILED 1051:\r\n\r\nA stop control has been "
+           "sent to a service that other running services are dependent on.\r\n")
+    svc, _ = services([(vocabulary.stop_services(["kubelet"], [], 5000, 120), ok(out, 1051))])
+    with pytest.raises(vocabulary.CommandFailed) as err:
+        svc.stop_all(["kubelet"], {})
+    assert err.value.code == 1051 and err.value.entry == "sc stop kubelet"
+    assert "other running services are dependent on" in str(err.value)
+
+
 def test_a_start_that_times_out_fails_with_the_hosts_message() -> None:
     svc, _ = services([(vocabulary.start_service("kubelet", 5000), ok(START_FAILED_1053, 1053))])
     with pytest.raises(ServiceFailed) as err:

@@ -212,6 +212,46 @@ def test_start_and_stop_service_wait_in_the_same_command(win_client: SimClient,
     assert failed.exit_code == 1053 and "StartService FAILED 1053" in failed.stdout
 
 
+def test_stop_services_stops_each_in_turn_then_waits_for_the_processes(
+        win_client: SimClient, installed: SimHost) -> None:
+    """stop-services: each service until STOPPED, dependents first, one that does not
+    exist passed over, then the processes' exits: one round trip."""
+    for name in ("containerd", "hybrid-overlay-node", "kube-proxy"):
+        start_and_wait(win_client, installed, name)
+    before = len(installed.commands)
+    order = ["kube-proxy", "nope", "hybrid-overlay-node", "containerd"]
+    report = c.parse_stop_services(run(win_client, c.stop_services(
+        order, ["proxy-service", "overlay-service", "containerd"], 10_000, 30)))
+    assert list(report.statuses) == order and report.statuses["nope"] is None
+    assert {n: s.state for n, s in report.statuses.items() if s is not None} == dict.fromkeys(
+        ["kube-proxy", "hybrid-overlay-node", "containerd"], c.ServiceState.STOPPED)
+    assert report.waited and report.running == ()
+    assert not installed.scm.processes("containerd")  # the exits were awaited too
+    assert [x.summary for x in installed.commands[before:]] == [
+        "stop-services kube-proxy nope hybrid-overlay-node containerd"]
+
+
+def test_stop_services_ends_at_a_refused_or_unfinished_stop(win_client: SimClient,
+                                                            installed: SimHost) -> None:
+    for name in ("containerd", "hybrid-overlay-node", "kube-proxy"):
+        start_and_wait(win_client, installed, name)
+    # A dependency while its dependents run: sc.exe refuses (1051) and the command ends.
+    refused = run(win_client, c.stop_services(["containerd", "kube-proxy"], [], 10_000, 30))
+    assert refused.exit_code == c.ERROR_DEPENDENT_SERVICES_RUNNING
+    report = c.parse_stop_services(refused)
+    assert report.refused == "containerd" and "FAILED 1051" in report.answer
+    assert installed.scm.state("kube-proxy") == c.ServiceState.RUNNING
+    # Still STOP_PENDING when the wait ends: its block is the last part, nothing after it.
+    installed.service_transition_seconds = 5.0
+    report = c.parse_stop_services(run(win_client, c.stop_services(
+        ["kube-proxy", "hybrid-overlay-node"], ["proxy-service"], 300, 30)))
+    assert list(report.statuses) == ["kube-proxy"] and not report.waited
+    assert report.statuses["kube-proxy"].state is c.ServiceState.STOP_PENDING  # type: ignore[union-attr]
+    assert installed.scm.state("hybrid-overlay-node") == c.ServiceState.RUNNING
+    with pytest.raises(ValueError):
+        c.stop_services([], [], 1000, 30)
+
+
 def test_a_service_that_stops_while_starting_ends_the_wait(win_client: SimClient,
                                                            installed: SimHost) -> None:
     installed.service_transition_seconds = 5.0

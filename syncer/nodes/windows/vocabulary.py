@@ -1040,6 +1040,92 @@ def stop_service(name: str, timeout_ms: int) -> str:
     return _with_wait(name, ServiceState.STOPPED, timeout_ms, STOP_SERVICE_BODY)
 
 
+# stop-service for several services in turn, then wait-process-exit for their processes,
+# in one round trip: an upgrade stops kube-proxy, hybrid-overlay-node and the kubelet. Each
+# service's part of the output follows a line "== <name>": its sc.exe query block once it
+# is STOPPED, nothing when it does not exist (sc.exe stop 1060, or deleted meanwhile). A
+# service still not STOPPED after $wait ms ends the command with its block (exit 0); a
+# stop sc.exe refuses prints sc.exe's answer and exits with its code. Then a line "==" and
+# the wait-process-exit body for $names, when there are any.
+STOP_SERVICES_BODY = (
+    "foreach($name in $services){'== '+$name\n"
+    "$end=[DateTime]::UtcNow.AddMilliseconds($wait)\n"
+    "do{$o=& sc.exe stop $name;$c=$LASTEXITCODE;if($c -ne 1061){break};"
+    "Start-Sleep -Milliseconds 200}while([DateTime]::UtcNow -lt $end)\n"
+    "if($c -eq 1060){continue}\n"
+    "if($c -ne 0 -and $c -ne 1062){$o;exit $c}\n"
+    "$s=Get-Service -Name $name -ErrorAction SilentlyContinue\n"
+    "if($s){$end=[DateTime]::UtcNow.AddMilliseconds($wait);$d=10\n"
+    "while([DateTime]::UtcNow -lt $end){if([int]$s.Status -eq 1){break};"
+    "Start-Sleep -Milliseconds $d;$d=[Math]::Min(2*$d,200);try{$s.Refresh()}catch{break}}}\n"
+    "$q=& sc.exe query $name\n"
+    "if($LASTEXITCODE -ne 0){continue}\n"
+    "$q\n"
+    "if([int]$s.Status -ne 1){exit 0}}\n"
+    "'=='\n"
+    "if($names.Count -gt 0){\n" + WAIT_PROCESS_BODY + "}"
+)
+
+
+def stop_services(services: Sequence[str], processes: Sequence[str], timeout_ms: int,
+                  exit_seconds: int) -> str:
+    """``stop-service`` for each of ``services`` in this order, then ``wait-process-exit``
+    for ``processes`` (none: no wait), in one command. The SSH exec timeout must cover
+    twice ``timeout_ms`` per service plus ``exit_seconds``."""
+    if not services:
+        raise ValueError("stop_services needs at least one service")
+    if not 0 <= timeout_ms <= 3_600_000:
+        raise ValueError(f"timeout_ms must be within 0..3600000: {timeout_ms}")
+    if not 0 <= exit_seconds <= 3600:
+        raise ValueError(f"exit_seconds must be within 0..3600: {exit_seconds}")
+    return powershell([("services", [check_name(n, "service name") for n in services]),
+                       ("wait", timeout_ms),
+                       ("names", [check_name(n, "process name") for n in processes]),
+                       ("timeout", exit_seconds)], STOP_SERVICES_BODY)
+
+
+@dataclass(frozen=True)
+class ServicesStopped:
+    """What ``stop-services`` reported."""
+
+    # Each service the command reached, in order: its status once the wait ended, None
+    # when it does not exist. A status that is not STOPPED ended the command. Empty when
+    # a stop was refused.
+    statuses: dict[str, ServiceStatus | None]
+    refused: str | None = None  # the service whose stop sc.exe refused (the exit code)
+    answer: str = ""  # sc.exe's answer to that stop
+    waited: bool = False  # the processes' wait ran (every service is STOPPED or gone)
+    running: tuple[str, ...] = ()  # processes still running when that wait ended
+
+
+def parse_stop_services(result: CommandResult) -> ServicesStopped:
+    """The services' parts and the processes still running; a refused stop is data
+    (``refused``), any other failure :class:`CommandFailed`."""
+    parts: dict[str, list[str]] = {}
+    tail: list[str] | None = None
+    current: list[str] | None = None
+    for line in result.stdout.replace("\r\n", "\n").split("\n"):
+        if line.rstrip() == "==":
+            current = tail = []
+        elif line.startswith("== ") and tail is None:
+            current = parts.setdefault(line[3:].strip(), [])
+        elif current is not None:
+            current.append(line)
+    if tail is None and parts and result.exit_code not in (0, NO_EXIT_STATUS):
+        name = list(parts)[-1]
+        return ServicesStopped({}, refused=name, answer="\n".join(parts[name]).strip())
+    _ok("stop-services", result, 0, ERROR_TIMEOUT)
+    statuses: dict[str, ServiceStatus | None] = {}
+    for name, lines in parts.items():
+        block = "\n".join(lines).strip()
+        statuses[name] = parse_sc_status(CommandResult(0, block), "stop-services") \
+            if block else None
+    running = tuple(n for n in _lines("\n".join(tail or [])) if _NAME.match(n))
+    if result.exit_code == ERROR_TIMEOUT and not running:
+        raise ValueError(f"stop-services: timed out naming no process: {result.stdout!r}")
+    return ServicesStopped(statuses, waited=tail is not None, running=running)
+
+
 def parse_wait_service(result: CommandResult) -> ServiceStatus | None:
     """The status the wait ended with; None when the service does not exist."""
     if result.exit_code == ERROR_SERVICE_DOES_NOT_EXIST:
@@ -1213,6 +1299,8 @@ VOCABULARY: tuple[Entry, ...] = (
     Entry("wait-service", wait_service, parse_wait_service, "start-service, stop-service"),
     Entry("start-service", start_service, parse_wait_service, "services"),
     Entry("stop-service", stop_service, parse_wait_service, "services, deconfigure"),
+    Entry("stop-services", stop_services, parse_stop_services,
+          "stop-services (an upgrade's services, in order)"),
     Entry("wait-process-exit", wait_process_exit, parse_wait_process_exit, "services"),
     Entry("restart-computer", restart_computer, parse_restart_computer, "reboot"),
     Entry("managed-services", managed_services, parse_managed_services, "deconfigure"),
