@@ -486,9 +486,6 @@ class HostRun:
         overlay.ensure(self.ctx, self._session(), self._services(), self.facts,
                        self.node_name, restart=restart, after=self._inventory)
 
-    def _approves(self) -> bool:
-        return self.host.kind is HostKind.BYOH or self.ctx.approve_machine_csrs
-
     def _approve_csrs(self, listed: list[dict[str, Any]]) -> list[csr_approval.CsrDecision]:
         """Approve this host's pending kubelet CSRs among ``listed`` (one of the round's
         shared lists, :attr:`StageContext.csrs` or ``serving_csrs``, which an approval
@@ -526,9 +523,10 @@ class HostRun:
         want = ctx.desired.kubelet_version
         deadline = time.monotonic() + ctx.timeouts.ready_wait
         # A kubelet without a serving certificate asks for one; wait for it to be approved.
-        serving = not self._approves() or facts.files.get(KUBELET_SERVING_CERT) is not None
+        approves = ctx.approves_csrs(self.host)
+        serving = not approves or facts.files.get(KUBELET_SERVING_CERT) is not None
         while True:
-            if self._approves():
+            if approves:
                 csrs = ctx.serving_csrs.get()
                 approved = self._approve_csrs(csrs)
                 serving = (serving or csr_approval.serving_approved(csrs, self.node_name)
@@ -560,7 +558,7 @@ class HostRun:
         ips = {self.host.connect_address, self.host.address, self.plan.identity.node_ip}
         deadline = time.monotonic() + ctx.timeouts.node_wait
         while True:
-            if self._approves():
+            if ctx.approves_csrs(self.host):
                 self._approve_csrs(ctx.csrs.get())
             for node in ctx.windows_nodes.get():
                 if any(node.has_address(ip) for ip in ips):

@@ -22,7 +22,7 @@ from syncer.nodes import csr as csr_approval
 from syncer.nodes.clusterinfo import ClusterFacts
 from syncer.nodes.drain import DrainOptions
 from syncer.nodes.hostkeys import HostKeyStore, PinningPolicy
-from syncer.nodes.inputs import Host
+from syncer.nodes.inputs import Host, HostKind
 from syncer.nodes.managedfiles import ManagedFile
 from syncer.nodes.payloads import Payload, PayloadCache, PayloadError
 from syncer.nodes.phases import PhaseWriter
@@ -101,6 +101,11 @@ class StageContext:
             self.timeouts.poll)
         # Each host's step on its Node, written behind the host (closed by the stage).
         self.phases = PhaseWriter(self.api)
+
+    def approves_csrs(self, host: Host) -> bool:
+        """Whether syncer approves the host's kubelet CSRs: a BYOH host's (Machines'
+        belong to the cluster's machine approver unless ``approve_machine_csrs``)."""
+        return host.kind is HostKind.BYOH or self.approve_machine_csrs
 
     def open_session(self, host: Host, node_name: str | None) -> HostSession:
         policy = PinningPolicy(

@@ -63,7 +63,7 @@ from syncer.nodes.downloads import FetchPolicy
 from syncer.nodes.drain import DrainOptions
 from syncer.nodes.hostkeys import RoundHostKeyStore
 from syncer.nodes.hostplan import Action, HostPlan, plan_host, probe_files, probe_services
-from syncer.nodes.inputs import DesiredState, Host, HostKind, NodeInputs, read_node_inputs
+from syncer.nodes.inputs import DesiredState, Host, NodeInputs, read_node_inputs
 from syncer.nodes.managedfiles import round_files, runs_overlay
 from syncer.nodes.payloads import PayloadCache, PayloadError, fetch_all, host_view
 from syncer.nodes.probe import ProbeCommands, ProbeResult, probe_host
@@ -310,7 +310,7 @@ def _round(
     # it runs beside the probes, and only the approval waits for them.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncer-csrs") as side:
         csrs = side.submit(csr_approval.list_csrs, api) \
-            if any(_approves(ctx, h) for h in inputs.hosts) else None
+            if any(ctx.approves_csrs(h) for h in inputs.hosts) else None
         probed = _probe_all(ctx, opts, inputs, previous, shutdown, plan_one)
     if csrs is not None:
         _approve_csrs(ctx, inputs.hosts, {a: p.probe for a, p in probed.items()}, csrs)
@@ -475,12 +475,6 @@ def _probe_all(
                         pool.map(one, inputs.hosts), strict=True))
 
 
-def _approves(ctx: StageContext, host: Host) -> bool:
-    """Whether syncer approves the host's kubelet CSRs: a BYOH host's (Machines' belong to
-    the cluster's machine approver unless told otherwise)."""
-    return host.kind is HostKind.BYOH or ctx.approve_machine_csrs
-
-
 def _approve_csrs(ctx: StageContext, hosts: list[Host], probes: dict[str, ProbeResult],
                   listed: Future[list[dict[str, Any]]]) -> None:
     """Approve the pending kubelet CSRs of the hosts whose CSRs syncer approves, with the
@@ -488,7 +482,7 @@ def _approve_csrs(ctx: StageContext, hosts: list[Host], probes: dict[str, ProbeR
     addresses: list[str] = []
     hostnames: dict[str, str] = {}
     for host in hosts:
-        if not _approves(ctx, host):
+        if not ctx.approves_csrs(host):
             continue
         facts = probes[host.address].facts if host.address in probes else None
         for address in dict.fromkeys([host.address, host.connect_address]):
