@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from syncer.nodes.ssh import HostSession
 from syncer.nodes.windows import vocabulary
@@ -61,10 +62,8 @@ class Services:
                                   timeout=2 * self.waits.service + self.waits.command)
         if result.exit_code == vocabulary.ERROR_SERVICE_DOES_NOT_EXIST:
             return False
-        if result.exit_code == vocabulary.ERROR_SERVICE_CANNOT_ACCEPT_CTRL:
-            raise ServiceFailed(f"service {service} did not accept a stop request")
         if result.exit_code != 0:
-            raise CommandFailed(f"sc stop {service}", result)
+            _refused(service, result)
         status = vocabulary.parse_wait_service(result)
         if status is None:  # deleted meanwhile
             return False
@@ -84,11 +83,8 @@ class Services:
             + self.waits.command)
         report = vocabulary.parse_stop_services(result)
         if report.refused is not None:
-            if result.exit_code == vocabulary.ERROR_SERVICE_CANNOT_ACCEPT_CTRL:
-                raise ServiceFailed(f"service {report.refused} did not accept a stop request")
-            raise CommandFailed(f"sc stop {report.refused}",
-                                vocabulary.CommandResult(result.exit_code, report.answer,
-                                                         result.stderr))
+            _refused(report.refused, vocabulary.CommandResult(result.exit_code, report.answer,
+                                                              result.stderr))
         for name, status in report.statuses.items():
             if status is not None:
                 self._reached(name, status, ServiceState.STOPPED)
@@ -183,3 +179,10 @@ class Services:
         if result.exit_code not in (0, vocabulary.ERROR_SERVICE_DOES_NOT_EXIST,
                                     vocabulary.ERROR_SERVICE_MARKED_FOR_DELETE):
             raise CommandFailed(f"sc delete {service}", result)
+
+
+def _refused(service: str, result: vocabulary.CommandResult) -> NoReturn:
+    """sc.exe refused to stop ``service`` (``result``: its answer and code)."""
+    if result.exit_code == vocabulary.ERROR_SERVICE_CANNOT_ACCEPT_CTRL:
+        raise ServiceFailed(f"service {service} did not accept a stop request")
+    raise CommandFailed(f"sc stop {service}", result)

@@ -162,6 +162,13 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+def check_within(value: int, high: int, what: str) -> int:
+    """An integer parameter within ``0..high``."""
+    if not 0 <= value <= high:
+        raise ValueError(f"{what} must be within 0..{high}: {value}")
+    return value
+
+
 def check_native_argument(value: str, what: str) -> str:
     """A value Windows PowerShell 5.1 passes to a native program unchanged."""
     check_text(value, what)
@@ -690,9 +697,8 @@ def expand_archive(archive: str, directory: str, strip: int = 0) -> str:
     containerd's ``bin/containerd.exe`` lands at ``<directory>\\containerd.exe``."""
     check_native_argument(check_path(archive, "archive"), "archive")
     check_native_argument(check_path(directory, "directory"), "directory")
-    if not 0 <= strip <= 16:
-        raise ValueError(f"strip must be within 0..16: {strip}")
-    return powershell([("archive", archive), ("directory", directory), ("strip", strip)],
+    return powershell([("archive", archive), ("directory", directory),
+                       ("strip", check_within(strip, 16, "strip"))],
                       EXPAND_ARCHIVE_BODY)
 
 
@@ -720,10 +726,9 @@ def wait_process_exit(names: Sequence[str], timeout_seconds: int) -> str:
     """
     if not names:
         raise ValueError("wait_process_exit needs at least one process name")
-    if not 0 <= timeout_seconds <= 3600:
-        raise ValueError(f"timeout_seconds must be within 0..3600: {timeout_seconds}")
     return powershell([("names", [check_name(n, "process name") for n in names]),
-                       ("timeout", timeout_seconds)], WAIT_PROCESS_BODY)
+                       ("timeout", check_within(timeout_seconds, 3600, "timeout_seconds"))],
+                      WAIT_PROCESS_BODY)
 
 
 def parse_wait_process_exit(result: CommandResult) -> list[str]:
@@ -995,10 +1000,8 @@ WAIT_SERVICE_BODY = (
 
 def _with_wait(name: str, state: ServiceState, timeout_ms: int, body: str) -> str:
     """``body`` (one that ends with the wait-service text) with its parameters."""
-    if not 0 <= timeout_ms <= 3_600_000:
-        raise ValueError(f"timeout_ms must be within 0..3600000: {timeout_ms}")
     return powershell([("name", check_name(name, "service name")), ("want", int(state)),
-                       ("timeout", timeout_ms)], body)
+                       ("timeout", check_within(timeout_ms, 3_600_000, "timeout_ms"))], body)
 
 
 def wait_service(name: str, state: ServiceState, timeout_ms: int) -> str:
@@ -1019,11 +1022,16 @@ START_SERVICE_BODY = (
     "if($LASTEXITCODE -ne 0 -and $LASTEXITCODE -ne 1056){$o;exit $LASTEXITCODE}\n"
     + WAIT_SERVICE_BODY
 )
-STOP_SERVICE_BODY = (
-    "$end=[DateTime]::UtcNow.AddMilliseconds($timeout)\n"
+# sc.exe stop $name, again every 200 ms while it answers 1061, until $end; its answer in
+# $o, its code in $c.
+STOP_RETRYING = (
     "do{$o=& sc.exe stop $name;$c=$LASTEXITCODE;if($c -ne 1061){break};"
     "Start-Sleep -Milliseconds 200}while([DateTime]::UtcNow -lt $end)\n"
-    "if($c -ne 0 -and $c -ne 1062){$o;exit $c}\n"
+)
+STOP_SERVICE_BODY = (
+    "$end=[DateTime]::UtcNow.AddMilliseconds($timeout)\n"
+    + STOP_RETRYING
+    + "if($c -ne 0 -and $c -ne 1062){$o;exit $c}\n"
     + WAIT_SERVICE_BODY
 )
 
@@ -1050,9 +1058,8 @@ def stop_service(name: str, timeout_ms: int) -> str:
 STOP_SERVICES_BODY = (
     "foreach($name in $services){'== '+$name\n"
     "$end=[DateTime]::UtcNow.AddMilliseconds($wait)\n"
-    "do{$o=& sc.exe stop $name;$c=$LASTEXITCODE;if($c -ne 1061){break};"
-    "Start-Sleep -Milliseconds 200}while([DateTime]::UtcNow -lt $end)\n"
-    "if($c -eq 1060){continue}\n"
+    + STOP_RETRYING
+    + "if($c -eq 1060){continue}\n"
     "if($c -ne 0 -and $c -ne 1062){$o;exit $c}\n"
     "$s=Get-Service -Name $name -ErrorAction SilentlyContinue\n"
     "if($s){$end=[DateTime]::UtcNow.AddMilliseconds($wait);$d=10\n"
@@ -1074,14 +1081,11 @@ def stop_services(services: Sequence[str], processes: Sequence[str], timeout_ms:
     twice ``timeout_ms`` per service plus ``exit_seconds``."""
     if not services:
         raise ValueError("stop_services needs at least one service")
-    if not 0 <= timeout_ms <= 3_600_000:
-        raise ValueError(f"timeout_ms must be within 0..3600000: {timeout_ms}")
-    if not 0 <= exit_seconds <= 3600:
-        raise ValueError(f"exit_seconds must be within 0..3600: {exit_seconds}")
     return powershell([("services", [check_name(n, "service name") for n in services]),
-                       ("wait", timeout_ms),
+                       ("wait", check_within(timeout_ms, 3_600_000, "timeout_ms")),
                        ("names", [check_name(n, "process name") for n in processes]),
-                       ("timeout", exit_seconds)], STOP_SERVICES_BODY)
+                       ("timeout", check_within(exit_seconds, 3600, "exit_seconds"))],
+                      STOP_SERVICES_BODY)
 
 
 @dataclass(frozen=True)
