@@ -296,6 +296,11 @@ _WAIT_SERVICE = (
 )
 
 
+# stop-service's and stop-services' `sc.exe stop`, retried on 1061 until $end (_sc_stop).
+_STOP_RETRYING = (
+    "do{$o=& sc.exe stop $name;$c=$LASTEXITCODE;if($c -ne 1061){break};"
+    "Start-Sleep -Milliseconds 200}while([DateTime]::UtcNow -lt $end)\n"
+)
 _WAIT_PROCESS_EXIT = (
     "$p=@(Get-Process -Name $names -ErrorAction SilentlyContinue)\n"
     "if($p.Count -gt 0){try{$p|Wait-Process -Timeout $timeout}catch{}}\n"
@@ -557,9 +562,8 @@ BODIES: tuple[Body, ...] = (
         "stop-service",
         (("name", "str"), ("want", "int"), ("timeout", "int")),
         "$end=[DateTime]::UtcNow.AddMilliseconds($timeout)\n"
-        "do{$o=& sc.exe stop $name;$c=$LASTEXITCODE;if($c -ne 1061){break};"
-        "Start-Sleep -Milliseconds 200}while([DateTime]::UtcNow -lt $end)\n"
-        "if($c -ne 0 -and $c -ne 1062){$o;exit $c}\n"
+        + _STOP_RETRYING
+        + "if($c -ne 0 -and $c -ne 1062){$o;exit $c}\n"
         + _WAIT_SERVICE,
         _stop_service,
     ),
@@ -568,9 +572,8 @@ BODIES: tuple[Body, ...] = (
         (("services", "list"), ("wait", "int"), ("names", "list"), ("timeout", "int")),
         "foreach($name in $services){'== '+$name\n"
         "$end=[DateTime]::UtcNow.AddMilliseconds($wait)\n"
-        "do{$o=& sc.exe stop $name;$c=$LASTEXITCODE;if($c -ne 1061){break};"
-        "Start-Sleep -Milliseconds 200}while([DateTime]::UtcNow -lt $end)\n"
-        "if($c -eq 1060){continue}\n"
+        + _STOP_RETRYING
+        + "if($c -eq 1060){continue}\n"
         "if($c -ne 0 -and $c -ne 1062){$o;exit $c}\n"
         "$s=Get-Service -Name $name -ErrorAction SilentlyContinue\n"
         "if($s){$end=[DateTime]::UtcNow.AddMilliseconds($wait);$d=10\n"
