@@ -347,7 +347,9 @@ def _stop_services(m: Machine, p: dict[str, Any]) -> Outcome:
     # prints sc.exe's answer and exits with it; the wait-service loop for STOPPED; then
     # `sc.exe query`: a failure (deleted meanwhile) goes on to the next, else its block is
     # printed and a state other than STOPPED ends the command (exit 0). After them a line
-    # "==" and, when $names has any, the wait-process-exit body (_wait_process).
+    # "==" and, when $names has any, the wait-process-exit body (_wait_process). The loop is
+    # PowerShell's: `continue` in a foreach statement goes on with the next item and `exit`
+    # ends the script with its code (about_Continue, about_Foreach, about_Language_Keywords).
     out = ""
     for name in p["services"]:
         out += _lines(f"== {name}")
