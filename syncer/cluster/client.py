@@ -362,13 +362,16 @@ class KubeClient:
 
     def list(
         self, resource: Resource, namespace: str = "", label_selector: str = "",
-        *, metadata_only: bool = False,
+        *, metadata_only: bool = False, field_selector: str = "", page_size: int = 500,
     ) -> Iterator[dict[str, Any]]:
         """Every object of ``resource`` (in ``namespace``, or everywhere), following
-        ``continue`` tokens, 500 per page."""
-        query = [("limit", "500")]
+        ``continue`` tokens, ``page_size`` per page. Only one page is decoded at a time:
+        a caller that keeps less than each object holds less than the whole list."""
+        query = [("limit", str(page_size))]
         if label_selector:
             query.append(("labelSelector", label_selector))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         accept = _METADATA_LIST if metadata_only else "application/json"
         token = ""
         while True:
@@ -383,6 +386,7 @@ class KubeClient:
                 item["kind"] = resource.kind
                 yield item
             token = (page.get("metadata") or {}).get("continue") or ""
+            del page  # before the next page is decoded
             if not token:
                 return
 

@@ -224,21 +224,26 @@ def read_node(api: KubeClient, name: str) -> NodeRecord | None:
 WINDOWS_NODES = f"{names.LABEL_OS}=windows"
 
 
-# The API server's metadata-only LIST (what `kubectl get --show-kind -o name` and the
-# metadata informers use): labels and annotations without the status, a fraction of the bytes.
-METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+# Nodes per page of a Node LIST. A record keeps a small part of a Node (no image list,
+# no managed fields), and while hosts join their shared poll lists every Windows Node
+# several times a second: decoding 500 Nodes at once held 14 MiB for a moment to keep
+# 2 MiB of records (simulated kubelets, benchmarks/node_rollout.py's join).
+NODE_PAGE = 100
+
+# The API server's metadata-only answer (what the metadata informers use): labels and
+# annotations without the status, a fraction of the bytes.
 METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
 def list_windows_nodes(api: KubeClient, selector: str = WINDOWS_NODES, *,
                        metadata_only: bool = False) -> list[NodeRecord]:
     """Every Node labelled ``kubernetes.io/os=windows`` (or matching ``selector``, which
-    tests narrow to their own Nodes), sorted by name. ``metadata_only``: records without
-    spec and status (addresses, readiness, versions unknown), for what labels and
-    annotations answer."""
-    doc = api.request("GET", "/api/v1/nodes", query=[("labelSelector", selector)],
-                      accept=METADATA_ONLY if metadata_only else "application/json")
-    nodes = [NodeRecord.from_node(n) for n in doc.get("items") or []]
+    tests narrow to their own Nodes), sorted by name, read :data:`NODE_PAGE` at a time.
+    ``metadata_only``: records without spec and status (addresses, readiness, versions
+    unknown; the API server's metadata-only LIST), for what labels and annotations
+    answer."""
+    nodes = [NodeRecord.from_node(n) for n in api.list(
+        NODES, label_selector=selector, metadata_only=metadata_only, page_size=NODE_PAGE)]
     return sorted(nodes, key=lambda n: n.name)
 
 

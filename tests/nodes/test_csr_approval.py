@@ -22,6 +22,7 @@ from syncer.nodes.csr import (
     bootstrapper_user,
     evaluate,
     list_csrs,
+    serving_approved,
 )
 from syncer_lab.kube import ControlPlane
 
@@ -228,6 +229,40 @@ def test_serving_csrs_are_listed_by_their_signer(
     listed = {c["metadata"]["name"] for c in list_csrs(api, SERVING_SIGNER)}
     assert serving in listed and client not in listed
     assert {client, serving} <= {c["metadata"]["name"] for c in list_csrs(api)}
+
+
+def test_a_decided_csr_is_listed_without_its_request_and_certificate(
+    control_plane: ControlPlane, api: KubeClient, scope: str
+) -> None:
+    """Every poll of a joining host lists every CSR earlier joins left behind: a decided
+    one is kept as its signer, requester and conditions — enough to tell a host its
+    serving certificate was approved — and a pending one whole, for its approval."""
+    ip, node = unique_ip(), unique("win")
+    create_node(api, node, ip=ip, labels={"syncer-test": scope})
+    as_node = KubeClient(control_plane.impersonate(
+        f"system:node:{node}", ["system:nodes", "system:authenticated"]))
+    try:
+        serving = create_csr(as_node, csr_pem(f"system:node:{node}", ips=(ip,)),
+                             SERVING_SIGNER, SERVING)
+    finally:
+        as_node.close()
+    decisions = approve_byoh_csrs(api, [ip], reverse=ptr({ip: node}))
+    assert [d.name for d in decisions if d.approved] == [serving]
+    pem = csr_pem(f"system:node:{unique('win')}")
+    pending = create_csr(api, pem, CLIENT_SIGNER, CLIENT)
+
+    listed = {c["metadata"]["name"]: c for c in list_csrs(api)}
+    assert listed[pending]["spec"]["request"] == base64.b64encode(pem).decode()
+    assert listed[pending]["metadata"]["resourceVersion"]
+    decided = listed[serving]
+    assert "request" not in decided["spec"] and "certificate" not in decided["status"]
+    assert "managedFields" not in decided["metadata"]
+    assert decided["spec"]["username"] == f"system:node:{node}"
+    assert serving_approved(listed.values(), node)
+    assert serving_approved(list_csrs(api, SERVING_SIGNER), node)
+    again = approve_byoh_csrs(api, [ip], reverse=ptr({ip: node}),
+                              listed=list_csrs(api, SERVING_SIGNER))
+    assert serving not in {d.name for d in again} and not any(d.approved for d in again)
 
 
 def test_evaluate_ignores_other_signers_and_decided_csrs() -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from nodehelpers import create_node, unique, unique_ip
 
 from syncer import names
 from syncer.cluster.client import KubeClient
+from syncer.nodes import annotations
 from syncer.nodes.annotations import (
     ComponentRecord,
     ConfiguredRecord,
@@ -80,3 +84,30 @@ def test_deconfigured_removes_version(api: KubeClient, scope: str) -> None:
     node = mark_deconfigured(api, name)
     assert node.version is None and node.phase == "deconfigured"
     assert read_node(api, "no-such-node") is None
+
+
+def test_windows_nodes_are_read_a_page_at_a_time(
+    api: KubeClient, scope: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Node LIST follows the API server's continue tokens: every Node comes back, with
+    its status, however many pages the list takes, and no page holds more than NODE_PAGE."""
+    monkeypatch.setattr(annotations, "NODE_PAGE", 2)
+    made = sorted(unique("page") for _ in range(5))
+    for name in made:
+        create_node(api, name, ip=unique_ip(), labels={"syncer-test": scope})
+    pages: list[int] = []
+    request = api.request
+
+    def counting(method: str, path: str, **kw: Any) -> Any:
+        answer = request(method, path, **kw)
+        if method == "GET" and path == "/api/v1/nodes":
+            pages.append(len(answer.get("items") or []))
+        return answer
+
+    monkeypatch.setattr(api, "request", counting)
+    nodes = annotations.list_windows_nodes(api, f"syncer-test={scope}")
+    assert [n.name for n in nodes] == made
+    assert all(n.ready and n.internal_ip for n in nodes)
+    assert pages == [2, 2, 1]
+    meta = annotations.list_windows_nodes(api, f"syncer-test={scope}", metadata_only=True)
+    assert [n.name for n in meta] == made and not any(n.ready for n in meta)
