@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from syncer.cluster import gcpause, ordering
 from syncer.cluster.client import WORKERS, ApiError, KubeClient, Resource, UnknownKind
@@ -32,6 +32,7 @@ from syncer.cluster.objects import ObjectRef
 from syncer.cluster.prune import Confirmation, PolicyLike, Skip, guard, selector, skip_reason
 
 SourceOf = Callable[[ObjectRef], "tuple[str, int] | None"]
+T = TypeVar("T")
 # Namespaces of one kind beyond which one cluster-wide LIST replaces per-namespace LISTs.
 PER_NAMESPACE_LISTS = 3
 
@@ -202,46 +203,56 @@ def _compute_plan(
     for ref in sorted(inventory.entries - desired.keys()):
         prunable[ref] = _resolve(client, ref, {}, unserved)[0]
 
+    def compare(live: dict[str, Any]) -> tuple[ObjectRef, _Seen]:
+        ref = ObjectRef.of(live)
+        want, res = desired.get(ref), resources.get(ref)
+        if owned_only and ref not in inventory.entries:
+            want = None  # dropped below: a preview compares only syncer's own objects
+        change = diff(want, live, namespaced=res.namespaced) \
+            if want is not None and res is not None else None
+        return ref, _Seen(identity(live), change if change is not None and change.changed
+                          else None)
+
     # One LIST per resource type and scope, with syncer's labels for this fleet.
     wanted: dict[Resource, set[str]] = {}
     for ref, res in [*resources.items(), *prunable.items()]:
         if res is not None and res not in unserved:
             wanted.setdefault(res, set()).add(ref.namespace)
-    live = _list_live(client, wanted, selector(fleet.name), workers)
+    live = _list_live(client, wanted, selector(fleet.name), workers, compare)
     if owned_only:  # labels can be set by anyone; the inventory is syncer's own record
-        live = {ref: obj for ref, obj in live.items() if ref in inventory.entries}
+        live = {ref: seen for ref, seen in live.items() if ref in inventory.entries}
     else:
         # Desired objects without syncer's labels that exist anyway: adopt (fetch those).
         missing = {ref: resources[ref] for ref in desired
                    if ref not in live and ref in resources}
-        live.update(_find_unlabelled(client, missing, unserved, workers))
+        live.update(_find_unlabelled(client, missing, unserved, workers, compare))
 
     entries: list[PlanEntry] = []
     for ref, obj in desired.items():
         res = resources.get(ref)
-        current = live.get(ref)
-        entry = PlanEntry(ref, Action.CREATE, resource=res, desired=obj, live=current,
+        seen = live.get(ref)
+        entry = PlanEntry(ref, Action.CREATE, resource=res, desired=obj,
+                          live=seen.identity if seen is not None else None,
                           source=source_of(ref) if source_of else None, error=errors.get(ref, ""),
                           awaits_crd=res is not None and res in unserved)
-        if current is None and owned_only:
+        if seen is None and owned_only:
             entry.reason = "new to syncer: created, or adopted if it exists"
-        if current is not None and res is not None:
-            change = diff(obj, current, namespaced=res.namespaced)
-            if change.adopt:
-                entry.action, entry.reason = Action.UPDATE, "not yet applied by syncer"
-            elif change.patch:
-                entry.action, entry.reason = Action.UPDATE, "differs from Git"
-            else:
+        if seen is not None and res is not None:
+            change = entry.change = seen.change
+            if change is None:
                 entry.action = Action.UNCHANGED
-            entry.change = change if change.changed else None
-        entry.live = identity(current)
+            elif change.adopt:
+                entry.action, entry.reason = Action.UPDATE, "not yet applied by syncer"
+            else:
+                entry.action, entry.reason = Action.UPDATE, "differs from Git"
         entries.append(entry)
     policy = fleet.prune
     for ref, res in prunable.items():
-        current = live.get(ref)
+        seen = live.get(ref)
+        current = seen.identity if seen is not None else None
         skip = Skip.UNKNOWN_KIND if res is None else skip_reason(current, fleet.name,
                                                                   policy.enabled)
-        entry = PlanEntry(ref, Action.PRUNE, resource=res, live=identity(current))
+        entry = PlanEntry(ref, Action.PRUNE, resource=res, live=current)
         if skip is not None:
             entry.action, entry.skip, entry.reason = Action.PRUNE_SKIPPED, skip, str(skip)
         entries.append(entry)
@@ -254,14 +265,23 @@ def _compute_plan(
     return plan
 
 
-def identity(live: dict[str, Any] | None) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class _Seen:
+    """A live object once compared, as its page of the LIST is read: which object it is
+    (:func:`identity`) and, for a desired one, how it differs (None: it does not, or it
+    is not desired). The listed objects themselves (20 MiB of decoded JSON for 4,000
+    ConfigMaps) are never all held at once: only a page of them."""
+
+    identity: dict[str, Any]
+    change: Change | None
+
+
+def identity(live: dict[str, Any]) -> dict[str, Any]:
     """What a plan keeps of a live object once it is compared: which object it is (the
     uid a prune's delete is conditioned on, its labels and annotations), not its
     content. A plan lives through the apply, the node stage and the write-back; the live
-    objects it compared (20 MiB of decoded JSON for 4,000 ConfigMaps) need not, nor the
-    projections of the objects that did not change."""
-    if live is None:
-        return None
+    objects it compared need not, nor the projections of the objects that did not
+    change."""
     meta = live.get("metadata") or {}
     kept = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations")
     return {"apiVersion": live.get("apiVersion"), "kind": live.get("kind"),
@@ -323,21 +343,26 @@ def _scopes(res: Resource, namespaces: set[str]) -> list[str]:
     return sorted(namespaces)
 
 
+Compare = Callable[[dict[str, Any]], "tuple[ObjectRef, _Seen]"]
+
+
 def _list_live(
-    client: KubeClient, wanted: dict[Resource, set[str]], labels: str, workers: int
-) -> dict[ObjectRef, dict[str, Any]]:
-    def list_scope(job: tuple[Resource, str, set[str]]) -> list[dict[str, Any]]:
+    client: KubeClient, wanted: dict[Resource, set[str]], labels: str, workers: int,
+    compare: Compare,
+) -> dict[ObjectRef, _Seen]:
+    def list_scope(job: tuple[Resource, str, set[str]]) -> list[tuple[ObjectRef, _Seen]]:
         res, namespace, namespaces = job
         try:
-            return list(client.list(res, namespace, labels))
+            return [compare(o) for o in client.list(res, namespace, labels)]
         except ApiError as err:
             if err.status == 403 and namespace == "" and res.namespaced:
                 # No cluster-wide list permission: fall back to one LIST per namespace.
-                return [o for ns in sorted(namespaces) for o in client.list(res, ns, labels)]
+                return [compare(o) for ns in sorted(namespaces)
+                        for o in client.list(res, ns, labels)]
             raise
 
     jobs = [(res, ns, nss) for res, nss in wanted.items() for ns in _scopes(res, nss)]
-    return _index(_run(list_scope, jobs, workers))
+    return dict(_run(list_scope, jobs, workers))
 
 
 def _find_unlabelled(
@@ -345,41 +370,37 @@ def _find_unlabelled(
     missing: dict[ObjectRef, Resource],
     unserved: set[Resource],
     workers: int,
-) -> dict[ObjectRef, dict[str, Any]]:
+    compare: Compare,
+) -> dict[ObjectRef, _Seen]:
     """Live objects among ``missing`` (desired, not listed with syncer's labels)."""
     scopes: dict[tuple[Resource, str], None] = {}
     for ref, res in missing.items():
         if res not in unserved:
             scopes[(res, ref.namespace if res.namespaced else "")] = None
 
-    def names(job: tuple[Resource, str]) -> list[dict[str, Any]]:
+    def names(job: tuple[Resource, str]) -> list[ObjectRef]:
         res, namespace = job
         try:
-            return list(client.list(res, namespace, metadata_only=True))
+            return [ObjectRef.of(o) for o in client.list(res, namespace, metadata_only=True)]
         except ApiError as err:
             if err.status in (403, 404):
                 return []
             raise
 
-    exists = [ref for ref in _index(_run(names, list(scopes), workers)) if ref in missing]
+    exists = list(dict.fromkeys(ref for ref in _run(names, list(scopes), workers)
+                                if ref in missing))
 
-    def fetch(ref: ObjectRef) -> list[dict[str, Any]]:
+    def fetch(ref: ObjectRef) -> list[tuple[ObjectRef, _Seen]]:
         obj = client.get(missing[ref], ref.namespace, ref.name)
-        return [obj] if obj is not None else []
+        return [compare(obj)] if obj is not None else []
 
-    return _index(_run(fetch, exists, workers))
+    return dict(_run(fetch, exists, workers))
 
 
-def _run(fn: Callable[[Any], list[dict[str, Any]]], jobs: list[Any], workers: int) -> list[
-    dict[str, Any]
-]:
+def _run(fn: Callable[[Any], list[T]], jobs: list[Any], workers: int) -> list[T]:
     if not jobs:
         return []
     if len(jobs) == 1:
         return fn(jobs[0])
     with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
         return [obj for chunk in pool.map(fn, jobs) for obj in chunk]
-
-
-def _index(objects: Iterable[dict[str, Any]]) -> dict[ObjectRef, dict[str, Any]]:
-    return {ObjectRef.of(obj): obj for obj in objects}
