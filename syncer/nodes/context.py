@@ -92,7 +92,7 @@ class StageContext:
             lambda: node_meta.list_windows_nodes(self.api, self.node_selector),
             self.timeouts.poll)
         self.csrs: SharedList[dict[str, Any]] = SharedList(
-            lambda: csr_approval.list_csrs(self.api), self.timeouts.poll)
+            lambda: csr_approval.list_csrs(self.api, pending_only=True), self.timeouts.poll)
         # What hosts whose Node exists poll for: only a serving CSR can still be theirs
         # (a client CSR for an existing Node is never approved), and the client CSRs of
         # every join stay in the cluster until its CSR cleaner removes them.

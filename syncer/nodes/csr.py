@@ -320,19 +320,22 @@ class NodesByName(Mapping[str, Mapping[str, Any]]):
         return sum(node is not None for node in self._read.values())
 
 
-def list_csrs(api: KubeClient, signer: str | None = None) -> list[dict[str, Any]]:
+def list_csrs(api: KubeClient, signer: str | None = None, *,
+              pending_only: bool = False) -> list[dict[str, Any]]:
     """Every CertificateSigningRequest of the cluster, or every one for ``signer`` (the
-    API server selects on ``spec.signerName``). One LIST, a page at a time: a cluster of
-    hundreds of Nodes holds hundreds of them, so a caller that needs them twice reads
-    them once.
+    API server selects on ``spec.signerName``); ``pending_only``: only those no one has
+    decided yet, all an approval reads. One LIST, a page at a time: a cluster of hundreds
+    of Nodes holds hundreds of them, so a caller that needs them twice reads them once.
 
     A pending CSR is kept whole (its approval writes it back). Of a decided one only what
     :func:`serving_approved` reads is kept (:func:`_decided`): its request, its
     certificate and its managed fields are most of its bytes, and while hosts join every
     poll lists every CSR the joins before them left behind (1,500 after 500 joins: 6.3
     MiB kept whole)."""
-    return [c if _pending(c) else _decided(c)
-            for c in api.list(CSRS, field_selector=f"spec.signerName={signer}" if signer else "")]
+    listed = api.list(CSRS, field_selector=f"spec.signerName={signer}" if signer else "")
+    if pending_only:
+        return [c for c in listed if _pending(c)]
+    return [c if _pending(c) else _decided(c) for c in listed]
 
 
 def _decided(csr: Mapping[str, Any]) -> dict[str, Any]:

@@ -309,7 +309,7 @@ def _round(
     # A LIST of every CSR of a cluster of hundreds of Nodes takes tens of milliseconds:
     # it runs beside the probes, and only the approval waits for them.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncer-csrs") as side:
-        csrs = side.submit(csr_approval.list_csrs, api) \
+        csrs = side.submit(csr_approval.list_csrs, api, pending_only=True) \
             if any(ctx.approves_csrs(h) for h in inputs.hosts) else None
         probed = _probe_all(ctx, opts, inputs, previous, shutdown, plan_one)
     if csrs is not None:

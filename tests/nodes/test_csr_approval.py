@@ -259,6 +259,8 @@ def test_a_decided_csr_is_listed_without_its_request_and_certificate(
     assert "managedFields" not in decided["metadata"]
     assert decided["spec"]["username"] == f"system:node:{node}"
     assert serving_approved(listed.values(), node)
+    approvable = {c["metadata"]["name"] for c in list_csrs(api, pending_only=True)}
+    assert pending in approvable and serving not in approvable
     assert serving_approved(list_csrs(api, SERVING_SIGNER), node)
     again = approve_byoh_csrs(api, [ip], reverse=ptr({ip: node}),
                               listed=list_csrs(api, SERVING_SIGNER))
