@@ -170,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             wait_for(lambda: reconciles() >= 1, 1800, 1.0, "the first reconcile")
             up = proc.family("syncer_hosts", "phase")
             print(f"first reconcile (apply {args.objects}+ objects, join {args.hosts} hosts): "
-                  f"{time.monotonic() - began:.0f}s; hosts by phase {up}", flush=True)
+                  f"{time.monotonic() - began:.0f}s; hosts by phase {up}; "
+                  f"resident {rss_mib(proc.pid)[0]:.0f} MiB", flush=True)
 
             path = f"/api/v1/namespaces/{APPS}/configmaps/bench-marker"
 
@@ -199,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                 if reconciles() == 10 or (push == args.pushes and rss_at_10 == (0.0, 0.0)):
                     rss_at_10 = rss_mib(proc.pid)
                 print(f"  push {push}: applied {latencies[-1]:.3f}s after the webhook; "
-                      f"reconcile done {time.monotonic() - sent:.1f}s after", flush=True)
+                      f"reconcile done {time.monotonic() - sent:.1f}s after; "
+                      f"resident {rss_mib(proc.pid)[0]:.0f} MiB", flush=True)
             total = reconciles()
             rss, peak = rss_at_10
         finally:
