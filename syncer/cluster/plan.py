@@ -6,8 +6,9 @@ over many namespaces) with the selector of syncer's labels for this fleet, inste
 GET per object. Objects Git wants that the LIST did not return are checked with a
 metadata-only LIST of the same scope (names only, cheap), and only those that exist
 without syncer's labels (to be adopted) are fetched one by one. Each desired object that
-exists is compared by :func:`syncer.cluster.diff.diff`; only objects whose patch is not
-empty are applied, so a resync without changes sends no write at all.
+exists is compared by :func:`syncer.cluster.diff.diff` as its page of the LIST is read,
+and the plan keeps only which object it is and what differs; only objects whose patch is
+not empty are applied, so a resync without changes sends no write at all.
 
 Kinds served only once a CRD of the same revision is applied are resolved from that CRD
 (its group, plural and scope), so the plan can show them before the cluster knows them.
