@@ -85,6 +85,21 @@ def ptr(table: dict[str, str]):  # type: ignore[no-untyped-def]
     return reverse
 
 
+def node_with_serving_csr(control_plane: ControlPlane, api: KubeClient,
+                          scope: str) -> tuple[str, str, str]:
+    """A Node of the test's scope and the serving CSR its kubelet files for the Node's IP,
+    as the node itself: (IP, Node name, CSR name)."""
+    ip, node = unique_ip(), unique("win")
+    create_node(api, node, ip=ip, labels={"syncer-test": scope})
+    as_node = KubeClient(control_plane.impersonate(
+        f"system:node:{node}", ["system:nodes", "system:authenticated"]))
+    try:
+        return ip, node, create_csr(as_node, csr_pem(f"system:node:{node}", ips=(ip,)),
+                                    SERVING_SIGNER, SERVING)
+    finally:
+        as_node.close()
+
+
 def test_client_csr_matched_by_reverse_dns_is_approved(api: KubeClient) -> None:
     ip, node = unique_ip(), unique("win")
     name = create_csr(
@@ -182,17 +197,8 @@ def test_a_hosts_approval_reads_its_own_node_only(
     """Hosts waiting for their serving certificates each decide the pending CSRs: a CSR
     of another host is left without reading the cluster, and the host's own reads its
     Node by name — never a LIST of every Node of the cluster."""
-    ips, nodes = [unique_ip(), unique_ip()], [unique("win"), unique("win")]
-    csrs = []
-    for ip, node in zip(ips, nodes, strict=True):
-        create_node(api, node, ip=ip, labels={"syncer-test": scope})
-        as_node = KubeClient(control_plane.impersonate(
-            f"system:node:{node}", ["system:nodes", "system:authenticated"]))
-        try:
-            csrs.append(create_csr(as_node, csr_pem(f"system:node:{node}", ips=(ip,)),
-                                   SERVING_SIGNER, SERVING))
-        finally:
-            as_node.close()
+    (ip, node, mine), (other_ip, other_node, theirs) = (
+        node_with_serving_csr(control_plane, api, scope) for _ in range(2))
     reads: list[str] = []
     request = api.request
 
@@ -202,12 +208,12 @@ def test_a_hosts_approval_reads_its_own_node_only(
         return request(method, path, **kw)
 
     monkeypatch.setattr(api, "request", recording)
-    names_by_ip = dict(zip(ips, nodes, strict=True))
-    decisions = {d.name: d for d in approve_byoh_csrs(api, [ips[0]], reverse=ptr(names_by_ip))}
-    assert decisions[csrs[0]].approved
-    assert not decisions[csrs[1]].approved
-    assert "matches no BYOH host" in decisions[csrs[1]].reason
-    assert reads == [f"/api/v1/nodes/{nodes[0]}"]
+    names_by_ip = {ip: node, other_ip: other_node}
+    decisions = {d.name: d for d in approve_byoh_csrs(api, [ip], reverse=ptr(names_by_ip))}
+    assert decisions[mine].approved
+    assert not decisions[theirs].approved
+    assert "matches no BYOH host" in decisions[theirs].reason
+    assert reads == [f"/api/v1/nodes/{node}"]
 
 
 def test_serving_csrs_are_listed_by_their_signer(
@@ -216,16 +222,8 @@ def test_serving_csrs_are_listed_by_their_signer(
     """A host whose Node exists waits only for its serving certificate: the API server
     selects those (``spec.signerName``), and the client CSRs every join left behind are
     not read again at each poll."""
-    ip, node = unique_ip(), unique("win")
-    create_node(api, node, ip=ip, labels={"syncer-test": scope})
     client = create_csr(api, csr_pem(f"system:node:{unique('win')}"), CLIENT_SIGNER, CLIENT)
-    as_node = KubeClient(control_plane.impersonate(
-        f"system:node:{node}", ["system:nodes", "system:authenticated"]))
-    try:
-        serving = create_csr(as_node, csr_pem(f"system:node:{node}", ips=(ip,)),
-                             SERVING_SIGNER, SERVING)
-    finally:
-        as_node.close()
+    _, _, serving = node_with_serving_csr(control_plane, api, scope)
     listed = {c["metadata"]["name"] for c in list_csrs(api, SERVING_SIGNER)}
     assert serving in listed and client not in listed
     assert {client, serving} <= {c["metadata"]["name"] for c in list_csrs(api)}
@@ -237,15 +235,7 @@ def test_a_decided_csr_is_listed_without_its_request_and_certificate(
     """Every poll of a joining host lists every CSR earlier joins left behind: a decided
     one is kept as its signer, requester and conditions — enough to tell a host its
     serving certificate was approved — and a pending one whole, for its approval."""
-    ip, node = unique_ip(), unique("win")
-    create_node(api, node, ip=ip, labels={"syncer-test": scope})
-    as_node = KubeClient(control_plane.impersonate(
-        f"system:node:{node}", ["system:nodes", "system:authenticated"]))
-    try:
-        serving = create_csr(as_node, csr_pem(f"system:node:{node}", ips=(ip,)),
-                             SERVING_SIGNER, SERVING)
-    finally:
-        as_node.close()
+    ip, node, serving = node_with_serving_csr(control_plane, api, scope)
     decisions = approve_byoh_csrs(api, [ip], reverse=ptr({ip: node}))
     assert [d.name for d in decisions if d.approved] == [serving]
     pem = csr_pem(f"system:node:{unique('win')}")
