@@ -90,8 +90,10 @@ def test_windows_nodes_are_read_a_page_at_a_time(
     api: KubeClient, scope: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A Node LIST follows the API server's continue tokens: every Node comes back, with
-    its status, however many pages the list takes, and no page holds more than NODE_PAGE."""
+    its status, however many pages the list takes, and no page holds more than NODE_PAGE
+    (METADATA_PAGE for the metadata-only list)."""
     monkeypatch.setattr(annotations, "NODE_PAGE", 2)
+    monkeypatch.setattr(annotations, "METADATA_PAGE", 3)
     made = sorted(unique("page") for _ in range(5))
     for name in made:
         create_node(api, name, ip=unique_ip(), labels={"syncer-test": scope})
@@ -111,3 +113,4 @@ def test_windows_nodes_are_read_a_page_at_a_time(
     assert pages == [2, 2, 1]
     meta = annotations.list_windows_nodes(api, f"syncer-test={scope}", metadata_only=True)
     assert [n.name for n in meta] == made and not any(n.ready for n in meta)
+    assert pages == [2, 2, 1, 3, 2]
