@@ -396,6 +396,11 @@ class RoundHostKeyStore(HostKeyStore):
             self._invalidate(node_name)
 
     def move_to_node(self, address: str, node_name: str) -> bool:
+        """As :meth:`HostKeyStore.move_to_node`; a host the round's read of the ConfigMap
+        has no pin for (read again after every pin this round wrote) has nothing to move,
+        and that costs no request: every upgraded host's join asks."""
+        if address not in self._configmap_data():
+            return False
         self._invalidate(node_name)
         try:
             return super().move_to_node(address, node_name)

@@ -21,6 +21,7 @@ from syncer.nodes.hostkeys import (
     HostKeyStore,
     Pin,
     PinningPolicy,
+    RoundHostKeyStore,
     decide,
 )
 
@@ -199,3 +200,31 @@ def test_git_pin_wins_over_cluster_pin(api: KubeClient, namespace: str) -> None:
         and "hostKey of this host in the fleet repository" in verdict.message
     )
     assert store.check("10.9.0.2", git_key, git_key=git_key.line).decision is Decision.ACCEPT
+
+
+def test_a_round_moves_a_pin_to_its_node_without_rereading_for_hosts_without_one(
+    api: KubeClient, namespace: str, scope: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgrade's join asks to move the host's ConfigMap pin onto its Node; for a host
+    pinned on its Node long ago there is none, and the round's read of the ConfigMap
+    (which holds every pin this round wrote) says so without another GET. A pin this
+    round made is still moved."""
+    new, node = unique_ip(), unique("hk")
+    create_node(api, node, ip=new, labels={"syncer-test": scope})
+    store = RoundHostKeyStore(api, namespace, {})
+    key = HostKey.from_pkey(paramiko.RSAKey.generate(1024))
+    store.pin(new, key)  # a first-use pin made by this round, before its Node existed
+    assert store.lookup(unique_ip()) is None  # the round reads the ConfigMap
+    calls: list[tuple[str, str]] = []
+    request = api.request
+
+    def counting(method: str, path: str, **kw: object) -> object:
+        calls.append((method, path))
+        return request(method, path, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(api, "request", counting)
+    assert not store.move_to_node(unique_ip(), node)
+    assert calls == []
+    assert store.move_to_node(new, node)
+    live = request("GET", f"/api/v1/nodes/{node}")["metadata"]["annotations"]
+    assert live[names.ANNOTATION_SSH_HOST_KEY] == key.blob
