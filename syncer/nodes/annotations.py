@@ -270,7 +270,11 @@ def patch_node_metadata(
         meta["annotations"] = dict(annotations)
     if labels:
         meta["labels"] = dict(labels)
-    node = api.request("PATCH", node_path(name), body={"metadata": meta}, content_type=MERGE_PATCH,
+    return _patch_node(api, name, {"metadata": meta})
+
+
+def _patch_node(api: KubeClient, name: str, body: dict[str, Any]) -> NodeRecord:
+    node = api.request("PATCH", node_path(name), body=body, content_type=MERGE_PATCH,
                        accept=METADATA)
     return NodeRecord.from_node(node)
 
@@ -349,12 +353,14 @@ class ConfiguredRecord:
 
 def mark_configured(api: KubeClient, name: str, record: ConfiguredRecord, *,
                     labels: Mapping[str, str | None] | None = None,
-                    annotations: Mapping[str, str | None] | None = None) -> NodeRecord:
+                    annotations: Mapping[str, str | None] | None = None,
+                    uncordon: bool = False) -> NodeRecord:
     """Write the configured record: WMCO's ``version``/``desired-version``/
     ``pub-key-hash``/``username``, ``byoh=true`` for BYOH, syncer's components, address
     and phase ``configured``; clears any failure record; and ``labels`` and
-    ``annotations`` in the same write. Does not touch ``upgrading`` or ``unschedulable``
-    (the rollout uncordons and drops ``upgrading`` in one write after it)."""
+    ``annotations`` in the same write. With ``uncordon`` (the end of an upgrade), the
+    same write also makes the Node schedulable and drops ``upgrading``: the host is back
+    in service the moment it is recorded configured, never one without the other."""
     written: dict[str, str | None] = {
         **(annotations or {}),
         names.ANNOTATION_VERSION: record.version,
@@ -371,7 +377,11 @@ def mark_configured(api: KubeClient, name: str, record: ConfiguredRecord, *,
     marks: dict[str, str | None] = dict(labels or {})
     if record.byoh:
         marks[names.LABEL_BYOH] = "true"
-    return patch_node_metadata(api, name, annotations=written, labels=marks or None)
+    if not uncordon:
+        return patch_node_metadata(api, name, annotations=written, labels=marks or None)
+    marks[names.LABEL_UPGRADING] = None
+    return _patch_node(api, name, {"metadata": {"annotations": written, "labels": marks},
+                                   "spec": {"unschedulable": False}})
 
 
 def mark_deconfigured(api: KubeClient, name: str) -> NodeRecord:

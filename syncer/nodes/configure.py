@@ -4,16 +4,16 @@ Steps, in order (each named and reported to the rollout's progress and status as
 begins; on the host's Node, annotations ``syncer.io/phase`` and ``syncer.io/since``, once
 the step has lasted half a second, :mod:`syncer.nodes.phases`)::
 
-    lock -> cordon -> drain -> prepare -> transfer -> stop-services -> replace -> files
-         -> services -> reboot -> start -> join -> network -> verify -> annotate
-         -> uncordon -> release
+    lock -> drain -> prepare -> transfer -> stop-services -> replace -> files -> services
+         -> reboot -> start -> join -> network -> verify -> annotate -> release
 
 (``probe`` happened before, in :mod:`syncer.nodes.probe`; the rollout took the slot.)
 
-- **lock**: label the Node ``upgrading=true`` and set ``desired-version`` (a new host has
-  no Node yet; its slot in the rollout Lease is what holds its place).
-- **cordon**, **drain**: :mod:`syncer.nodes.drain` (Eviction API, PDBs respected,
-  DaemonSet pods ignored, emptyDir data deleted, ``rollout.drainTimeout``).
+- **lock**: label the Node ``upgrading=true``, set ``desired-version`` and cordon it, in
+  one write (a new host has no Node yet; its slot in the rollout Lease is what holds its
+  place).
+- **drain**: :mod:`syncer.nodes.drain` (Eviction API, PDBs respected, DaemonSet pods
+  ignored, emptyDir data deleted, ``rollout.drainTimeout``).
 - **prepare** (when needed): enable the Containers feature (no HNS, no HCS without it)
   and rename a vSphere/Nutanix Machine to its Machine's name, then reboot once (WMCO
   ``ensureHostNameAndContainersFeature``).
@@ -50,17 +50,17 @@ the step has lasted half a second, :mod:`syncer.nodes.phases`)::
   (a restarted kubelet keeps it and asks for none, while the cluster's CSR cleaner has
   long deleted the CSR it came from), or else its CSR approved.
 - **annotate**: WMCO's ``version``/``desired-version``/``pub-key-hash``/``username``
-  (encrypted, :mod:`syncer.nodes.usernames`), syncer's component record, labels.
-- **uncordon**, **release**: make the Node schedulable and drop ``upgrading`` (one
-  write), give the slot back.
+  (encrypted, :mod:`syncer.nodes.usernames`), syncer's component record and labels; the
+  same write makes the Node schedulable and drops ``upgrading``.
+- **release**: give the slot back.
 
 **Recording a step** on the Node costs an API round trip, and a host's slot is held
 through all of them: a step whose own work is a Node write carries its phase in that
-write (lock, cordon; annotate's one write and uncordon's, which also drops ``upgrading``,
-say ``configured``), release writes only the rollout Lease, and the other steps' phases
-are written behind the host, only for steps that last (:mod:`syncer.nodes.phases`). A
-restarted controller knows a host was mid-upgrade from its ``upgrading`` label and its
-rollout slot.
+write (lock; annotate's, which says ``configured``), release writes only the rollout
+Lease, and the other steps' phases are written behind the host, only for steps that last
+(:mod:`syncer.nodes.phases`). So an upgrade whose steps are all quick writes its Node
+twice. A restarted controller knows a host was mid-upgrade from its ``upgrading`` label
+and its rollout slot.
 
 **Shutdown** (:attr:`StageContext.shutdown`) is honoured between steps, except between
 ``stop-services`` and ``verify``: a host is never left with its services stopped because
@@ -245,13 +245,9 @@ class HostRun:
         restart = self._restart_set()
         phase = self._enter("lock", written_by_step=True)
         if self.node_name is not None:
-            node_meta.patch_node_metadata(
-                ctx.api,
-                self.node_name,
-                labels={names.LABEL_UPGRADING: "true"},
-                annotations={names.ANNOTATION_DESIRED_VERSION: ctx.desired.version, **phase},
-            )
-            draining.cordon(ctx.api, self.node_name, self._enter("cordon", written_by_step=True))
+            draining.cordon(ctx.api, self.node_name,
+                            {names.ANNOTATION_DESIRED_VERSION: ctx.desired.version, **phase},
+                            labels={names.LABEL_UPGRADING: "true"})
             self._enter("drain")
             options = ctx.drain or draining.DrainOptions()
             options = replace(options, timeout=ctx.desired.rollout.drain_seconds)
@@ -264,12 +260,6 @@ class HostRun:
         self._apply(restart)
         self._enter("annotate", written_by_step=True)  # its write says "configured"
         self._annotate()
-        assert self.node_name is not None
-        self._enter("uncordon", written_by_step=True)  # its write says "configured"
-        draining.uncordon(ctx.api, self.node_name,
-                          {names.ANNOTATION_PHASE: names.PHASE_CONFIGURED,
-                           names.ANNOTATION_SINCE: now()},
-                          labels={names.LABEL_UPGRADING: None})
         self._enter("release", written_by_step=True)  # the Node says "configured" already
         self.release(self.host.address)
 
@@ -309,8 +299,7 @@ class HostRun:
             self._apply(self._restart_set())
         assert self.node_name is not None
         self._settle()
-        draining.uncordon(self.ctx.api, self.node_name)
-        node_meta.set_upgrading(self.ctx.api, self.node_name, False)
+        draining.uncordon(self.ctx.api, self.node_name, labels={names.LABEL_UPGRADING: None})
 
     def _settle(self) -> None:
         """No phase of this host is written after this (:mod:`syncer.nodes.phases`)."""
@@ -579,7 +568,7 @@ class HostRun:
         if self.plan.reboot:
             annotations[names.ANNOTATION_REBOOT_REQUIRED] = None
         node_meta.mark_configured(ctx.api, self.node_name, configured_record(ctx, self.host),
-                                  labels=labels, annotations=annotations)
+                                  labels=labels, annotations=annotations, uncordon=True)
         # mark_configured cleared the Node's failure record; drop a host-state one too.
         ctx.lock.clear_failure(self.host.address)
 

@@ -84,9 +84,11 @@ class DrainResult:
 
 
 def cordon(api: KubeClient, node: str,
-           annotations: Mapping[str, str | None] | None = None) -> None:
-    """Mark the node unschedulable (and set ``annotations`` in the same write)."""
-    _set_unschedulable(api, node, True, annotations)
+           annotations: Mapping[str, str | None] | None = None, *,
+           labels: Mapping[str, str | None] | None = None) -> None:
+    """Mark the node unschedulable (and set ``annotations`` and ``labels`` in the same
+    write)."""
+    _set_unschedulable(api, node, True, annotations, labels)
 
 
 def uncordon(api: KubeClient, node: str,

@@ -1,6 +1,6 @@
 """The Node's phase annotation, written behind the host's steps.
 
-A host passes through fifteen steps (:mod:`syncer.nodes.configure`), most of which end
+A host passes through thirteen steps (:mod:`syncer.nodes.configure`), most of which end
 within tens of milliseconds; writing ``syncer.io/phase`` and ``syncer.io/since`` to the
 Node at the start of each step that makes no Node write of its own put ten Node writes
 on every host's critical path, each one a round trip while the host holds a slot, and

@@ -45,9 +45,8 @@ from syncer_lab.winhost import SimHost
 
 pytestmark = pytest.mark.timeout(300)
 MATRIX: list[tuple[str, str, str]] = []  # (fault, outcome, most hosts out), printed at the end
-UPGRADE_STEPS = ("lock", "cordon", "drain", "transfer", "stop-services", "replace", "files",
-                 "services", "start", "join", "network", "verify", "annotate", "uncordon",
-                 "release")
+UPGRADE_STEPS = ("lock", "drain", "transfer", "stop-services", "replace", "files", "services",
+                 "start", "join", "network", "verify", "annotate", "release")
 
 
 def kubelet_outages(hosts: list[SimHost], since: float, until: float

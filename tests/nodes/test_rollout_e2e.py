@@ -340,11 +340,12 @@ def test_failed_host_halts_the_rollout_and_stays_cordoned(node_lab: NodeLab) -> 
         assert not any(e.startswith("stop-service") for e in entries(host))
 
 
-def test_an_upgrade_writes_the_node_five_times_and_shows_the_step_that_lasts(
+def test_an_upgrade_writes_the_node_three_times_and_shows_the_step_that_lasts(
         node_lab: NodeLab, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Lock, cordon, annotate and uncordon write the Node (the last two say
-    "configured"); of the other steps only one that lasts is written, behind the host,
-    with the moment it began: here the kubelet's start, made to take two seconds."""
+    """Lock writes the Node once (upgrading, desired version and cordon together), annotate
+    once (the configured record, uncordoned, upgrading dropped: "configured"); of the
+    other steps only one that lasts is written, behind the host, with the moment it
+    began: here the kubelet's start, made to take two seconds."""
     _join(node_lab, 1)
     [host] = node_lab.hosts
     host.faults.slow_command(r"^start-service kubelet$", 2.0)
@@ -374,12 +375,15 @@ def test_an_upgrade_writes_the_node_five_times_and_shows_the_step_that_lasts(
     assert result.ok, (result.summary(), result.rows)
     phases = [p.get("metadata", {}).get("annotations", {}).get(names.ANNOTATION_PHASE)
               for p in patches]
-    assert phases == ["lock", "cordon", "start", names.PHASE_CONFIGURED,
-                      names.PHASE_CONFIGURED], patches
+    assert phases == ["lock", "start", names.PHASE_CONFIGURED], patches
     [(phase, since)] = seen
     assert phase == "start" and int(began["start"]) <= since <= began["start"] + 1
+    assert patches[0]["spec"] == {"unschedulable": True}
+    assert patches[0]["metadata"]["labels"] == {names.LABEL_UPGRADING: "true"}
+    assert patches[0]["metadata"]["annotations"][names.ANNOTATION_DESIRED_VERSION] == "1.1.0"
     assert patches[-1]["spec"] == {"unschedulable": False}
-    assert patches[-1]["metadata"]["labels"] == {names.LABEL_UPGRADING: None}
+    assert patches[-1]["metadata"]["labels"][names.LABEL_UPGRADING] is None
+    assert patches[-1]["metadata"]["annotations"][names.ANNOTATION_VERSION] == "1.1.0"
     node = node_lab.node_of(host)
     assert node is not None
     assert node["metadata"]["annotations"][names.ANNOTATION_PHASE] == names.PHASE_CONFIGURED
