@@ -324,6 +324,11 @@ class HostRun:
                                        probe_services(ctx.desired), ctx.cluster.platform)
         return inventory(self._session(), commands, self.facts.shell)
 
+    def _digests(self, paths: list[str]) -> dict[str, str | None]:
+        """The SHA-256 of ``paths`` on the host now (None: no such file)."""
+        command = vocabulary.inventory(paths)
+        return dict(vocabulary.parse_inventory(self._session().run(command)).files)
+
     def _files_and_services(self, *extra_files: str) -> HostFacts:
         """The inventory command alone, without node-facts: what ``verify`` checks (files,
         services, the kubelet's serving certificate). The node facts stay as last read;
@@ -473,7 +478,7 @@ class HostRun:
     def _network(self, restart: list[str]) -> None:
         assert self.node_name is not None
         overlay.ensure(self.ctx, self._session(), self._services(), self.facts,
-                       self.node_name, restart=restart, after=self._inventory)
+                       self.node_name, restart=restart, digests=self._digests)
 
     def _approve_csrs(self, listed: list[dict[str, Any]]) -> list[csr_approval.CsrDecision]:
         """Approve this host's pending kubelet CSRs among ``listed`` (one of the round's

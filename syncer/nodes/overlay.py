@@ -22,7 +22,7 @@ without the network, kube-proxy waits for it forever; without a source VIP it ex
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from syncer.nodes.context import StageContext, StepFailed
 from syncer.nodes.managedfiles import network_files
@@ -39,21 +39,24 @@ KUBE_PROXY = "kube-proxy"
 
 
 def ensure(ctx: StageContext, session: HostSession, services: Services, facts: HostFacts,
-           node_name: str, *, restart: list[str], after: Callable[[], HostFacts]) -> None:
+           node_name: str, *, restart: list[str],
+           digests: Callable[[list[str]], Mapping[str, str | None]]) -> None:
     """Steps 1-4 of the module docstring. ``restart``: components the flow restarts
-    itself (kube-proxy among them is started by the flow once this returns); ``after``
-    takes a fresh inventory."""
+    itself (kube-proxy among them is started by the flow once this returns); ``digests``
+    reads the SHA-256 of the given files on the host now (None: no such file). Reading
+    only these two files, and the network with the VIP, keeps the step to four commands
+    and off the host's other files: hashing every payload again is ``verify``'s work."""
     services.start(HYBRID_OVERLAY)
-    vip = _wait_for_vip(ctx, session, services)
-    fresh = after()
-    network = fresh.network
-    if network is None or not network.subnet or not network.management_ip:
+    network = _wait_for_network(ctx, session, services)
+    if not network.subnet or not network.management_ip or network.vip is None:
         raise StepFailed(f"the HNS network {vocabulary.OVERLAY_NETWORK} has no subnet or "
                          "management IP")
-    overlay = Overlay(network.subnet, network.management_ip, vip)
+    overlay = Overlay(network.subnet, network.management_ip, network.vip)
+    wanted = network_files(overlay, ctx.cluster, node_name)
+    found = digests(list(wanted))
     changed = []
-    for f in network_files(overlay, ctx.cluster, node_name).values():
-        if fresh.files.get(f.path) != f.sha256:
+    for f in wanted.values():
+        if found.get(f.path) != f.sha256:
             session.upload(f.content, f.path, f.sha256)
             changed.append(f.path)
         facts.files[f.path] = f.sha256
@@ -65,12 +68,14 @@ def ensure(ctx: StageContext, session: HostSession, services: Services, facts: H
         services.start(KUBE_PROXY)
 
 
-def _wait_for_vip(ctx: StageContext, session: HostSession, services: Services) -> str:
+def _wait_for_network(ctx: StageContext, session: HostSession, services: Services
+                      ) -> vocabulary.HnsNetwork:
     deadline = time.monotonic() + ctx.timeouts.network_wait
     while True:
-        vip = vocabulary.parse_vip_endpoint(session.run(vocabulary.vip_endpoint(HNS_MODULE)))
-        if vip is not None:
-            return vip
+        network = vocabulary.parse_vip_endpoint(
+            session.run(vocabulary.vip_endpoint(HNS_MODULE)))
+        if network is not None:
+            return network
         state = services.state(HYBRID_OVERLAY)
         if state is not ServiceState.RUNNING and state is not ServiceState.START_PENDING:
             raise StepFailed(f"{HYBRID_OVERLAY} is {state.name if state else 'missing'} "

@@ -415,7 +415,10 @@ def _vip_endpoint(m: Machine, p: dict[str, Any]) -> Outcome:
     if network is None:
         return Outcome(1168, "", _lines("no HNS network " + p["network"]))
     endpoint = m.hns.vip_endpoint(p["network"])
-    return Outcome(0, _lines(endpoint.ip))
+    # The network's fields as node-facts reads them (_node_facts); ConvertTo-Json -Compress.
+    return Outcome(0, _lines(json.dumps({"subnet": network.subnet,
+                                         "managementIP": network.management_ip,
+                                         "vip": endpoint.ip}, separators=(",", ":"))))
 
 
 def _import_certificates(m: Machine, p: dict[str, Any]) -> Outcome:
@@ -608,9 +611,10 @@ BODIES: tuple[Body, ...] = (
         "Select-Object -First 1\n"
         "if($null -eq $e){$e=New-HnsEndpoint -NetworkId $n.ID -Name $endpoint;"
         "Attach-HNSHostEndpoint -EndpointID $e.ID -CompartmentID 1}\n"
-        "(Get-NetIPConfiguration -AllCompartments -All -Detailed|"
-        "Where-Object{$_.NetAdapter.LinkLayerAddress -eq $e.MacAddress})"
-        ".IPV4Address.IPAddress.Trim()",
+        "$v=(Get-NetIPConfiguration -AllCompartments -All -Detailed|"
+        "Where-Object{$_.NetAdapter.LinkLayerAddress -eq $e.MacAddress}).IPV4Address.IPAddress\n"
+        "[ordered]@{subnet=[string]@($n.Subnets)[0].AddressPrefix;"
+        "managementIP=[string]$n.ManagementIP;vip=[string]$v}|ConvertTo-Json -Compress",
         _vip_endpoint,
     ),
     Body(

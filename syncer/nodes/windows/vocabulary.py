@@ -840,8 +840,10 @@ VIP_ENDPOINT_BODY = (
     "Select-Object -First 1\n"
     "if($null -eq $e){$e=New-HnsEndpoint -NetworkId $n.ID -Name $endpoint;"
     "Attach-HNSHostEndpoint -EndpointID $e.ID -CompartmentID 1}\n"
-    "(Get-NetIPConfiguration -AllCompartments -All -Detailed|"
-    "Where-Object{$_.NetAdapter.LinkLayerAddress -eq $e.MacAddress}).IPV4Address.IPAddress.Trim()"
+    "$v=(Get-NetIPConfiguration -AllCompartments -All -Detailed|"
+    "Where-Object{$_.NetAdapter.LinkLayerAddress -eq $e.MacAddress}).IPV4Address.IPAddress\n"
+    "[ordered]@{subnet=[string]@($n.Subnets)[0].AddressPrefix;managementIP=[string]$n.ManagementIP;"
+    "vip=[string]$v}|ConvertTo-Json -Compress"
 )
 REMOVE_HNS_NETWORK_BODY = "Get-HnsNetwork|Where-Object{$_.Name -eq $name}|Remove-HnsNetwork"
 ERROR_NOT_FOUND = 1168
@@ -853,21 +855,25 @@ def vip_endpoint(module: str, network: str = OVERLAY_NETWORK,
     """kube-proxy's source VIP: the host endpoint ``endpoint`` on the overlay network,
     created and attached to the host's compartment when missing, and its IPv4 (WMCO's
     network-conf script, ``pkg/nodeconfig/payload/payload.go``; the cmdlets come from
-    ``hns.psm1``). Exit 1168 when the network does not exist yet."""
+    ``hns.psm1``), with the network's subnet and management IP (read as ``node_facts``
+    reads them), as JSON. Exit 1168 when the network does not exist yet."""
     return powershell([("module", check_path(module, "module")),
                        ("network", check_name(network, "network name")),
                        ("endpoint", check_name(endpoint, "endpoint name"))], VIP_ENDPOINT_BODY)
 
 
-def parse_vip_endpoint(result: CommandResult) -> str | None:
-    """The VIP, or None while the network does not exist."""
+def parse_vip_endpoint(result: CommandResult) -> HnsNetwork | None:
+    """The network with its VIP, or None while the network does not exist."""
     _ok("vip-endpoint", result, 0, ERROR_NOT_FOUND)
     if result.exit_code == ERROR_NOT_FOUND:
         return None
-    lines = _lines(result.stdout)
-    if len(lines) != 1 or not _IPV4.match(lines[0]):
-        raise ValueError(f"vip-endpoint printed {result.stdout!r}, not one IPv4 address")
-    return lines[0]
+    doc = _json_doc("vip-endpoint", result)
+    vip = doc.get("vip")
+    if not isinstance(vip, str) or not _IPV4.match(vip.strip()):
+        raise ValueError(f"vip-endpoint printed {result.stdout[:200]!r}: the VIP is not one "
+                         "IPv4 address")
+    return HnsNetwork(str(doc.get("subnet") or ""), str(doc.get("managementIP") or ""),
+                      vip.strip())
 
 
 def remove_hns_network(name: str) -> str:
