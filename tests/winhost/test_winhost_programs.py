@@ -276,3 +276,15 @@ def _two_certificates() -> str:
 
     return "".join(cert_pem(CertificateAuthority.create(f"test-{n}").cert).decode()
                    for n in (1, 2))
+
+
+@pytest.mark.parametrize("stdout", [
+    '{"subnet":"10.132.4.0/23","managementIP":"10.0.0.5","vip":"10.132.4.2 10.132.4.3"}',
+    '{"subnet":"10.132.4.0/23","managementIP":"10.0.0.5","vip":""}',
+    "10.132.4.2",
+])
+def test_a_vip_endpoint_answer_without_one_vip_is_an_error(stdout: str) -> None:
+    """Two addresses on the endpoint's interface, none, or output that is not the JSON
+    object: a ValueError naming the command, never a network with a wrong VIP."""
+    with pytest.raises(ValueError, match="vip-endpoint"):
+        c.parse_vip_endpoint(c.CommandResult(0, stdout + "\r\n", ""))
