@@ -279,17 +279,6 @@ def _patch_node(api: KubeClient, name: str, body: dict[str, Any]) -> NodeRecord:
     return NodeRecord.from_node(node)
 
 
-def set_upgrading(api: KubeClient, name: str, upgrading: bool) -> NodeRecord:
-    """Add or remove the ``upgrading=true`` label."""
-    return patch_node_metadata(
-        api, name, labels={names.LABEL_UPGRADING: "true" if upgrading else None}
-    )
-
-
-def set_desired_version(api: KubeClient, name: str, version: str) -> NodeRecord:
-    return patch_node_metadata(api, name, annotations={names.ANNOTATION_DESIRED_VERSION: version})
-
-
 def set_phase(api: KubeClient, name: str, phase: str, *, since: str | None = None) -> NodeRecord:
     """Record the state machine's step and when it began."""
     return patch_node_metadata(

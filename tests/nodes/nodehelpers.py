@@ -10,7 +10,9 @@ import base64
 import itertools
 from typing import Any
 
+from syncer import names
 from syncer.cluster.client import KubeClient
+from syncer.nodes.annotations import NodeRecord, patch_node_metadata
 
 _counter = itertools.count(1)
 
@@ -142,3 +144,9 @@ def unique_ip() -> str:
     """An IPv4 address no other test in this session uses (10.201.0.0/16)."""
     n = next(_ips)
     return f"10.201.{n // 250}.{n % 250 + 1}"
+
+
+def set_upgrading(api: KubeClient, name: str, upgrading: bool) -> NodeRecord:
+    """Add or remove the ``upgrading=true`` label, as WMCO or an operator would."""
+    return patch_node_metadata(
+        api, name, labels={names.LABEL_UPGRADING: "true" if upgrading else None})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from nodehelpers import create_node, unique, unique_ip
+from nodehelpers import create_node, set_upgrading, unique, unique_ip
 
 from syncer import names
 from syncer.cluster.client import KubeClient
@@ -19,7 +19,6 @@ from syncer.nodes.annotations import (
     read_node,
     record_failure,
     set_phase,
-    set_upgrading,
 )
 
 

@@ -7,11 +7,11 @@ import threading
 from typing import Any
 
 import pytest
-from nodehelpers import create_node, scope_selector, unique, unique_ip
+from nodehelpers import create_node, scope_selector, set_upgrading, unique, unique_ip
 
 from syncer import names
 from syncer.cluster.client import KubeClient
-from syncer.nodes.annotations import record_failure, set_upgrading
+from syncer.nodes.annotations import record_failure
 from syncer.nodes.slots import RolloutLock
 from syncer_lab.kube import ControlPlane
 
