@@ -29,8 +29,8 @@ Then, for the cost-growth table, syncer's no-change resync of fleets of 1,000 an
 objects next to the 4,000 (time, best of ``--repeat``, and the Python memory it allocated
 at its peak, ``tracemalloc``, in one more untimed resync).
 
-Prints the times and both ratios; exits 1 if a target is missed (first apply ≤ 0.5,
-resync ≤ 0.1; the goal at this size is 0.4 and 0.05) or syncer's resync wrote anything.
+Prints the times and both ratios; exits 1 if a target is missed (first apply ≤ 0.5, the
+goal at this size being 0.4; resync ≤ 0.05) or syncer's resync wrote anything.
 
     .venv/bin/python benchmarks/apply_vs_kubectl.py [--objects 4000] [--repeat 3]
 """
@@ -57,10 +57,11 @@ from syncer.fleet import load_fleet, render
 from syncer.reconcile import ReconcileOptions, reconcile_objects, reconcile_once
 from syncer_lab.kube import ControlPlane
 
-# The enforced targets. The scale goal is 0.4 and 0.05: runs reach it (0.376 / 0.039 at
-# best) but not reliably on this 2-core machine (docs/performance.md), so it is not enforced.
+# The enforced targets. The first apply's goal at this size is 0.4: runs reach it
+# (0.365-0.412 on 2026-12-07) but not reliably on this 2-core machine (docs/performance.md),
+# so 0.5 is enforced. The resync's, 0.05, is: every run that day gave 0.035-0.039.
 FIRST_TARGET = 0.5
-RESYNC_TARGET = 0.1
+RESYNC_TARGET = 0.05
 # Shares of the objects (of 1,000: 40 MachineSets, 20 RuntimeClasses, 200 Secrets; the
 # rest ConfigMaps, 4 Namespaces and the fleet's two ConfigMaps). BYOH hosts: 50.
 MACHINE_SETS = 0.04
