@@ -77,6 +77,7 @@ previous component set back.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -142,21 +143,54 @@ AFTER_JOIN = ("hybrid-overlay-node", "kube-proxy", "cloud-node-manager")
 Recovery = Callable[[StageContext, HostPlan, HostFacts], "str | None"]
 
 
+class NotStarted(Exception):
+    """The host's run ended before its first step: another host had failed."""
+
+
+class StartGate:
+    """Whether the rollout's hosts may still start: closed the moment one fails (or is
+    interrupted). A host takes its first step, ``lock`` (the first that touches it),
+    holding the gate, and a failure closes it holding the gate too; so no host starts
+    after another has failed, however late its thread reached ``lock`` after its slot
+    was granted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    def enter(self, first_step: Callable[[], dict[str, str | None]]
+              ) -> dict[str, str | None]:
+        """``first_step()``, unless the gate is closed: :class:`NotStarted`."""
+        with self._lock:
+            if self._closed:
+                raise NotStarted
+            return first_step()
+
+
 class HostRun:
     """One host's pass through the steps (see the module docstring)."""
 
     def __init__(self, ctx: StageContext, plan: HostPlan, recover: Recovery | None = None,
                  release: Callable[[str], object] | None = None,
-                 on_failure: Callable[[], object] | None = None) -> None:
+                 gate: StartGate | None = None) -> None:
         """``release``: gives the slot back at the end (default :meth:`RolloutLock.release`;
-        the rollout hands it to the next host in the same write). ``on_failure``: told
-        the moment a step fails, before the failure is recorded (the rollout starts no
-        other host from then on)."""
+        the rollout hands it to the next host in the same write). ``gate``: the
+        rollout's; :meth:`run` raises :class:`NotStarted` when it is closed before the
+        first step, and closes it the moment a step fails, before the failure is
+        recorded."""
         assert plan.identity is not None and plan.facts is not None
         self.ctx = ctx
         self.recover = recover
         self.release = release or ctx.lock.release
-        self.on_failure = on_failure
+        self.gate = gate
         self.plan = plan
         self.host = plan.host
         self.facts: HostFacts = plan.facts
@@ -203,12 +237,14 @@ class HostRun:
                 finally:
                     outcome.commands = session.commands_run
             outcome.ok, outcome.phase = True, Phase.UP_TO_DATE
+        except NotStarted:
+            raise
         except Interrupted as stop:
             outcome.phase, outcome.step = Phase.INTERRUPTED, str(stop)  # the step not begun
             log.info("%s: stopped before step %s (shutdown)", self.host.address, stop)
         except Exception as err:  # every failure is recorded, whatever its type
-            if self.on_failure is not None:
-                self.on_failure()
+            if self.gate is not None:
+                self.gate.close()
             outcome.step = self.step
             outcome.error = describe_error(err)
             log.warning("%s: failed at step %s: %s", self.host.address, self.step, outcome.error)
@@ -243,7 +279,10 @@ class HostRun:
     def _flow(self) -> None:
         plan, ctx = self.plan, self.ctx
         restart = self._restart_set()
-        phase = self._enter("lock", written_by_step=True)
+        def lock() -> dict[str, str | None]:
+            return self._enter("lock", written_by_step=True)
+
+        phase = self.gate.enter(lock) if self.gate is not None else lock()
         if self.node_name is not None:
             draining.cordon(ctx.api, self.node_name,
                             {names.ANNOTATION_DESIRED_VERSION: ctx.desired.version, **phase},

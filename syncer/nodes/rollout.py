@@ -21,11 +21,12 @@ others need no slot.
    rollout waits for one of its own hosts to finish; when no slot is free and none of its
    own hosts runs (another controller's, or failed hosts hold them all), it stops and
    says why.
-3. **A failed host halts the rollout**: no new host starts (nor one whose slot was granted
-   the moment before and whose thread had not begun), running ones finish, and the
-   result says ``rollout halted: <address> failed at step <step>: <error>``. The failed
-   host keeps counting against ``maxUnavailable`` (its failure record), so the next round
-   does not start another host either until it is fixed.
+3. **A failed host halts the rollout**: no new host starts, nor one whose slot was granted
+   but which has not taken its first step (:class:`~syncer.nodes.configure.StartGate`;
+   its slot goes back); running ones finish, and the result says
+   ``rollout halted: <address> failed at step <step>: <error>``. The failed host keeps
+   counting against ``maxUnavailable`` (its failure record), so the next round does not
+   start another host either until it is fixed.
 4. **Shutdown** (an event): no new host starts; running hosts stop at their next safe
    point (:mod:`syncer.nodes.configure`) and keep their slots for the next controller.
 5. **Staging ahead**: the next ``maxUnavailable`` hosts in line connect and upload their
@@ -46,7 +47,7 @@ from dataclasses import dataclass, field
 
 from syncer.cluster.client import ApiError
 from syncer.desired import OnFailure
-from syncer.nodes.configure import HostRun, Recovery
+from syncer.nodes.configure import HostRun, NotStarted, Recovery, StartGate
 from syncer.nodes.context import HostOutcome, StageContext
 from syncer.nodes.hostplan import HostPlan
 from syncer.nodes.progress import NullProgress, ProgressReporter
@@ -145,7 +146,7 @@ def run_rollout(
     pending = list(work)
     handing: list[str] = []  # finished hosts whose slots wait to be handed over
     running: dict[Future[HostOutcome | None], HostPlan] = {}
-    stopping = threading.Event()  # a host failed or was interrupted: start no other
+    gate = StartGate()  # closed once a host failed or was interrupted: start no other
     active = 0
     active_lock = threading.Lock()
     workers = max(1, ctx.lock.max_unavailable)
@@ -156,7 +157,7 @@ def run_rollout(
     def host_run(plan: HostPlan) -> HostRun:
         """The host's run: it hands its slot over when it ends, and stops the rollout
         from starting others the moment it fails."""
-        return HostRun(ctx, plan, recovery, hand_over, stopping.set)
+        return HostRun(ctx, plan, recovery, hand_over, gate)
 
     def prepare_ahead() -> None:
         """Stage the next hosts' payloads while they wait for a slot (no slot needed:
@@ -199,7 +200,7 @@ def run_rollout(
             with guard:
                 release = handing[:]
                 handing.clear()
-                go_on = not (stopping.is_set() or ctx.shutdown.is_set()
+                go_on = not (gate.closed or ctx.shutdown.is_set()
                              or result.halted is not None)
             if release:  # else an earlier write gave this slot back
                 take_slots(len(release) if go_on else 0, release)
@@ -216,16 +217,19 @@ def run_rollout(
             if ready is not None:
                 ready.result()
             run = runs.pop(plan.address, None) or host_run(plan)
-            if stopping.is_set():
-                run.discard()
+            try:
+                if gate.closed:
+                    run.discard()
+                    raise NotStarted
+                outcome = run.run()
+            except NotStarted:
                 try:
                     ctx.lock.release(plan.address)
                 except ApiError as err:  # an orphaned slot: the next round hands it back
                     log.warning("%s: cannot give back its slot: %s", plan.address, err)
                 return None
-            outcome = run.run()
             if not outcome.ok:
-                stopping.set()
+                gate.close()
             return outcome
         finally:
             with active_lock:
@@ -274,7 +278,7 @@ def run_rollout(
                     if not pending:
                         break
                     prepare_ahead()
-                if stopping.is_set():  # a host failed: its end halts the rollout
+                if gate.closed:  # a host failed: its end halts the rollout
                     collect(block=True)
                     continue
                 with swap:  # every free slot at once: one Lease write for the next hosts

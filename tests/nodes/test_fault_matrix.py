@@ -25,6 +25,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -195,27 +196,55 @@ def test_no_host_starts_once_one_has_failed(
         node_lab: NodeLab, monkeypatch: pytest.MonkeyPatch) -> None:
     """The rollout stops starting hosts the moment one fails, not once its failure is
     recorded: here recording it is slow (a loaded API server), and a host of the same
-    wave that finishes meanwhile must not hand its slot to the next."""
+    wave that finishes meanwhile must not hand its slot to the next. The next host is
+    held between being granted the slot and its first step until the victim has failed
+    (the narrowest window: its run has begun, nothing on it is touched yet)."""
     victim, *others = _fleet(node_lab, 3, 2)
     victim.faults.fail_service_start("kube-proxy")
-    record = configure.HostRun._record_failure
+    record, run, network = (configure.HostRun._record_failure, configure.HostRun.run,
+                            configure.HostRun._network)
     failed_at: list[float] = []
     locks: list[tuple[float, str]] = []
+    started: list[str] = []
+    third_running, victim_failed = threading.Event(), threading.Event()
 
-    def slowly(run: configure.HostRun, outcome: Any) -> None:
+    def slowly(self: configure.HostRun, outcome: Any) -> None:
         failed_at.append(time.monotonic())
+        victim_failed.set()
         time.sleep(3.0)
-        record(run, outcome)
+        record(self, outcome)
+
+    def held(self: configure.HostRun) -> Any:
+        started.append(self.host.address)
+        if len(started) > 2:  # the wave's next host: its slot is granted
+            third_running.set()
+            victim_failed.wait(60)
+        return run(self)
+
+    def late(self: configure.HostRun, restart: list[str]) -> None:
+        if self.host.address == victim.address:
+            third_running.wait(60)
+        network(self, restart)
 
     monkeypatch.setattr(configure.HostRun, "_record_failure", slowly)
+    monkeypatch.setattr(configure.HostRun, "run", held)
+    monkeypatch.setattr(configure.HostRun, "_network", late)
+
     def on_step(address: str, step: str) -> None:
         if step == "lock":
             locks.append((time.monotonic(), address))
 
     done = _upgrade(node_lab, [victim, *others], max_unavailable=2, on_step=on_step)
     assert done.result.rollout is not None and done.result.rollout.halted is not None
+    assert third_running.is_set(), started  # the window was open
     assert len(failed_at) == 1 and locks
     assert [a for t, a in locks if t > failed_at[0]] == [], (failed_at, locks)
+    third = started[2]
+    assert host_state(node_lab, next(h for h in others if h.address == third)) \
+        == "not upgraded"
+    assert third not in {h.address for h in RolloutLock(  # its slot was given back
+        node_lab.api, node_lab.namespace, node_selector=scope_selector(node_lab.scope)
+    ).holders()}
 
 
 @pytest.mark.parametrize("fault", HOST_FAULTS, ids=[f.name for f in HOST_FAULTS])
