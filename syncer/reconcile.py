@@ -56,8 +56,6 @@ from syncer.nodes.stage import NodeStageOptions, NodeStageResult, run_node_stage
 from syncer.problems import Problem, UserError
 from syncer.source import GitSource, Revision, SourceError
 
-_TIME_KEYS = ("lastAppliedTime", "lastAttemptedTime")
-
 
 class Stage(StrEnum):
     """Where a reconcile stopped: the step that failed, or DONE."""
@@ -257,7 +255,7 @@ def reconcile_objects(
         if options.dry_run:
             result.stage = Stage.DONE
             return result
-        before = _comparable(inventory)
+        before = inventory.content()
         inventory.entries = applied.inventory
         inventory.fleet = fleet.name
         if applied.failed:
@@ -267,7 +265,7 @@ def reconcile_objects(
             )
         else:
             inventory.record_applied(result.revision)
-        if _comparable(inventory) != before or not inventory.exists:
+        if inventory.content() != before or not inventory.exists:
             store.save(inventory)
         if not applied.failed:
             result.stage = Stage.DONE
@@ -310,24 +308,17 @@ def _record_failure(
         return inventory
     try:
         inventory = inventory or store.load()
-        before = _comparable(inventory)
+        before = inventory.content()
         error = "; ".join(result.errors)[:1000]
         if result.revision:
             inventory.record_attempt(result.revision, error)
         else:
             inventory.last_error = error
-        if _comparable(inventory) != before:
+        if inventory.content() != before:
             store.save(inventory)
     except ApiError as err:  # the cluster is not reachable either: report both
         result.errors.append(f"cannot record the failure in the cluster: {err}")
     return inventory
-
-
-def _comparable(inventory: Inventory) -> dict[str, str]:
-    data = inventory.encode()
-    for key in _TIME_KEYS:
-        data.pop(key, None)
-    return data
 
 
 def source_lookup(model: FleetModel) -> SourceOf:

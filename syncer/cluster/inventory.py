@@ -70,6 +70,15 @@ class Inventory:
             "lastError": self.last_error,
         }
 
+    def content(self) -> tuple[object, ...]:
+        """What :meth:`encode` stores but the timestamps, cheaply comparable: two
+        inventories with equal contents need no write between them. Entries count with
+        their API version, which :class:`ObjectRef` equality leaves out."""
+        entries = frozenset((ref.group, ref.kind, ref.namespace, ref.name, ref.version)
+                            for ref in self.entries)
+        return (entries, self.fleet, self.last_applied_revision,
+                self.last_attempted_revision, self.last_error)
+
     @classmethod
     def decode(cls, data: dict[str, str], annotations: dict[str, str] | None = None) -> Inventory:
         """Inverse of :meth:`encode`. Unreadable entries are skipped, never fatal: a

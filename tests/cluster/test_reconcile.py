@@ -324,6 +324,35 @@ def test_crd_and_its_objects_in_one_revision(
     assert sync(fleet.root, passthrough=allowed).applied.count(Outcome.UNCHANGED) == 3
 
 
+def test_a_resync_repairs_an_inventory_entrys_api_version(
+    fleet: FleetDir, sync: Any, kc: KubeClient, options: ReconcileOptions
+) -> None:
+    """A recorded API version the cluster no longer serves (an entry edited by hand, or
+    kept from an older version of the kind) would make a later prune miss the object:
+    the next resync of the same revision writes the version it applied, though every id
+    and revision in the inventory is the same."""
+    _write_app(fleet)
+    assert sync(fleet.root).ok
+    live = kc.get(CM, options.inventory_namespace, options.inventory_name)
+    assert live is not None
+    entries = live["data"]["entries"]
+    rc = f'"_{fleet.name}-2022_node.k8s.io_RuntimeClass", "v": "v1"'
+    assert rc in entries
+    kc.request("PATCH", CM.path(options.inventory_namespace, options.inventory_name),
+               body={"data": {"entries": entries.replace(rc, rc[:-3] + 'v1beta1"')}},
+               content_type="application/merge-patch+json")
+
+    def recorded() -> str:
+        return next(r.version for r in _inventory(kc, options).entries
+                    if r.kind == "RuntimeClass")
+
+    assert recorded() == "v1beta1"
+    result = sync(fleet.root)
+    assert result.ok and result.applied is not None
+    assert result.applied.count(Outcome.UNCHANGED) == 4
+    assert recorded() == "v1"
+
+
 def test_one_bad_object_does_not_stop_the_others(
     fleet: FleetDir, sync: Any, kc: KubeClient, options: ReconcileOptions
 ) -> None:
