@@ -279,6 +279,7 @@ class HostRun:
     def _flow(self) -> None:
         plan, ctx = self.plan, self.ctx
         restart = self._restart_set()
+
         def lock() -> dict[str, str | None]:
             return self._enter("lock", written_by_step=True)
 

@@ -207,7 +207,7 @@ def run_rollout(
 
     def run_one(plan: HostPlan) -> HostOutcome | None:
         """The host's run; None when another host failed between this one's slot being
-        granted and its thread starting: it does not start, and its slot goes back."""
+        granted and its first step: it does not start, and its slot goes back."""
         nonlocal active
         with active_lock:
             active += 1
