@@ -218,11 +218,8 @@ def run_rollout(
                 ready.result()
             run = runs.pop(plan.address, None) or host_run(plan)
             try:
-                if gate.closed:
-                    run.discard()
-                    raise NotStarted
                 outcome = run.run()
-            except NotStarted:
+            except NotStarted:  # the gate closed before its first step
                 try:
                     ctx.lock.release(plan.address)
                 except ApiError as err:  # an orphaned slot: the next round hands it back
