@@ -41,6 +41,7 @@ from typing import Any
 
 from syncer.cluster import gcpause
 from syncer.cluster.apply import ApplyOptions, ApplyResult, apply_plan
+from syncer.cluster.changesfirst import LastApplied, apply_changes_first, fingerprints, fold
 from syncer.cluster.client import WORKERS, ApiError, KubeClient
 from syncer.cluster.display import apply_summary
 from syncer.cluster.inventory import Inventory, InventoryStore
@@ -87,6 +88,9 @@ class ReconcileOptions:
     passthrough: PassThroughPolicy = DEFAULT_PASSTHROUGH  # what the fleet may pass through
     # A long-running reconciler's parsed files: unchanged files are not parsed again.
     parse_cache: ParseCache | None = None
+    # A long-running reconciler's record of its last clean apply: a new revision's
+    # changed objects are applied before the whole fleet is planned.
+    last_applied: LastApplied | None = None
 
 
 @dataclass
@@ -226,14 +230,23 @@ def reconcile_objects(
     result: ReconcileResult | None = None,
 ) -> ReconcileResult:
     """The cluster half of a reconcile, for objects already rendered from a valid
-    revision: plan against the live state and inventory, guard, apply, prune, record."""
+    revision: plan against the live state and inventory, guard, apply, prune, record.
+    With ``options.last_applied``, the objects that changed since the last clean apply
+    are applied before the whole plan (:mod:`syncer.cluster.changesfirst`)."""
     options = options or ReconcileOptions()
+    record = None if options.dry_run else options.last_applied
     store = InventoryStore(client, options.inventory_namespace, options.inventory_name)
     if result is None:
         result = ReconcileResult(revision=revision)
     try:
         result.stage = Stage.PLAN
         inventory = store.load()
+        prints = fingerprints(objects) if record is not None else {}
+        early = None if record is None else apply_changes_first(
+            objects, prints, record, fleet, client, inventory, source_of=source_of,
+            revision=result.revision, workers=options.workers)
+        if early is not None:  # what was sent is reported, should the plan below fail
+            result.plan, result.applied = early
         plan = compute_plan(
             objects, fleet, client, inventory,
             source_of=source_of,
@@ -251,6 +264,8 @@ def reconcile_objects(
         result.stage = Stage.APPLY
         applied = apply_plan(plan, client, ApplyOptions(workers=options.workers,
                                                         dry_run=options.dry_run))
+        if early is not None:
+            fold(early, plan, applied)
         result.applied = applied
         if options.dry_run:
             result.stage = Stage.DONE
@@ -269,6 +284,8 @@ def reconcile_objects(
             store.save(inventory)
         if not applied.failed:
             result.stage = Stage.DONE
+            if record is not None:
+                record.remember(result.revision, prints)
     except ApiError as err:
         result.errors.append(str(err))
     return result

@@ -239,13 +239,7 @@ def _compute_plan(
         if seen is None and owned_only:
             entry.reason = "new to syncer: created, or adopted if it exists"
         if seen is not None and res is not None:
-            change = entry.change = seen.change
-            if change is None:
-                entry.action = Action.UNCHANGED
-            elif change.adopt:
-                entry.action, entry.reason = Action.UPDATE, "not yet applied by syncer"
-            else:
-                entry.action, entry.reason = Action.UPDATE, "differs from Git"
+            _judge(entry, seen.change)
         entries.append(entry)
     policy = fleet.prune
     for ref, res in prunable.items():
@@ -264,6 +258,61 @@ def _compute_plan(
     if refusal and not (confirm or Confirmation()).covers(revision):
         plan.refusal = refusal
     return plan
+
+
+def plan_objects(
+    objects: Iterable[dict[str, Any]],
+    fleet: FleetLike,
+    client: KubeClient,
+    inventory: Inventory,
+    *,
+    source_of: SourceOf | None = None,
+    revision: str = "",
+    workers: int = WORKERS,
+) -> Plan:
+    """A plan of only ``objects``, each compared with its live object by one GET: nothing
+    is listed, and nothing is pruned (the rest of the fleet is not looked at). For a few
+    objects of a large fleet; :func:`compute_plan` plans a whole revision. An object whose
+    kind is not served, or that misses its namespace, is left out: the whole revision's
+    plan reports it."""
+    jobs: list[tuple[ObjectRef, Resource, dict[str, Any]]] = []
+    for obj in objects:
+        ref = ObjectRef.of(obj)
+        try:
+            res = client.resource(ref.api_version, ref.kind)
+        except UnknownKind:
+            continue
+        if res.namespaced and not ref.namespace:
+            continue
+        if not res.namespaced and ref.namespace:
+            ref = ObjectRef(ref.group, ref.kind, "", ref.name, ref.version)
+        jobs.append((ref, res, obj))
+
+    def compare(job: tuple[ObjectRef, Resource, dict[str, Any]]) -> list[PlanEntry]:
+        ref, res, obj = job
+        live = client.get(res, ref.namespace, ref.name)
+        entry = PlanEntry(ref, Action.CREATE, resource=res, desired=obj,
+                          source=source_of(ref) if source_of else None)
+        if live is not None:
+            change = diff(obj, live, namespaced=res.namespaced)
+            entry.live = identity(live)
+            _judge(entry, change if change.changed else None)
+        return [entry]
+
+    with gcpause.paused():
+        entries = _run(compare, jobs, workers)
+    return Plan(fleet.name, _sorted(entries), inventory=inventory, revision=revision)
+
+
+def _judge(entry: PlanEntry, change: Change | None) -> None:
+    """Set the action of ``entry``, whose object exists live, from how it differs."""
+    entry.change = change
+    if change is None:
+        entry.action = Action.UNCHANGED
+    elif change.adopt:
+        entry.action, entry.reason = Action.UPDATE, "not yet applied by syncer"
+    else:
+        entry.action, entry.reason = Action.UPDATE, "differs from Git"
 
 
 @dataclass(frozen=True)

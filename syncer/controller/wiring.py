@@ -36,6 +36,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from syncer.cluster.changesfirst import LastApplied
 from syncer.cluster.client import ApiError, KubeClient
 from syncer.controller import credentials as cred
 from syncer.controller import events as ev
@@ -99,7 +100,8 @@ def builtin(ctx: ReconcilerContext) -> Reconciler:
     options = ReconcileOptions(inventory_namespace=config.namespace,
                                inventory_name=config.inventory_name,
                                nodes=stage_options(config, ctx.credentials),
-                               passthrough=config.passthrough, parse_cache=ParseCache())
+                               passthrough=config.passthrough, parse_cache=ParseCache(),
+                               last_applied=LastApplied())
     pipeline = Pipeline(
         config.source, config.writeback,
         Target(config.workdir, inventory_namespace=config.namespace,
