@@ -241,7 +241,7 @@ def reconcile_objects(
     try:
         result.stage = Stage.PLAN
         inventory = store.load()
-        prints = fingerprints(objects) if record is not None else {}
+        prints = fingerprints(objects) if record is not None else []
         early = None if record is None else apply_changes_first(
             objects, prints, record, fleet, client, inventory, source_of=source_of,
             revision=result.revision, workers=options.workers)
