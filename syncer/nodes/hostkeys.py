@@ -43,12 +43,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-import paramiko
-
 from syncer import names
 from syncer.cluster import configmaps
 from syncer.cluster.client import KubeClient
 from syncer.nodes.annotations import NodeRecord, read_node, set_ssh_host_key
+from syncer.nodes.windows.sshlib import paramiko
 
 # Host key algorithms in the order golang.org/x/crypto/ssh prefers them (common.go
 # defaultHostKeyAlgos, certificates and DSA left out), and those of each key type.

@@ -25,11 +25,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-import paramiko
-
 from syncer.nodes.hostkeys import HostKeyMismatch
 from syncer.nodes.ssh import HostSession, SshError
 from syncer.nodes.windows import vocabulary
+from syncer.nodes.windows.sshlib import paramiko
 from syncer.nodes.windows.vocabulary import (
     CommandFailed,
     HnsNetwork,

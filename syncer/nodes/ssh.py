@@ -58,10 +58,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import paramiko
-
 from syncer.nodes.hostkeys import HostKeyMismatch, PinningPolicy
 from syncer.nodes.windows import vocabulary
+from syncer.nodes.windows.sshlib import paramiko
 from syncer.nodes.windows.vocabulary import CommandResult
 
 CHUNK = 1 << 18  # bytes read from a channel, or written to SFTP, at a time

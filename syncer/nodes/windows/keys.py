@@ -17,10 +17,11 @@ import hashlib
 import io
 from dataclasses import dataclass, field
 
-import paramiko
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from syncer.nodes.windows.sshlib import paramiko
 
 
 class PrivateKeyError(ValueError):
