@@ -118,8 +118,9 @@ class ReconcileResult:
         )
 
     def summary(self) -> str:
-        if self.applied is not None:
-            return apply_summary(self.revision or "(unknown revision)", self.applied)
+        if self.applied is not None:  # errors too: what was applied before one stopped it
+            text = apply_summary(self.revision or "(unknown revision)", self.applied)
+            return f"{text}; then: {self.errors[0]}" if self.errors else text
         where = f" {self.revision}" if self.revision else ""
         return f"Not applied{where}: {self.errors[0] if self.errors else 'no changes'}"
 

@@ -13,6 +13,7 @@ from clusterhelpers import FleetDir, Recorder
 from syncer.cluster.apply import Outcome
 from syncer.cluster.changesfirst import MAX_OBJECTS, LastApplied
 from syncer.cluster.client import ApiError, KubeClient, Resource
+from syncer.cluster.inventory import InventoryStore
 from syncer.cluster.plan import Action
 from syncer.reconcile import ReconcileResult
 
@@ -229,3 +230,33 @@ def test_a_revision_that_changes_many_objects_is_planned_whole(
     assert len(patches) == 1 and patches[0] > _first_list(recorder)
     assert not [c for c in recorder.calls if c == ("GET", CM.path(fleet.namespace, "bulk-0"))]
     assert _value(kc, fleet, f"bulk-{many - 1}") == "2"
+
+
+def test_a_plan_that_fails_after_the_first_apply_reports_both(
+    fleet: FleetDir, run: Any, kc: KubeClient, recorder: Recorder, options: Any,
+) -> None:
+    """The whole plan's LIST is refused after the changed object was applied: the result
+    says what was applied and what stopped the revision, which is not recorded as
+    applied."""
+    _write(fleet)
+    good = run(fleet)
+    send = kc._send
+
+    def refusing(method: str, target: str, *args: Any) -> Any:
+        if method == "GET" and target.endswith("/configmaps"):
+            raise ApiError(403, "Forbidden", "configmaps is forbidden")
+        return send(method, target, *args)
+
+    kc._send = refusing  # type: ignore[method-assign]
+    _write(fleet, value="2")
+    result = run(fleet)
+    assert not result.ok and result.stage == "plan"
+    assert _value(kc, fleet) == "2"
+    assert [(r.ref.name, r.outcome) for r in result.applied.results] == [
+        ("app", Outcome.CONFIGURED)]
+    assert result.summary() == (
+        f"Applied {result.revision}: 1 objects (0 created, 1 updated, 0 unchanged), "
+        "0 pruned; then: 403 Forbidden: configmaps is forbidden")
+    kc._send = send  # type: ignore[method-assign]
+    inventory = InventoryStore(kc, options.inventory_namespace, options.inventory_name).load()
+    assert inventory.last_applied_revision == good.revision
