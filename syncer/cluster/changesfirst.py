@@ -59,7 +59,8 @@ def fingerprints(objects: Iterable[dict[str, Any]]) -> list[bytes]:
     """A digest of each rendered object, in order. Equal digests mean equal objects:
     pickle's bytes determine the object. An equal object that pickles differently (its
     keys in another order) only looks changed, which costs one GET. 11 ms for 4,000
-    objects, a third of what a canonical JSON encoding takes."""
+    objects on an idle machine (20-30 ms inside a loaded reconcile), a third of what a
+    canonical JSON encoding takes."""
     return [hashlib.blake2b(pickle.dumps(obj, protocol=5), digest_size=16).digest()
             for obj in objects]
 
