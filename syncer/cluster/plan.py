@@ -187,12 +187,7 @@ def _compute_plan(
     from_crds = _resources_of_crds(objects)
     unserved: set[Resource] = set()  # resolved from a CRD of this revision, not served yet
     for obj in objects:
-        ref = ObjectRef.of(obj)
-        res, error = _resolve(client, ref, from_crds, unserved)
-        if res is not None and not res.namespaced and ref.namespace:
-            ref = ObjectRef(ref.group, ref.kind, "", ref.name, ref.version)
-        if res is not None and res.namespaced and not ref.namespace:
-            error = f"{ref.kind} {ref.name}: a namespaced kind needs metadata.namespace"
+        ref, res, error = _scoped(client, obj, from_crds, unserved)
         if ref in desired:
             continue
         desired[ref] = obj
@@ -277,16 +272,9 @@ def plan_objects(
     plan reports it."""
     jobs: list[tuple[ObjectRef, Resource, dict[str, Any]]] = []
     for obj in objects:
-        ref = ObjectRef.of(obj)
-        try:
-            res = client.resource(ref.api_version, ref.kind)
-        except UnknownKind:
-            continue
-        if res.namespaced and not ref.namespace:
-            continue
-        if not res.namespaced and ref.namespace:
-            ref = ObjectRef(ref.group, ref.kind, "", ref.name, ref.version)
-        jobs.append((ref, res, obj))
+        ref, res, error = _scoped(client, obj, {}, set())
+        if res is not None and not error:
+            jobs.append((ref, res, obj))
 
     def compare(job: tuple[ObjectRef, Resource, dict[str, Any]]) -> list[PlanEntry]:
         ref, res, obj = job
@@ -343,6 +331,23 @@ def _sorted(entries: list[PlanEntry]) -> list[PlanEntry]:
 
 
 # --- resolving kinds ------------------------------------------------------------------
+
+
+def _scoped(
+    client: KubeClient,
+    obj: dict[str, Any],
+    from_crds: dict[tuple[str, str, str], Resource],
+    unserved: set[Resource],
+) -> tuple[ObjectRef, Resource | None, str]:
+    """A desired object's reference in its kind's scope (a cluster-scoped kind's has no
+    namespace), its resource (None: not served), and why it cannot be applied ("")."""
+    ref = ObjectRef.of(obj)
+    res, error = _resolve(client, ref, from_crds, unserved)
+    if res is not None and not res.namespaced and ref.namespace:
+        ref = ObjectRef(ref.group, ref.kind, "", ref.name, ref.version)
+    if res is not None and res.namespaced and not ref.namespace:
+        error = f"{ref.kind} {ref.name}: a namespaced kind needs metadata.namespace"
+    return ref, res, error
 
 
 def _resolve(
